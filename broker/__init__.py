@@ -1,0 +1,2 @@
+"""Broker configuration: mosquitto.conf, and the ACL and password files
+generated from the topic registry."""

@@ -1,0 +1,1 @@
+"""Message models and the topic registry of edgegw. No I/O lives here."""

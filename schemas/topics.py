@@ -1,0 +1,257 @@
+"""Every topic of edgegw: template, payload, QoS, retention, who may publish
+and who may subscribe. Services build topics here, never by hand; the broker's
+ACL file is generated from the same table (broker/generate.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+from schemas.envelope import Envelope
+from schemas.gas import GasAverage, GasEvent, GasReading
+from schemas.service import ConfigState, DeadLetter, Health, Metrics
+
+# Stage names: the MQTT username, the `edgegw run <stage>` name and the
+# `services.<stage with underscores>` package.
+GAS_REPLAY: Final = "gas-replay"
+GAS_AVERAGE: Final = "gas-average"
+CAMERA_CAPTURE: Final = "camera-capture"
+OBJECT_DETECTOR: Final = "object-detector"
+AUDIO_CAPTURE: Final = "audio-capture"
+AUDIO_CLASSIFIER: Final = "audio-classifier"
+ALERT_FORWARDER: Final = "alert-forwarder"
+CLOUD_BRIDGE: Final = "cloud-bridge"
+BANDWIDTH_ALLOCATOR: Final = "bandwidth-allocator"
+TELEMETRY_RECORDER: Final = "telemetry-recorder"
+DEPLOYER: Final = "deployer"
+# The operator's CLI (`edgegw alerts|status|config`) and any dashboard.
+OPERATOR: Final = "operator"
+
+STAGES: Final = (
+    GAS_REPLAY,
+    GAS_AVERAGE,
+    CAMERA_CAPTURE,
+    OBJECT_DETECTOR,
+    AUDIO_CAPTURE,
+    AUDIO_CLASSIFIER,
+    ALERT_FORWARDER,
+    CLOUD_BRIDGE,
+    BANDWIDTH_ALLOCATOR,
+    TELEMETRY_RECORDER,
+    DEPLOYER,
+)
+USERS: Final = (*STAGES, OPERATOR)
+
+# `SELF` in publishers/subscribers means "each stage, on its own instance of
+# the topic" (the `{stage}` parameter is the stage's own name).
+SELF: Final = "<self>"
+
+RAW: Final = "raw"  # payload is opaque bytes (JPEG, PCM), not a JSON model
+TEXT: Final = "text"  # payload is a short UTF-8 word (status online/offline)
+
+_PARAM = re.compile(r"\{([a-z_]+)\}")
+_PARAM_VALUE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+KIB: Final = 1024
+MIB: Final = 1024 * KIB
+
+
+class TopicError(ValueError):
+    """A topic does not fit its template, or a parameter is not a valid level."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    template: str
+    payload: type[Envelope] | str
+    qos: int
+    retained: bool
+    publishers: frozenset[str]
+    subscribers: frozenset[str]
+    max_bytes: int = 64 * KIB
+    params: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", tuple(_PARAM.findall(self.template)))
+
+    def topic(self, root: str, **params: str) -> str:
+        """The concrete topic under `root` (e.g. ``edgegw/gw1``)."""
+        missing = set(self.params) - params.keys()
+        extra = params.keys() - set(self.params)
+        if missing or extra:
+            raise TopicError(f"{self.name}: needs {self.params}, got {sorted(params)}")
+        for key, value in params.items():
+            if not _PARAM_VALUE.match(value):
+                raise TopicError(f"{self.name}: {key}={value!r} is not a valid topic level")
+        return f"{root}/{self.template.format(**params)}"
+
+    def filter(self, root: str, **params: str) -> str:
+        """A subscription filter: parameters not given become `+`."""
+        levels = {p: params.get(p, "+") for p in self.params}
+        return f"{root}/{self.template.format(**levels)}"
+
+    def match(self, root: str, topic: str) -> dict[str, str] | None:
+        """The parameters of `topic` if it is an instance of this spec under
+        `root` (whose levels may be `+`), else None."""
+        patterns = root.split("/") + self.template.split("/")
+        levels = topic.split("/")
+        if len(levels) != len(patterns):
+            return None
+        found: dict[str, str] = {}
+        for level, pattern in zip(levels, patterns, strict=True):
+            param = _PARAM.fullmatch(pattern)
+            if param:
+                found[param.group(1)] = level
+            elif pattern != "+" and level != pattern:
+                return None
+        return found
+
+    def may_publish(self, user: str, params: dict[str, str]) -> bool:
+        return user in self.publishers or (SELF in self.publishers and params.get("stage") == user)
+
+    def may_subscribe(self, user: str, params: dict[str, str]) -> bool:
+        return user in self.subscribers or (
+            SELF in self.subscribers and params.get("stage") == user
+        )
+
+    @property
+    def is_json(self) -> bool:
+        return not isinstance(self.payload, str)
+
+
+def _spec(
+    name: str,
+    template: str,
+    payload: type[Envelope] | str,
+    *,
+    qos: int,
+    retained: bool = False,
+    publishers: tuple[str, ...],
+    subscribers: tuple[str, ...],
+    max_bytes: int = 64 * KIB,
+) -> TopicSpec:
+    return TopicSpec(
+        name=name,
+        template=template,
+        payload=payload,
+        qos=qos,
+        retained=retained,
+        publishers=frozenset(publishers),
+        subscribers=frozenset(subscribers),
+        max_bytes=max_bytes,
+    )
+
+
+FRAME = _spec(
+    "frame",
+    "camera/{camera}/frame",
+    RAW,  # JPEG; seq, capture ts, width and height ride as MQTT 5 user properties
+    qos=0,
+    publishers=(CAMERA_CAPTURE,),
+    subscribers=(OBJECT_DETECTOR,),
+    max_bytes=4 * MIB,
+)
+GAS_READING = _spec(
+    "gas_reading",
+    "sensor/gas/{sensor}",
+    GasReading,
+    qos=1,
+    publishers=(GAS_REPLAY,),
+    subscribers=(GAS_AVERAGE, TELEMETRY_RECORDER, OPERATOR),
+    max_bytes=4 * KIB,
+)
+GAS_AVERAGE_RESULT = _spec(
+    "gas_average",
+    "gas/{sensor}/average",
+    GasAverage,
+    qos=0,
+    publishers=(GAS_AVERAGE,),
+    subscribers=(TELEMETRY_RECORDER, OPERATOR),
+    max_bytes=4 * KIB,
+)
+EVENT = _spec(
+    "event",
+    "event/{source}",
+    GasEvent,
+    qos=1,
+    publishers=(GAS_AVERAGE, OBJECT_DETECTOR, AUDIO_CLASSIFIER),
+    subscribers=(ALERT_FORWARDER, TELEMETRY_RECORDER, OPERATOR),
+    max_bytes=16 * KIB,
+)
+CONFIG = _spec(
+    "config",
+    "config/{stage}",
+    TEXT,  # a JSON object validated by the stage's own runtime-config model
+    qos=1,
+    retained=True,
+    publishers=(OPERATOR, CLOUD_BRIDGE),
+    subscribers=(SELF, OPERATOR, CLOUD_BRIDGE),
+    max_bytes=64 * KIB,
+)
+CONFIG_STATE = _spec(
+    "config_state",
+    "status/{stage}/config",
+    ConfigState,
+    qos=1,
+    retained=True,
+    publishers=(SELF,),
+    subscribers=(OPERATOR, CLOUD_BRIDGE),
+)
+STATUS = _spec(
+    "status",
+    "status/{stage}",
+    TEXT,
+    qos=1,
+    retained=True,
+    publishers=(SELF,),
+    subscribers=(OPERATOR, CLOUD_BRIDGE, BANDWIDTH_ALLOCATOR),
+    max_bytes=64,
+)
+HEALTH = _spec(
+    "health",
+    "health/{stage}",
+    Health,
+    qos=0,
+    retained=True,
+    publishers=(SELF,),
+    subscribers=(OPERATOR, TELEMETRY_RECORDER),
+)
+METRICS = _spec(
+    "metrics",
+    "metrics/{stage}",
+    Metrics,
+    qos=0,
+    publishers=(SELF,),
+    subscribers=(OPERATOR, TELEMETRY_RECORDER),
+)
+DEAD_LETTER = _spec(
+    "deadletter",
+    "deadletter/{stage}",
+    DeadLetter,
+    qos=1,
+    publishers=(SELF,),
+    subscribers=(OPERATOR, TELEMETRY_RECORDER),
+)
+
+REGISTRY: Final[tuple[TopicSpec, ...]] = (
+    FRAME,
+    GAS_READING,
+    GAS_AVERAGE_RESULT,
+    EVENT,
+    CONFIG,
+    CONFIG_STATE,
+    STATUS,
+    HEALTH,
+    METRICS,
+    DEAD_LETTER,
+)
+
+
+def gateway_root(topic_root: str, gateway_id: str) -> str:
+    """``edgegw/<gateway_id>``: the tree of one gateway."""
+    if not _PARAM_VALUE.match(gateway_id):
+        raise TopicError(f"gateway_id={gateway_id!r} is not a valid topic level")
+    return f"{topic_root}/{gateway_id}"

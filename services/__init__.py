@@ -1,0 +1,1 @@
+"""The stages of edgegw, one package each, plus `common` (the MQTT door)."""

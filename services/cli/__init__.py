@@ -1,0 +1,1 @@
+"""The `edgegw` command: run a stage, watch alerts and status, set config."""

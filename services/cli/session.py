@@ -1,0 +1,57 @@
+"""An operator's short MQTT session for one CLI command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import SecretStr
+
+from broker.generate import load_secrets
+from schemas.topics import OPERATOR
+from services.common.door import MqttDoor
+from services.common.settings import StageSettings
+
+T = TypeVar("T")
+# Where `make demo` keeps the local broker's generated passwords.
+LOCAL_SECRETS = Path("var/broker/secrets.env")
+
+
+def operator_settings(secrets_file: Path | None = None) -> StageSettings:
+    settings = StageSettings(mqtt_username=OPERATOR)
+    if settings.mqtt_password.get_secret_value() or "EDGEGW_MQTT_PASSWORD" in os.environ:
+        return settings
+    path = secrets_file or LOCAL_SECRETS
+    password = load_secrets(path).get(OPERATOR, "")
+    return settings.model_copy(update={"mqtt_password": SecretStr(password)})
+
+
+async def with_door(
+    settings: StageSettings,
+    root: str,
+    prepare: Callable[[MqttDoor], None],
+    body: Callable[[MqttDoor], Awaitable[T]],
+    connect_timeout_s: float = 10.0,
+) -> T:
+    """Connect as the operator, run `body`, disconnect. `prepare` subscribes."""
+    door = MqttDoor(settings, OPERATOR, announce=False, root=root)
+    prepare(door)
+    async with asyncio.TaskGroup() as tasks:
+        runner = tasks.create_task(door.run())
+        try:
+            async with asyncio.timeout(connect_timeout_s):
+                await door.connected.wait()
+        except TimeoutError:
+            door.close()
+            raise ConnectionError(
+                f"no broker at {settings.mqtt_host}:{settings.mqtt_port} "
+                f"(or credentials refused) within {connect_timeout_s} s"
+            ) from None
+        try:
+            return await body(door)
+        finally:
+            door.close()
+            await runner

@@ -1,0 +1,101 @@
+"""`edgegw alerts` and `edgegw status`: what is happening, readably."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from schemas.service import ConfigState, Health
+from schemas.topics import CONFIG_STATE, EVENT, HEALTH, STATUS
+from services.cli.session import with_door
+from services.common.door import MqttDoor, Received
+from services.common.settings import StageSettings
+
+SETTLE_S = 1.0  # retained messages arrive right after SUBACK
+
+
+def _clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+
+
+def describe_event(topic: str, body: dict[str, Any]) -> str:
+    kind = str(body.get("type", "?")).upper()
+    parts = [_clock(float(body.get("ts", time.time()))), f"{kind:6}", str(body.get("label", ""))]
+    if "sensor" in body:
+        parts.append(f"{body['sensor']} {body.get('gas', '')}={float(body['value']):.1f}")
+        parts.append(f"(peak {float(body['peak']):.1f}, threshold {body['threshold']})")
+    if "severity" in body:
+        parts.append(str(body["severity"]))
+    parts.append(f"id={body.get('event_id', body.get('id'))}")
+    parts.append(f"[{topic}]")
+    return "  ".join(parts)
+
+
+async def tail_alerts(settings: StageSettings, root: str, limit: int | None) -> None:
+    shown = 0
+    done = asyncio.Event()
+
+    async def show(message: Received[object]) -> None:
+        nonlocal shown
+        print(describe_event(message.topic, orjson.loads(message.raw)), flush=True)
+        shown += 1
+        if limit is not None and shown >= limit:
+            done.set()
+
+    def prepare(door: MqttDoor) -> None:
+        door.subscribe(EVENT, show)
+
+    async def body(door: MqttDoor) -> None:
+        await done.wait()
+
+    await with_door(settings, root, prepare, body)
+
+
+async def show_status(settings: StageSettings, root: str) -> int:
+    availability: dict[tuple[str, str], str] = {}
+    health: dict[tuple[str, str], Health] = {}
+    config: dict[tuple[str, str], ConfigState] = {}
+
+    def gateway(topic: str) -> str:
+        return topic.split("/")[1]
+
+    async def on_status(message: Received[bytes]) -> None:
+        availability[(gateway(message.topic), message.params["stage"])] = message.raw.decode()
+
+    async def on_health(message: Received[Health]) -> None:
+        health[(gateway(message.topic), message.params["stage"])] = message.payload
+
+    async def on_config(message: Received[ConfigState]) -> None:
+        config[(gateway(message.topic), message.params["stage"])] = message.payload
+
+    def prepare(door: MqttDoor) -> None:
+        door.subscribe(STATUS, on_status)
+        door.subscribe(HEALTH, on_health)
+        door.subscribe(CONFIG_STATE, on_config)
+
+    async def body(door: MqttDoor) -> None:
+        await asyncio.sleep(SETTLE_S)
+
+    await with_door(settings, root, prepare, body)
+    keys = sorted(set(availability) | set(health))
+    if not keys:
+        print(f"no stage has reported under {root}")
+        return 1
+    print(
+        f"{'gateway':10} {'stage':20} {'status':8} {'health':9} {'uptime':>9} "
+        f"{'reconn':>6} {'config':>6}  age"
+    )
+    for key in keys:
+        h = health.get(key)
+        c = config.get(key)
+        age = f"{time.time() - h.ts:.0f}s" if h else "-"
+        print(
+            f"{key[0]:10} {key[1]:20} {availability.get(key, '?'):8} "
+            f"{h.state if h else '-':9} {f'{h.uptime_s:.0f}s' if h else '-':>9} "
+            f"{h.reconnects if h else '-':>6} {c.generation if c else '-':>6}  {age}"
+        )
+    return 0

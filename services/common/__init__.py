@@ -1,0 +1,2 @@
+"""The one door to MQTT: every stage connects, publishes and subscribes
+through `services.common.door.MqttDoor`; nothing else imports aiomqtt."""

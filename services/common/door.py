@@ -1,0 +1,392 @@
+"""The MQTT door: the one place that talks to the broker.
+
+One connection per stage, MQTT 5, the stage's own credentials, a retained
+`offline` last will and `online` on every connect, one reconnect loop with
+exponential backoff and jitter, resubscription on every connect, persistent
+sessions for QoS 1 consumers, validation on receipt with dead letters for
+anything invalid, and QoS 1 acknowledgement only after the handler returned.
+
+Acknowledge-after-handling: aiomqtt 2.5 builds its paho client with automatic
+acknowledgement, so the door switches the paho client to manual acks
+(`manual_ack_set`, public paho 2 API) and sends the PUBACK itself once the
+handler has returned (or the message has been dead-lettered). A message whose
+handler had not finished when the connection dropped is not acknowledged: the
+broker redelivers it from the persistent session, and consumers deduplicate on
+the message id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import BaseModel, ValidationError
+
+from schemas.envelope import Envelope
+from schemas.service import OFFLINE, ONLINE, DeadLetter
+from schemas.topics import DEAD_LETTER, STATUS, TopicSpec
+from services.common.backoff import Backoff
+from services.common.incoming_queue import bounded_queue_type
+from services.common.settings import StageSettings
+from services.common.stage_metrics import StageMetrics
+
+log = logging.getLogger(__name__)
+
+PayloadT = TypeVar("PayloadT")
+EXCERPT_BYTES = 200
+# CONNACK reason codes that mean "your credentials are refused": retrying
+# quickly cannot help, so the door reports them and waits `auth_retry_s`.
+_AUTH_REFUSED = frozenset({4, 5, 134, 135})
+
+
+class InvalidMessage(Exception):
+    """A handler cannot use this message: it goes to the dead-letter topic."""
+
+
+class PublishFailed(Exception):
+    """The broker could not be reached, or did not confirm in time."""
+
+
+@dataclass(frozen=True)
+class Received(Generic[PayloadT]):
+    topic: str
+    params: dict[str, str]
+    payload: PayloadT
+    raw: bytes
+    retained: bool
+    properties: dict[str, str]
+
+
+Handler = Callable[[Received[Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Route:
+    spec: TopicSpec
+    subscription: str
+    handler: Handler
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """'field: reason; field: reason' — what a dead letter or a rejection says."""
+    parts = []
+    for issue in error.errors():
+        field = ".".join(str(part) for part in issue["loc"]) or "payload"
+        parts.append(f"{field}: {issue['msg']}")
+    return "; ".join(parts)
+
+
+def _user_properties(properties: Properties | None) -> dict[str, str]:
+    pairs = getattr(properties, "UserProperty", None) or []
+    return {str(key): str(value) for key, value in pairs}
+
+
+def _publish_properties(user_properties: dict[str, str] | None) -> Properties | None:
+    if not user_properties:
+        return None
+    properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    properties.UserProperty = list(user_properties.items())
+    return properties
+
+
+class MqttDoor:
+    """Connection, subscriptions, dispatch and publishing of one stage.
+
+    Register handlers with `subscribe()` before `run()`; `run()` returns after
+    `close()`, having finished the message in hand and published `offline`.
+    """
+
+    def __init__(
+        self,
+        settings: StageSettings,
+        user: str,
+        *,
+        announce: bool = True,
+        root: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.user = user
+        self.root = root or settings.root
+        self.metrics = StageMetrics()
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+        self._announce = announce
+        self._client_id = (
+            f"{user}-{settings.gateway_id}-{settings.instance}"
+            if announce
+            else f"{user}-{uuid.uuid4().hex[:10]}"
+        )
+        self._routes: list[_Route] = []
+        self._client: aiomqtt.Client | None = None
+        self._epoch = 0
+        self._stop = asyncio.Event()
+        self._draining = False
+        self._dispatching = False
+
+    # -- registration --------------------------------------------------------
+
+    def subscribe(
+        self,
+        spec: TopicSpec,
+        handler: Handler,
+        *,
+        share_group: str | None = None,
+        **params: str,
+    ) -> None:
+        """Route messages of `spec` (parameters not given are wildcards)."""
+        if not spec.may_subscribe(self.user, params):
+            raise PermissionError(f"{self.user} may not subscribe to {spec.name}")
+        subscription = spec.filter(self.root, **params)
+        if share_group:
+            subscription = f"$share/{share_group}/{subscription}"
+        self._routes.append(_Route(spec, subscription, handler))
+
+    @property
+    def _persistent(self) -> bool:
+        return any(route.spec.qos > 0 for route in self._routes) and self._announce
+
+    # -- publishing ----------------------------------------------------------
+
+    async def publish(
+        self,
+        spec: TopicSpec,
+        payload: Envelope | bytes | str,
+        *,
+        user_properties: dict[str, str] | None = None,
+        retain: bool | None = None,
+        wait_s: float | None = None,
+        **params: str,
+    ) -> None:
+        """Publish on `spec`; waits for the broker's PUBACK at QoS 1.
+
+        Raises PublishFailed if not connected within `wait_s` or unconfirmed.
+        """
+        if not spec.may_publish(self.user, params):
+            raise PermissionError(f"{self.user} may not publish on {spec.name}")
+        topic = spec.topic(self.root, **params)
+        data = self._encode(spec, payload)
+        limit = wait_s if wait_s is not None else self.settings.operation_timeout_s
+        try:
+            async with asyncio.timeout(limit):
+                await self.connected.wait()
+                client = self._client
+                if client is None:
+                    raise PublishFailed(f"{topic}: not connected")
+                await client.publish(
+                    topic,
+                    data,
+                    qos=spec.qos,
+                    retain=spec.retained if retain is None else retain,
+                    properties=_publish_properties(user_properties),
+                    timeout=limit,
+                )
+        except TimeoutError as error:
+            raise PublishFailed(f"{topic}: not confirmed within {limit} s") from error
+        except aiomqtt.MqttError as error:
+            raise PublishFailed(f"{topic}: {error}") from error
+        self.metrics.count("published")
+
+    @staticmethod
+    def _encode(spec: TopicSpec, payload: Envelope | bytes | str) -> bytes:
+        if isinstance(payload, BaseModel):
+            if not spec.is_json or not isinstance(payload, spec.payload):  # type: ignore[arg-type]
+                raise TypeError(f"{spec.name} does not carry {type(payload).__name__}")
+            return payload.to_bytes()
+        if isinstance(payload, str):
+            return payload.encode()
+        return payload
+
+    async def dead_letter(self, topic: str, raw: bytes, reason: str) -> None:
+        """Publish what was rejected and why; never raises."""
+        self.metrics.count("dead_letters")
+        log.warning("dead letter", extra={"topic": topic, "reason": reason})
+        letter = DeadLetter(
+            source=self.user,
+            stage=self.user,
+            topic=topic,
+            reason=reason[:2000],
+            payload_bytes=len(raw),
+            excerpt=raw[:EXCERPT_BYTES].decode("utf-8", "replace"),
+        )
+        try:
+            await self.publish(DEAD_LETTER, letter, stage=self.user)
+        except (PublishFailed, PermissionError) as error:
+            log.error("could not publish a dead letter", extra={"error": str(error)})
+
+    # -- connection life -----------------------------------------------------
+
+    def close(self) -> None:
+        """Ask `run()` to finish the message in hand, go offline and return."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        backoff = Backoff(self.settings.reconnect_initial_s, self.settings.reconnect_max_s)
+        while not self._stop.is_set():
+            delay: float | None = None
+            try:
+                async with self._make_client() as client:
+                    backoff.reset()
+                    await self._serve(client)
+            except* aiomqtt.MqttCodeError as group:
+                delay = self._connect_refused(group.exceptions[0])
+            except* aiomqtt.MqttError as group:
+                log.warning("broker connection lost", extra={"error": str(group.exceptions[0])})
+            finally:
+                self.connected.clear()
+                self._client = None
+            if self._stop.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay or backoff.next_delay())
+
+    def _connect_refused(self, error: BaseException) -> float | None:
+        code = getattr(error, "rc", None)
+        value = getattr(code, "value", code)
+        if value in _AUTH_REFUSED:
+            self.metrics.count("auth_refused")
+            log.error(
+                "broker refused our credentials",
+                extra={"user": self.user, "reason": str(error)},
+            )
+            return self.settings.auth_retry_s
+        log.warning("broker error", extra={"error": str(error)})
+        return None
+
+    def _make_client(self) -> aiomqtt.Client:
+        settings = self.settings
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = settings.session_expiry_s if self._persistent else 0
+        properties.ReceiveMaximum = settings.receive_maximum
+        will = None
+        if self._announce:
+            status_topic = STATUS.topic(self.root, stage=self.user)
+            will = aiomqtt.Will(status_topic, OFFLINE, qos=1, retain=True)
+        tls_context = None
+        if settings.mqtt_tls_ca:
+            tls_context = ssl.create_default_context(cafile=settings.mqtt_tls_ca)
+        client = aiomqtt.Client(
+            settings.mqtt_host,
+            settings.mqtt_port,
+            username=settings.mqtt_username or self.user,
+            password=settings.mqtt_password.get_secret_value(),
+            identifier=self._client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            will=will,
+            clean_start=not self._persistent,
+            keepalive=settings.keepalive_s,
+            timeout=settings.operation_timeout_s,
+            queue_type=bounded_queue_type(settings.max_queued_qos0, self.metrics),
+            max_inflight_messages=settings.max_inflight,
+            properties=properties,
+            tls_context=tls_context,
+        )
+        # See the module docstring: we acknowledge QoS 1 after handling.
+        client._client.manual_ack_set(True)
+        return client
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        self._epoch += 1
+        epoch = self._epoch
+        if epoch > 1:
+            self.reconnects += 1
+        self._client = client
+        if self._routes:
+            await client.subscribe([(route.subscription, route.spec.qos) for route in self._routes])
+        if self._announce:  # after subscribing: `online` means ready to receive
+            status_topic = STATUS.topic(self.root, stage=self.user)
+            await client.publish(status_topic, ONLINE, qos=1, retain=True)
+        self.connected.set()
+        log.info("connected", extra={"epoch": epoch, "client_id": self._client_id})
+        async with asyncio.TaskGroup() as tasks:
+            consumer = tasks.create_task(self._consume(client, epoch))
+            stop_requested = tasks.create_task(self._stop.wait())
+            await asyncio.wait({consumer, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+            if stop_requested.done():
+                # Finish the message in hand; cancel only an idle consumer.
+                self._draining = True
+                if not self._dispatching:
+                    consumer.cancel()
+            else:
+                stop_requested.cancel()
+        if self._stop.is_set() and self._announce:
+            status_topic = STATUS.topic(self.root, stage=self.user)
+            await client.publish(status_topic, OFFLINE, qos=1, retain=True)
+
+    async def _consume(self, client: aiomqtt.Client, epoch: int) -> None:
+        async for message in client.messages:
+            self._dispatching = True
+            try:
+                await self._dispatch(message)
+            finally:
+                self._dispatching = False
+                self._acknowledge(client, message, epoch)
+            if self._draining:
+                return
+
+    def _acknowledge(self, client: aiomqtt.Client, message: aiomqtt.Message, epoch: int) -> None:
+        # A packet id belongs to one connection: after a reconnect the broker
+        # redelivers the message, and acking the stale id could ack another.
+        if message.qos > 0 and epoch == self._epoch:
+            client._client.ack(message.mid, message.qos)
+
+    def _route_for(self, topic: str) -> tuple[_Route, dict[str, str]] | None:
+        for route in self._routes:
+            params = route.spec.match(self.root, topic)
+            if params is not None:
+                return route, params
+        return None
+
+    async def _dispatch(self, message: aiomqtt.Message) -> None:
+        topic = message.topic.value
+        raw = message.payload if isinstance(message.payload, bytes) else b""
+        if isinstance(message.payload, bytearray):
+            raw = bytes(message.payload)
+        self.metrics.count("received")
+        found = self._route_for(topic)
+        if found is None:
+            await self.dead_letter(topic, raw, "no handler for this topic")
+            return
+        route, params = found
+        try:
+            payload = self._decode(route.spec, raw)
+            received = Received(
+                topic=topic,
+                params=params,
+                payload=payload,
+                raw=raw,
+                retained=bool(message.retain),
+                properties=_user_properties(message.properties),
+            )
+            await route.handler(received)
+            self.metrics.count("handled")
+        except InvalidMessage as error:
+            await self.dead_letter(topic, raw, str(error))
+        except Exception as error:
+            log.exception("handler failed", extra={"topic": topic})
+            await self.dead_letter(topic, raw, f"handler failed: {error!r}")
+
+    @staticmethod
+    def _decode(spec: TopicSpec, raw: bytes) -> Any:
+        if len(raw) > spec.max_bytes:
+            raise InvalidMessage(
+                f"payload of {len(raw)} bytes exceeds the "
+                f"{spec.max_bytes}-byte limit of {spec.name}"
+            )
+        if not spec.is_json:
+            return raw
+        if not raw:
+            raise InvalidMessage("empty payload")
+        assert not isinstance(spec.payload, str)
+        try:
+            return spec.payload.model_validate_json(raw)
+        except ValidationError as error:
+            raise InvalidMessage(describe_validation_error(error)) from None

@@ -1,0 +1,68 @@
+"""Settings every stage shares, read from EDGEGW_* environment variables."""
+
+from __future__ import annotations
+
+import sys
+from typing import TypeVar
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.topics import gateway_root
+
+ENV_PREFIX = "EDGEGW_"
+
+
+class StageSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    mqtt_host: str = "localhost"
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_username: str | None = Field(default=None, description="defaults to the stage name")
+    mqtt_password: SecretStr = SecretStr("")
+    mqtt_tls_ca: str | None = Field(default=None, description="CA file: enables TLS")
+    topic_root: str = Field(default="edgegw", pattern=r"^[A-Za-z0-9_.-]+$")
+    gateway_id: str = Field(default="gw1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    instance: str = Field(
+        default="0",
+        pattern=r"^[A-Za-z0-9_.-]{1,32}$",
+        description="tells apart replicas of one stage (client id suffix)",
+    )
+    keepalive_s: int = Field(default=30, ge=2, le=3600)
+    session_expiry_s: int = Field(
+        default=3600, ge=0, description="how long the broker keeps a QoS 1 consumer's queue"
+    )
+    receive_maximum: int = Field(
+        default=64, ge=1, le=65535, description="unacknowledged QoS 1 messages in flight to us"
+    )
+    max_queued_qos0: int = Field(
+        default=256, ge=1, description="QoS 0 messages held before the oldest is dropped"
+    )
+    max_inflight: int = Field(default=100, ge=1, le=65535)
+    operation_timeout_s: float = Field(default=10.0, gt=0)
+    reconnect_initial_s: float = Field(default=0.2, gt=0)
+    reconnect_max_s: float = Field(default=10.0, gt=0)
+    auth_retry_s: float = Field(default=30.0, gt=0, description="wait after a refused login")
+    health_interval_s: float = Field(default=10.0, gt=0)
+    shutdown_grace_s: float = Field(default=5.0, gt=0)
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @property
+    def root(self) -> str:
+        return gateway_root(self.topic_root, self.gateway_id)
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(model: type[SettingsT]) -> SettingsT:
+    """Read settings from the environment, or exit 2 naming every bad field."""
+    try:
+        return model()
+    except ValidationError as error:
+        prefix = model.model_config.get("env_prefix", "")
+        for issue in error.errors():
+            field = ".".join(str(part) for part in issue["loc"])
+            env_name = f"{prefix}{field}".upper()
+            print(f"invalid setting {env_name}: {issue['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None

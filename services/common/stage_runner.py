@@ -1,0 +1,80 @@
+"""A stage's life: serve the door and the stage's workers until SIGTERM, then
+stop taking input, let the workers finish within the grace period, publish
+`offline` and disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from schemas.service import Health, Metrics
+from schemas.topics import HEALTH, METRICS
+from services.common.door import MqttDoor, PublishFailed
+
+log = logging.getLogger(__name__)
+
+Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+async def serve(
+    door: MqttDoor,
+    workers: Sequence[Worker] = (),
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run `door` and `workers` (each gets the stop event) until stopped."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            door_task = tasks.create_task(door.run())
+            tasks.create_task(_report_health(door, stop))
+            running = [tasks.create_task(worker(stop)) for worker in workers]
+            await stop.wait()
+            log.info("stopping", extra={"grace_s": door.settings.shutdown_grace_s})
+            if running:
+                _, late = await asyncio.wait(running, timeout=door.settings.shutdown_grace_s)
+                for task in late:
+                    task.cancel()
+            door.close()
+            await door_task
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+async def _report_health(door: MqttDoor, stop: asyncio.Event) -> None:
+    started = time.monotonic()
+    interval = door.settings.health_interval_s
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        if stop.is_set() or not door.connected.is_set():
+            continue
+        health = Health(
+            source=door.user,
+            stage=door.user,
+            state="ok",
+            uptime_s=round(time.monotonic() - started, 3),
+            connected=True,
+            reconnects=door.reconnects,
+        )
+        metrics = Metrics(
+            source=door.user,
+            stage=door.user,
+            interval_s=interval,
+            counters=dict(door.metrics.counters),
+            gauges=dict(door.metrics.gauges),
+        )
+        try:
+            await door.publish(HEALTH, health, stage=door.user)
+            await door.publish(METRICS, metrics, stage=door.user)
+        except PublishFailed as error:
+            log.warning("health not published", extra={"error": str(error)})

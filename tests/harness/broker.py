@@ -1,0 +1,85 @@
+"""A real Mosquitto with the project's broker config, on a free port."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from broker.generate import write_local
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if found is None:
+        raise RuntimeError("mosquitto is not installed: run `make setup` (apt-get install mosquitto)")
+    return found
+
+
+class MosquittoBroker:
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self.passwords = write_local(directory, self.port)
+        self.conf = directory / "mosquitto.conf"
+        self.log = directory / "mosquitto.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        log = self.log.open("ab")
+        self._process = subprocess.Popen(
+            [mosquitto_binary(), "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not listen on {self.port} within {timeout_s} s")
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to save anything the autosave has not written."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGKILL)
+            self._process.wait(timeout=10)
+            self._process = None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)
+            self._process = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def env_for(self, user: str, gateway_id: str) -> dict[str, str]:
+        """Environment a stage process needs to reach this broker as `user`."""
+        return {
+            "EDGEGW_MQTT_HOST": self.host,
+            "EDGEGW_MQTT_PORT": str(self.port),
+            "EDGEGW_MQTT_USERNAME": user,
+            "EDGEGW_MQTT_PASSWORD": self.passwords[user],
+            "EDGEGW_GATEWAY_ID": gateway_id,
+        }

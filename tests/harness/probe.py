@@ -1,0 +1,141 @@
+"""An MQTT client for tests, built on plain paho (independent of the door
+under test): collects what it receives and publishes what a test needs."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from tests.harness.broker import MosquittoBroker
+
+
+@dataclass(frozen=True)
+class Seen:
+    topic: str
+    payload: bytes
+    retained: bool
+    at: float
+    properties: dict[str, str]
+
+    def json(self) -> dict:  # type: ignore[type-arg]
+        return orjson.loads(self.payload)  # type: ignore[no-any-return]
+
+
+class ConnectRefused(Exception):
+    pass
+
+
+class Probe:
+    def __init__(
+        self, broker: MosquittoBroker, user: str | None, password: str | None = None
+    ) -> None:
+        self.messages: list[Seen] = []
+        self.publish_codes: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._refused: str | None = None
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"probe-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        if user is not None:  # None: an anonymous client
+            self._client.username_pw_set(
+                user, password if password is not None else broker.passwords.get(user, "")
+            )
+        self._client.on_publish = self._on_publish
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.connect(broker.host, broker.port, keepalive=30)
+        self._client.loop_start()
+        if not self._connected.wait(10) and self._refused is None:
+            raise TimeoutError("probe did not connect")
+        if self._refused is not None:
+            self.close()
+            raise ConnectRefused(self._refused)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        if reason_code.is_failure:
+            self._refused = str(reason_code)
+        self._connected.set()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        self.publish_codes[mid] = reason_code.value
+
+    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+        pairs = getattr(message.properties, "UserProperty", None) or []
+        seen = Seen(message.topic, bytes(message.payload), bool(message.retain), time.time(), dict(pairs))
+        with self._lock:
+            self.messages.append(seen)
+
+    def subscribe(self, topic: str, qos: int = 1) -> None:
+        done = threading.Event()
+        granted: list[object] = []
+
+        def on_subscribe(client, userdata, mid, reason_codes, properties):  # type: ignore[no-untyped-def]
+            granted.extend(reason_codes)
+            done.set()
+
+        self._client.on_subscribe = on_subscribe
+        self._client.subscribe(topic, qos)
+        if not done.wait(10):
+            raise TimeoutError(f"no SUBACK for {topic}")
+        self.last_subscribe_codes = granted
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str | dict,  # type: ignore[type-arg]
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        user_properties: dict[str, str] | None = None,
+    ) -> int | None:
+        """Publish; at QoS 1 returns the PUBACK reason code (0 success, 135 denied)."""
+        if isinstance(payload, dict):
+            payload = orjson.dumps(payload)
+        properties = None
+        if user_properties:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.UserProperty = list(user_properties.items())
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        if qos == 0:
+            return None
+        info.wait_for_publish(10)
+        deadline = time.monotonic() + 5
+        while info.mid not in self.publish_codes and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self.publish_codes.get(info.mid)
+
+    def received(self, where: Callable[[Seen], bool] = lambda _: True) -> list[Seen]:
+        with self._lock:
+            return [m for m in self.messages if where(m)]
+
+    def wait_for(
+        self, where: Callable[[Seen], bool], count: int = 1, timeout_s: float = 10.0
+    ) -> list[Seen]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = self.received(where)
+            if len(found) >= count:
+                return found
+            time.sleep(0.02)
+        found = self.received(where)
+        topics = [(m.topic, m.payload[:60]) for m in self.received()]
+        raise AssertionError(f"wanted {count} messages, got {len(found)} in {timeout_s} s: {topics}")
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()

@@ -1,0 +1,62 @@
+"""One real Mosquitto per test session, with the project's broker config;
+each test gets its own gateway id, so its topics never meet another's."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.broker import MosquittoBroker
+from tests.harness.probe import Probe
+from tests.harness.stage_process import StageProcess
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
+    server = MosquittoBroker(tmp_path_factory.mktemp("broker"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gateway_id() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def root(gateway_id: str) -> str:
+    return f"edgegw/{gateway_id}"
+
+
+@pytest.fixture
+def probe(broker: MosquittoBroker) -> Iterator[Callable[..., Probe]]:
+    made: list[Probe] = []
+
+    def make(user: str = "operator", password: str | None = None) -> Probe:
+        client = Probe(broker, user, password)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def stage(
+    broker: MosquittoBroker, gateway_id: str, tmp_path: Path
+) -> Iterator[Callable[..., StageProcess]]:
+    started: list[StageProcess] = []
+
+    def start(name: str, **env: str) -> StageProcess:
+        process = StageProcess(name, {**broker.env_for(name, gateway_id), **env}, tmp_path)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

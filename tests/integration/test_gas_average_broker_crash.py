@@ -1,0 +1,108 @@
+"""The broker SIGKILLed and restarted while readings flow at QoS 1.
+
+Uses a broker of its own (same config, same port across the restart), so the
+crash does not disturb the other tests' broker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.broker import MosquittoBroker
+from tests.harness.probe import Probe
+from tests.harness.stage_process import StageProcess
+from tests.integration.gas_helpers import reading
+
+GATEWAY = "crash"
+ROOT = f"edgegw/{GATEWAY}"
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    server = MosquittoBroker(tmp_path / "broker")
+    server.start()
+    yield server
+    server.stop()
+
+
+def _publish_series(source: Probe, values: list[float], start: float) -> list[str]:
+    ids = []
+    for index, value in enumerate(values):
+        body = reading("boiler", "methane", value, ts=start + index * 0.2)
+        source.publish(f"{ROOT}/sensor/gas/boiler", body)
+        ids.append(body["id"])
+    return ids
+
+
+def test_stage_reconnects_resubscribes_and_loses_no_reading_after_restart(  # type: ignore[no-untyped-def]
+    own_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    stage = StageProcess(
+        "gas-average",
+        {
+            **own_broker.env_for("gas-average", GATEWAY),
+            "EDGEGW_PUBLISH_INTERVAL_S": "0",
+            "EDGEGW_TIME_WINDOW_S": "1",
+            "EDGEGW_RECONNECT_MAX_S": "2",
+        },
+        tmp_path,
+    )
+    observers: list[Probe] = []
+    try:
+        before = Probe(own_broker, "operator")
+        observers.append(before)
+        before.subscribe(f"{ROOT}/#")
+        before.wait_for(lambda m: m.topic == f"{ROOT}/status/gas-average" and m.payload == b"online")
+        time.sleep(1.5)  # autosave_interval is 1 s: the session is on disk
+        source = Probe(own_broker, "gas-replay")
+        start = time.time()
+        # A methane leak opens before the crash...
+        _publish_series(source, [100.0] * 5 + [9000.0] * 25, start)
+        before.wait_for(lambda m: m.topic == f"{ROOT}/event/boiler", count=1)
+        before.wait_for(lambda m: m.topic == f"{ROOT}/gas/boiler/average", count=30)
+        time.sleep(1.5)
+        source.close()
+
+        own_broker.kill()
+        time.sleep(0.5)
+        own_broker.start()
+        back_at = time.monotonic()
+
+        after = Probe(own_broker, "operator")
+        observers.append(after)
+        after.subscribe(f"{ROOT}/#")
+        source = Probe(own_broker, "gas-replay")
+        # ...and closes after it: these readings are published once the broker is back.
+        published = _publish_series(source, [9500.0] * 10 + [50.0] * 40, start + 6)
+        online = after.wait_for(
+            lambda m: m.topic == f"{ROOT}/status/gas-average" and m.payload == b"online",
+            timeout_s=10,
+        )
+        assert online[0].at - time.time() + (time.monotonic() - back_at) < 10
+        averages = after.wait_for(
+            lambda m: m.topic == f"{ROOT}/gas/boiler/average", count=len(published), timeout_s=15
+        )
+        seen_ids = [m.json()["reading_id"] for m in averages]
+        assert set(published) <= set(seen_ids), "a reading published after the restart was lost"
+        end = after.wait_for(lambda m: m.topic == f"{ROOT}/event/boiler" and b'"end"' in m.payload)
+
+        events = [
+            m.json()
+            for probe in observers
+            for m in probe.received(lambda m: m.topic == f"{ROOT}/event/boiler")
+        ]
+        message_ids = [e["id"] for e in events]
+        assert len(message_ids) == len(set(message_ids)), "an event message was seen twice"
+        assert [e["type"] for e in events].count("new") == 1
+        assert len({e["event_id"] for e in events}) == 1
+        assert end[0].json()["event_id"] == events[0]["event_id"]
+        assert stage.poll() is None
+    finally:
+        for probe in observers:
+            probe.close()
+        stage.stop()

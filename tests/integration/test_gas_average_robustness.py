@@ -1,0 +1,113 @@
+"""gas-average under bad input, bad config, shutdown and crashes."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from tests.integration.gas_helpers import reading
+
+
+def _online(observer, root: str) -> None:  # type: ignore[no-untyped-def]
+    observer.wait_for(lambda m: m.topic == f"{root}/status/gas-average" and m.payload == b"online")
+
+
+def test_every_kind_of_bad_reading_is_dead_lettered_and_the_next_is_processed(  # type: ignore[no-untyped-def]
+    stage, probe, root
+) -> None:
+    observer = probe("operator")
+    observer.subscribe(f"{root}/#")
+    stage("gas-average", EDGEGW_PUBLISH_INTERVAL_S="0")
+    _online(observer, root)
+    source = probe("gas-replay")
+    topic = f"{root}/sensor/gas/kitchen"
+    good = reading("kitchen", "co", 4.0)
+    bad = {
+        "invalid JSON": (b"{not json", "json"),
+        "wrong type": (orjson.dumps({**good, "value": "high"}), "value"),
+        "unknown field": (orjson.dumps({**good, "colour": "red"}), "colour"),
+        "unknown schema version": (orjson.dumps({**good, "schema_version": 2}), "schema_version"),
+        "empty": (b"", "empty"),
+        "oversized": (orjson.dumps({**good, "source": "x" * 5000}), "exceeds"),
+        "negative": (orjson.dumps({**good, "value": -1}), "value"),
+    }
+    for payload, _ in bad.values():
+        source.publish(topic, payload)
+    letters = observer.wait_for(
+        lambda m: m.topic == f"{root}/deadletter/gas-average", count=len(bad)
+    )
+    reasons = [letter.json()["reason"] for letter in letters]
+    for (name, (_, word)), reason in zip(bad.items(), reasons, strict=True):
+        assert word.lower() in reason.lower(), (name, reason)
+    assert all(letter.json()["topic"] == topic for letter in letters)
+    source.publish(topic, good)
+    average = observer.wait_for(lambda m: m.topic == f"{root}/gas/kitchen/average")[0].json()
+    assert average["reading_id"] == good["id"]
+
+
+def test_retained_config_is_applied_within_a_second_and_a_bad_one_rejected(  # type: ignore[no-untyped-def]
+    stage, probe, root
+) -> None:
+    observer = probe("operator")
+    observer.subscribe(f"{root}/#")
+    stage("gas-average", EDGEGW_PUBLISH_INTERVAL_S="0")
+    _online(observer, root)
+    operator = probe("operator")
+    state_topic = f"{root}/status/gas-average/config"
+
+    sent = time.monotonic()
+    operator.publish(f"{root}/config/gas-average", {"time_window_s": 30, "generation": 7}, retain=True)
+    state = observer.wait_for(lambda m: m.topic == state_topic, timeout_s=5)[-1]
+    assert state.at - (time.time() - (time.monotonic() - sent)) < 1.0
+    accepted = state.json()
+    assert accepted["status"] == "accepted" and accepted["generation"] == 7
+    assert accepted["applied"]["time_window_s"] == 30
+
+    for bad, field in (
+        ({"time_window_s": -5}, "time_window_s"),
+        ({"thresholds": {"co": {"enter": 10, "exit": 20}}}, "thresholds.co"),
+        ({"windw_s": 3}, "windw_s"),
+    ):
+        observer.clear()
+        operator.publish(f"{root}/config/gas-average", bad, retain=True)
+        answer = observer.wait_for(lambda m: m.topic == state_topic, timeout_s=5)[-1].json()
+        assert answer["status"] == "rejected"
+        assert answer["errors"][0]["field"] == field, answer
+        assert answer["applied"]["time_window_s"] == 30 and answer["generation"] == 7
+        letter = observer.wait_for(lambda m: m.topic == f"{root}/deadletter/gas-average")[0]
+        assert field in letter.json()["reason"]
+
+    observer.clear()
+    probe("gas-replay").publish(f"{root}/sensor/gas/k1", reading("k1", "co", 2.0))
+    average = observer.wait_for(lambda m: m.topic == f"{root}/gas/k1/average")[0].json()
+    assert average["time_window_s"] == 30
+
+
+def test_sigterm_publishes_offline_and_exits_zero_within_the_grace_period(  # type: ignore[no-untyped-def]
+    stage, probe, root
+) -> None:
+    observer = probe("operator")
+    observer.subscribe(f"{root}/status/#")
+    process = stage("gas-average", EDGEGW_SHUTDOWN_GRACE_S="3")
+    _online(observer, root)
+    process.terminate()
+    assert process.wait(timeout_s=3 + 1) == 0, process.output()
+    late = probe("operator")
+    late.subscribe(f"{root}/status/gas-average")
+    retained = late.wait_for(lambda m: m.retained)[0]
+    assert retained.payload == b"offline"
+
+
+def test_sigkill_leaves_the_last_will_within_one_and_a_half_keepalives(  # type: ignore[no-untyped-def]
+    stage, probe, root
+) -> None:
+    keepalive = 4
+    observer = probe("operator")
+    observer.subscribe(f"{root}/status/gas-average")
+    process = stage("gas-average", EDGEGW_KEEPALIVE_S=str(keepalive))
+    _online(observer, root)
+    killed_at = time.time()
+    process.kill()
+    will = observer.wait_for(lambda m: m.payload == b"offline", timeout_s=1.5 * keepalive)[0]
+    assert will.at - killed_at <= 1.5 * keepalive

@@ -1,0 +1,167 @@
+"""`make demo`: Mosquitto with the project's config, the stages as local
+processes, and a live view of averages and events. Ctrl-C stops it all.
+
+    python tools/demo.py [--port 1883] [--duration SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from broker.generate import write_local  # noqa: E402
+from schemas.gas import GasAverage  # noqa: E402
+from schemas.topics import EVENT, GAS_AVERAGE_RESULT, OPERATOR  # noqa: E402
+from services.cli.session import with_door  # noqa: E402
+from services.cli.watch import describe_event  # noqa: E402
+from services.common.door import MqttDoor, Received  # noqa: E402
+from services.common.settings import StageSettings  # noqa: E402
+
+GATEWAY = "demo"
+STATE = REPO / "var"
+# Each stage with the environment the demo gives it (compose sets the same).
+STAGES: dict[str, dict[str, str]] = {
+    "gas-average": {"EDGEGW_TIME_WINDOW_S": "5", "EDGEGW_PUBLISH_INTERVAL_S": "2"},
+    "gas-replay": {"EDGEGW_FIRST_LEAK_AFTER_S": "6", "EDGEGW_LEAK_RATE_PER_HOUR": "4"},
+}
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def pick_port(wanted: int) -> int:
+    if port_free(wanted):
+        return wanted
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    print(f"port {wanted} is taken; the demo broker listens on {port}")
+    return port
+
+
+def start_broker(port: int) -> subprocess.Popen[bytes]:
+    directory = STATE / "broker"
+    write_local(directory, port)
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    log = (STATE / "mosquitto.log").open("ab")
+    process = subprocess.Popen(
+        [binary, "-c", str(directory / "mosquitto.conf")], stdout=log, stderr=log
+    )
+    for _ in range(100):
+        if not port_free(port):
+            return process
+        time.sleep(0.05)
+    raise SystemExit(f"mosquitto did not start; see {STATE / 'mosquitto.log'}")
+
+
+def start_stages(port: int, passwords: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    processes = []
+    for stage, extra in STAGES.items():
+        env = {
+            **os.environ,
+            "EDGEGW_MQTT_HOST": "127.0.0.1",
+            "EDGEGW_MQTT_PORT": str(port),
+            "EDGEGW_MQTT_USERNAME": stage,
+            "EDGEGW_MQTT_PASSWORD": passwords[stage],
+            "EDGEGW_GATEWAY_ID": GATEWAY,
+            "EDGEGW_HEALTH_INTERVAL_S": "5",
+            **extra,
+        }
+        log = (STATE / f"{stage}.log").open("ab")
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "services." + stage.replace("-", "_")],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
+        )
+    return processes
+
+
+async def live_view(settings: StageSettings, duration: float | None) -> None:
+    root = f"edgegw/{GATEWAY}"
+
+    async def on_average(message: Received[GasAverage]) -> None:
+        a = message.payload
+        print(
+            f"  avg  {a.sensor:12} {a.gas:8} {a.time_average:9.1f} ppm over {a.time_window_s:.0f} s"
+            f"  (last {a.last_value:.1f})",
+            flush=True,
+        )
+
+    async def on_event(message: Received[object]) -> None:
+        print("EVENT " + describe_event(message.topic, orjson.loads(message.raw)), flush=True)
+
+    def prepare(door: MqttDoor) -> None:
+        door.subscribe(GAS_AVERAGE_RESULT, on_average)
+        door.subscribe(EVENT, on_event)
+
+    async def body(door: MqttDoor) -> None:
+        print(f"watching {root} — Ctrl-C stops everything", flush=True)
+        await (asyncio.sleep(duration) if duration else asyncio.Event().wait())
+
+    await with_door(settings, root, prepare, body)
+
+
+def stop_all(stages: list[subprocess.Popen[bytes]], broker: subprocess.Popen[bytes]) -> None:
+    for process in stages:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in stages:
+        try:
+            code = process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+        print(f"stopped {process.args[-1]} (exit {code})")  # type: ignore[index]
+    broker.terminate()
+    broker.wait(timeout=10)
+    print("stopped mosquitto")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    args = parser.parse_args()
+    STATE.mkdir(exist_ok=True)
+    port = pick_port(args.port)
+    broker = start_broker(port)
+    passwords = (STATE / "broker" / "secrets.env").read_text().splitlines()
+    secrets = dict(line.split("=", 1) for line in passwords if "=" in line)
+    stages = start_stages(port, secrets)
+    settings = StageSettings(
+        mqtt_port=port,
+        mqtt_username=OPERATOR,
+        mqtt_password=secrets[OPERATOR],  # type: ignore[arg-type]
+        gateway_id=GATEWAY,
+    )
+    print(f"mosquitto on 127.0.0.1:{port}; stages: {', '.join(STAGES)}; logs in {STATE}/")
+    print(f"try: EDGEGW_MQTT_PORT={port} .venv/bin/edgegw status --gateway {GATEWAY}")
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(live_view(settings, args.duration))
+    finally:
+        stop_all(stages, broker)
+
+
+if __name__ == "__main__":
+    main()
