@@ -9,6 +9,7 @@ wanted=(
   "mosquitto_pub mosquitto-clients"
   "unzip unzip"
   "npm npm"
+  "oggdec vorbis-tools"
 )
 
 missing=()

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import aiomqtt
+import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ValidationError
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 PayloadT = TypeVar("PayloadT")
 EXCERPT_BYTES = 200
+MAX_PACKETS_PER_WAKEUP = 256
+ACK_BATCH = 32  # well under the Receive Maximum, so the broker never stalls
 # CONNACK reason codes that mean "your credentials are refused": retrying
 # quickly cannot help, so the door reports them and waits `auth_retry_s`.
 _AUTH_REFUSED = frozenset({4, 5, 134, 135})
@@ -96,6 +99,36 @@ def _publish_properties(user_properties: dict[str, str] | None) -> Properties | 
     properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     properties.UserProperty = list(user_properties.items())
     return properties
+
+
+class _DrainingClient(aiomqtt.Client):
+    """aiomqtt's client, reading every packet the socket holds per wake-up.
+
+    aiomqtt 2.5 reads one packet per readable event, so each message costs an
+    event-loop iteration; draining the socket measured ~20 % more QoS 1
+    messages/s here (tests/bench/gas_throughput.py). Mirrors aiomqtt's own
+    `_on_socket_open` (pinned `aiomqtt~=2.5`) with paho's `loop_read` loop.
+    """
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        def drain() -> None:
+            try:
+                for _ in range(MAX_PACKETS_PER_WAKEUP):
+                    rc = client._packet_read()
+                    if rc > 0:
+                        client._loop_rc_handle(rc)
+                        return
+                    if rc == paho.MQTT_ERR_AGAIN:
+                        return
+            except Exception as exc:
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(exc)
+
+        def create_misc_task() -> None:
+            self._misc_task = self._loop.create_task(self._misc_loop())
+
+        self._loop.call_soon_threadsafe(self._loop.add_reader, sock.fileno(), drain)
+        self._loop.call_soon_threadsafe(create_misc_task)
 
 
 class MqttDoor:
@@ -273,7 +306,7 @@ class MqttDoor:
         tls_context = None
         if settings.mqtt_tls_ca:
             tls_context = ssl.create_default_context(cafile=settings.mqtt_tls_ca)
-        client = aiomqtt.Client(
+        client = _DrainingClient(
             settings.mqtt_host,
             settings.mqtt_port,
             username=settings.mqtt_username or self.user,
@@ -322,21 +355,35 @@ class MqttDoor:
             await client.publish(status_topic, OFFLINE, qos=1, retain=True)
 
     async def _consume(self, client: aiomqtt.Client, epoch: int) -> None:
-        async for message in client.messages:
-            self._dispatching = True
-            try:
-                await self._dispatch(message)
-            finally:
-                self._dispatching = False
-                self._acknowledge(client, message, epoch)
-            if self._draining:
-                return
+        handled: list[aiomqtt.Message] = []
+        try:
+            async for message in client.messages:
+                self._dispatching = True
+                try:
+                    await self._dispatch(message)
+                finally:
+                    self._dispatching = False
+                    if message.qos > 0:
+                        handled.append(message)
+                # Acks go out together while more messages wait (one socket
+                # write instead of one per message), and always before we
+                # wait for the next one.
+                if len(client.messages) == 0 or len(handled) >= ACK_BATCH:
+                    self._acknowledge(client, handled, epoch)
+                if self._draining:
+                    return
+        finally:
+            self._acknowledge(client, handled, epoch)
 
-    def _acknowledge(self, client: aiomqtt.Client, message: aiomqtt.Message, epoch: int) -> None:
+    def _acknowledge(
+        self, client: aiomqtt.Client, handled: list[aiomqtt.Message], epoch: int
+    ) -> None:
         # A packet id belongs to one connection: after a reconnect the broker
         # redelivers the message, and acking the stale id could ack another.
-        if message.qos > 0 and epoch == self._epoch:
-            client._client.ack(message.mid, message.qos)
+        if epoch == self._epoch and self.connected.is_set():
+            for message in handled:
+                client._client.ack(message.mid, message.qos)
+        handled.clear()
 
     def _route_for(self, topic: str) -> tuple[_Route, dict[str, str]] | None:
         for route in self._routes:

@@ -42,9 +42,7 @@ class GasAverageStage:
         self._door.metrics.gauge("series", len(self._book))
         if outcome.average is not None:
             with contextlib.suppress(PublishFailed):  # QoS 0: a lost average is replaced soon
-                await self._door.publish(
-                    GAS_AVERAGE_RESULT, outcome.average, sensor=reading.sensor
-                )
+                await self._door.publish(GAS_AVERAGE_RESULT, outcome.average, sensor=reading.sensor)
         if outcome.event is not None:
             # Awaited at QoS 1 before the reading is acknowledged: if we die
             # here the reading is redelivered and the event re-sent, same id.

@@ -23,7 +23,7 @@ def mosquitto_binary() -> str:
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
     )
     if found is None:
-        raise RuntimeError("mosquitto is not installed: run `make setup` (apt-get install mosquitto)")
+        raise RuntimeError("mosquitto is not installed: run `make setup`")
     return found
 
 

@@ -72,7 +72,9 @@ class Probe:
 
     def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
         pairs = getattr(message.properties, "UserProperty", None) or []
-        seen = Seen(message.topic, bytes(message.payload), bool(message.retain), time.time(), dict(pairs))
+        seen = Seen(
+            message.topic, bytes(message.payload), bool(message.retain), time.time(), dict(pairs)
+        )
         with self._lock:
             self.messages.append(seen)
 
@@ -130,7 +132,7 @@ class Probe:
             time.sleep(0.02)
         found = self.received(where)
         topics = [(m.topic, m.payload[:60]) for m in self.received()]
-        raise AssertionError(f"wanted {count} messages, got {len(found)} in {timeout_s} s: {topics}")
+        raise AssertionError(f"wanted {count}, got {len(found)} in {timeout_s} s: {topics}")
 
     def clear(self) -> None:
         with self._lock:

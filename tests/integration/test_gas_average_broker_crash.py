@@ -6,7 +6,6 @@ crash does not disturb the other tests' broker.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,7 +56,9 @@ def test_stage_reconnects_resubscribes_and_loses_no_reading_after_restart(  # ty
         before = Probe(own_broker, "operator")
         observers.append(before)
         before.subscribe(f"{ROOT}/#")
-        before.wait_for(lambda m: m.topic == f"{ROOT}/status/gas-average" and m.payload == b"online")
+        before.wait_for(
+            lambda m: m.topic == f"{ROOT}/status/gas-average" and m.payload == b"online"
+        )
         time.sleep(1.5)  # autosave_interval is 1 s: the session is on disk
         source = Probe(own_broker, "gas-replay")
         start = time.time()

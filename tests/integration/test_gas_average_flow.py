@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import orjson
-
 from tests.integration.gas_helpers import reading
 
 
@@ -22,12 +20,16 @@ def test_readings_become_averages_and_a_leak_becomes_one_event(stage, probe, roo
     start = time.time()
     values = [5.0] * 5 + [120.0] * 20 + [200.0] * 10 + [3.0] * 30
     for index, value in enumerate(values):
-        source.publish(f"{root}/sensor/gas/kitchen", reading("kitchen", "co", value, ts=start + index * 0.5))
-    averages = observer.wait_for(lambda m: m.topic == f"{root}/gas/kitchen/average", count=len(values))
+        body = reading("kitchen", "co", value, ts=start + index * 0.5)
+        source.publish(f"{root}/sensor/gas/kitchen", body)
+    averages = observer.wait_for(
+        lambda m: m.topic == f"{root}/gas/kitchen/average", count=len(values)
+    )
     last = averages[-1].json()
     assert last["sensor"] == "kitchen" and last["gas"] == "co"
     assert last["count_samples"] == 10 and abs(last["count_average"] - 3.0) < 1e-9
-    events = [m.json() for m in observer.wait_for(lambda m: m.topic == f"{root}/event/kitchen", count=3)]
+    found = observer.wait_for(lambda m: m.topic == f"{root}/event/kitchen", count=3)
+    events = [m.json() for m in found]
     kinds = [e["type"] for e in events]
     assert kinds[0] == "new" and kinds[-1] == "end", kinds
     assert len({e["event_id"] for e in events}) == 1

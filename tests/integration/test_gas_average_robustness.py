@@ -57,7 +57,8 @@ def test_retained_config_is_applied_within_a_second_and_a_bad_one_rejected(  # t
     state_topic = f"{root}/status/gas-average/config"
 
     sent = time.monotonic()
-    operator.publish(f"{root}/config/gas-average", {"time_window_s": 30, "generation": 7}, retain=True)
+    change = {"time_window_s": 30, "generation": 7}
+    operator.publish(f"{root}/config/gas-average", change, retain=True)
     state = observer.wait_for(lambda m: m.topic == state_topic, timeout_s=5)[-1]
     assert state.at - (time.time() - (time.monotonic() - sent)) < 1.0
     accepted = state.json()

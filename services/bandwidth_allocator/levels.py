@@ -1,0 +1,152 @@
+"""The levels an analytic can run at, and the solver's input.
+
+An analytic publishes its `AnalyticLevels` (retained, on `qos/<analytic>/levels`);
+the allocator pairs it with the operator's weight to make an `Analytic`, the
+plain, already validated input every solver takes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import Field, field_validator
+
+from schemas.envelope import Model
+
+ANALYTIC_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+Floats = NDArray[np.float64]
+Ints = NDArray[np.int64]
+# Solvers keep a level index per table cell in one byte.
+MAX_LEVELS = 64
+
+
+class QosLevel(Model):
+    """One way an analytic can run: its knob values, what it uploads, what it is worth."""
+
+    name: str = Field(min_length=1, max_length=64)
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="knob values, e.g. fps, width, jpeg_quality, mode"
+    )
+    cost_kbps: float = Field(ge=0, allow_inf_nan=False, description="upload cost in kbit/s")
+    utility: float = Field(
+        ge=0, le=1, allow_inf_nan=False, description="quality at this level, 1 = full-rate run"
+    )
+
+
+class AnalyticLevels(Model):
+    """Every level one analytic offers; the allocator picks exactly one."""
+
+    analytic: str = Field(pattern=ANALYTIC_NAME_PATTERN)
+    levels: list[QosLevel] = Field(min_length=1, max_length=MAX_LEVELS)
+
+    @field_validator("levels")
+    @classmethod
+    def _distinct_names(cls, levels: list[QosLevel]) -> list[QosLevel]:
+        names = [level.name for level in levels]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"level names must be distinct, repeated: {', '.join(repeated)}")
+        return levels
+
+
+class LevelPoint(NamedTuple):
+    cost_kbps: float
+    utility: float
+
+
+@dataclass(frozen=True, slots=True)
+class Analytic:
+    """Solver input: a name, the operator's weight and the (cost, utility) of each level.
+
+    Level order is the analytic's own; solvers answer with indexes into it.
+    """
+
+    name: str
+    weight: float
+    levels: tuple[LevelPoint, ...]
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.weight) and self.weight >= 0):
+            raise ValueError(f"{self.name}: weight must be finite and >= 0, got {self.weight}")
+        if not 1 <= len(self.levels) <= MAX_LEVELS:
+            raise ValueError(f"{self.name}: needs 1..{MAX_LEVELS} levels, got {len(self.levels)}")
+        for index, (cost, utility) in enumerate(self.levels):
+            if not (math.isfinite(cost) and cost >= 0):
+                raise ValueError(f"{self.name}: level {index} cost must be finite and >= 0")
+            if not (math.isfinite(utility) and 0 <= utility <= 1):
+                raise ValueError(f"{self.name}: level {index} utility must be in [0, 1]")
+
+    @classmethod
+    def from_levels(cls, levels: AnalyticLevels, weight: float) -> Analytic:
+        points = tuple(LevelPoint(level.cost_kbps, level.utility) for level in levels.levels)
+        return cls(name=levels.analytic, weight=weight, levels=points)
+
+    @classmethod
+    def of(cls, name: str, weight: float, levels: list[tuple[float, float]]) -> Analytic:
+        """Shorthand for tests and benchmarks: levels as (cost_kbps, utility) pairs."""
+        return cls(name, weight, tuple(LevelPoint(cost, utility) for cost, utility in levels))
+
+
+@dataclass(frozen=True, slots=True)
+class ReducedInstance:
+    """What every solver solves: each analytic's cheapest level is paid for
+    up front, levels no better than a cheaper one and upgrades the spare
+    budget could never pay for are dropped. Rows are analytics, columns the
+    kept levels by rising cost."""
+
+    cost: Floats  # upgrade cost over the cheapest level; inf past a row's last level
+    profit: Floats  # weight x utility gained over the cheapest level; -inf past the end
+    level_index: Ints  # column -> index into the analytic's own levels
+    weights: Floats
+    base_profit: float  # sum of weight x utility at the cheapest levels
+    spare: float  # budget left after the cheapest levels, capped at what upgrades can use
+    uncapped_spare: float  # the same, not capped: what the split baselines divide
+    slack: float  # float tolerance on budget checks
+
+
+def reduce_levels(analytics: Sequence[Analytic], spare: float, slack: float) -> ReducedInstance:
+    n = len(analytics)
+    counts = np.array([len(analytic.levels) for analytic in analytics])
+    width = int(counts.max())
+    points = np.array([point for analytic in analytics for point in analytic.levels])
+    rows = np.repeat(np.arange(n), counts)
+    cols = np.arange(len(points)) - np.repeat(np.cumsum(counts) - counts, counts)
+    weights = np.array([analytic.weight for analytic in analytics], dtype=np.float64)
+    cost = np.full((n, width), np.inf)
+    profit = np.full((n, width), -np.inf)
+    cost[rows, cols] = points[:, 0]
+    profit[rows, cols] = points[:, 1] * weights[rows]
+    # Rising cost, ties by falling profit: column 0 becomes the cheapest, best level.
+    order = np.lexsort((-profit, cost), axis=1)
+    cost = np.take_along_axis(cost, order, axis=1)
+    profit = np.take_along_axis(profit, order, axis=1)
+    best_before = np.maximum.accumulate(profit, axis=1)
+    keep = np.ones_like(cost, dtype=bool)
+    keep[:, 1:] = profit[:, 1:] > best_before[:, :-1]
+    keep &= cost - cost[:, :1] <= spare + slack  # upgrades the budget could never pay for
+    keep[:, 0] = True
+    packed = np.argsort(~keep, axis=1, kind="stable")
+    width = int(keep.sum(axis=1).max())
+    packed = packed[:, :width]
+    kept = np.take_along_axis(keep, packed, axis=1)
+    cost = np.where(kept, np.take_along_axis(cost, packed, axis=1), np.inf)
+    profit = np.where(kept, np.take_along_axis(profit, packed, axis=1), -np.inf)
+    base_profit = float(profit[:, 0].sum())
+    cost -= cost[:, :1]
+    profit -= profit[:, :1]
+    most_useful = float(np.where(kept, cost, 0.0).max(axis=1).sum())
+    return ReducedInstance(
+        cost=cost,
+        profit=profit,
+        level_index=np.take_along_axis(order, packed, axis=1).astype(np.int64),
+        weights=weights,
+        base_profit=base_profit,
+        spare=min(spare, most_useful),
+        uncapped_spare=spare,
+        slack=slack,
+    )

@@ -1,0 +1,1 @@
+"""Camera capture stage: frames from a camera or file, motion gate, JPEG encode."""

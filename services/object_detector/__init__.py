@@ -1,0 +1,1 @@
+"""Object detector stage: SSD detection on frames, tracking, zones, lifecycle events."""

@@ -1,0 +1,198 @@
+"""Object detection with an SSD-style TFLite model that ends in the
+TFLite_Detection_PostProcess op (boxes, classes, scores, count), such as
+Google's quantized SSD MobileNet v2 COCO.
+
+The model already runs non-maximum suppression per class, so the work here is
+shaping the frame for the model and the model's output for everyone else:
+labels instead of class numbers, pixel boxes of the original frame.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from services.inference.base import Model
+
+Frame = npt.NDArray[np.uint8]  # H x W x 3, BGR, as OpenCV decodes it
+
+# "17  dog" (id, whitespace, name) as in the Coral / Scrypted coco_labels.txt.
+_NUMBERED_LABEL = re.compile(r"^\s*(\d+)[\s:,]+(.+?)\s*$")
+# A placeholder for an unused class id in the 91-entry COCO label maps.
+_UNUSED_LABEL = "???"
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in pixels: (x1, y1) top-left, (x2, y2) bottom-right."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @property
+    def width(self) -> float:
+        return max(0.0, self.x2 - self.x1)
+
+    @property
+    def height(self) -> float:
+        return max(0.0, self.y2 - self.y1)
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2
+
+    @property
+    def bottom_centre(self) -> tuple[float, float]:
+        """Where an object stands: what zones are tested against."""
+        return (self.x1 + self.x2) / 2, self.y2
+
+    def iou(self, other: Box) -> float:
+        inter_w = min(self.x2, other.x2) - max(self.x1, other.x1)
+        inter_h = min(self.y2, other.y2) - max(self.y1, other.y1)
+        if inter_w <= 0 or inter_h <= 0:
+            return 0.0
+        intersection = inter_w * inter_h
+        union = self.area + other.area - intersection
+        return intersection / union if union > 0 else 0.0
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        return self.x1, self.y1, self.x2, self.y2
+
+
+@dataclass(frozen=True)
+class Detection:
+    label: str
+    score: float
+    box: Box
+
+
+def load_labels(path: Path) -> dict[int, str]:
+    """Class id -> name, from either label file format in circulation.
+
+    - numbered lines, "17  dog": the id is explicit and ids may have gaps;
+    - one name per line: the id is the line number, except that a leading
+      "???" line is the background class the post-process op already drops,
+      so ids shift down by one (as TensorFlow's own examples do).
+    "???" entries are unused ids and are left out.
+    """
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines:
+        raise ValueError(f"label file {path} is empty")
+    matches = [_NUMBERED_LABEL.match(line) for line in lines]
+    numbered = [m for m in matches if m is not None]
+    if len(numbered) == len(lines):
+        labels = {int(m.group(1)): m.group(2) for m in numbered}
+    else:
+        names = [line.strip() for line in lines]
+        if names[0] == _UNUSED_LABEL:
+            names = names[1:]
+        labels = dict(enumerate(names))
+    return {class_id: name for class_id, name in labels.items() if name != _UNUSED_LABEL}
+
+
+class SSDDetector:
+    """Runs one SSD model on BGR frames. Blocking: call `detect` off the event loop."""
+
+    def __init__(self, model: Model, labels: Mapping[int, str]) -> None:
+        if len(model.inputs) != 1:
+            raise ValueError(f"an SSD model has one input, this one has {len(model.inputs)}")
+        shape = model.inputs[0].shape
+        if len(shape) != 4 or shape[3] != 3:
+            raise ValueError(f"expected an NHWC RGB input, got shape {shape}")
+        self._model = model
+        self._labels = dict(labels)
+        self._input_height, self._input_width = shape[1], shape[2]
+        self._input_dtype = model.inputs[0].dtype
+        self._boxes, self._classes, self._scores, self._count = self._output_order()
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) the model sees."""
+        return self._input_width, self._input_height
+
+    def _output_order(self) -> tuple[int, int, int, int]:
+        outputs = self._model.outputs
+        if len(outputs) != 4:
+            raise ValueError(
+                f"expected 4 outputs (boxes, classes, scores, count), got {len(outputs)}"
+            )
+        names = [o.name for o in outputs]
+        suffixes = {"": 0, ":1": 1, ":2": 2, ":3": 3}
+        post = "TFLite_Detection_PostProcess"
+        if all(n.startswith(post) and n[len(post) :] in suffixes for n in names):
+            # The op's own output names say which is which, whatever the order.
+            by_role = {suffixes[n[len(post) :]]: i for i, n in enumerate(names)}
+            return by_role[0], by_role[1], by_role[2], by_role[3]
+        return 0, 1, 2, 3
+
+    def preprocess(self, frame: Frame) -> npt.NDArray[np.generic]:
+        """BGR frame of any size -> the model's [1, H, W, 3] RGB tensor."""
+        if frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"expected an H x W x 3 BGR frame, got shape {frame.shape}")
+        resized = cv2.resize(
+            frame, (self._input_width, self._input_height), interpolation=cv2.INTER_LINEAR
+        )
+        rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+        if self._input_dtype == np.uint8:
+            tensor: npt.NDArray[np.generic] = rgb
+        elif self._input_dtype == np.int8:
+            tensor = (rgb.astype(np.int16) - 128).astype(np.int8)
+        else:  # float models expect [-1, 1], as the TF SSD exporters write them
+            tensor = (rgb.astype(np.float32) / 127.5 - 1.0).astype(self._input_dtype)
+        return np.expand_dims(tensor, axis=0)
+
+    def postprocess(
+        self,
+        outputs: list[npt.NDArray[np.generic]],
+        frame_width: int,
+        frame_height: int,
+        min_score: float,
+    ) -> list[Detection]:
+        """Model outputs -> detections in pixels of the original frame, best first."""
+        boxes = np.asarray(outputs[self._boxes], dtype=np.float32).reshape(-1, 4)
+        classes = np.asarray(outputs[self._classes], dtype=np.float32).reshape(-1)
+        scores = np.asarray(outputs[self._scores], dtype=np.float32).reshape(-1)
+        count = int(np.asarray(outputs[self._count]).reshape(-1)[0])
+        count = max(0, min(count, len(scores), len(boxes)))
+        detections: list[Detection] = []
+        for i in range(count):
+            score = float(scores[i])
+            label = self._labels.get(round(float(classes[i])))
+            if label is None or score < min_score:
+                continue
+            # The op writes normalised [ymin, xmin, ymax, xmax], a little outside
+            # [0, 1] at the frame's edge.
+            ymin, xmin, ymax, xmax = np.clip(boxes[i], 0.0, 1.0)
+            box = Box(
+                x1=float(xmin) * frame_width,
+                y1=float(ymin) * frame_height,
+                x2=float(xmax) * frame_width,
+                y2=float(ymax) * frame_height,
+            )
+            if box.area > 0:
+                detections.append(Detection(label=label, score=score, box=box))
+        detections.sort(key=lambda d: d.score, reverse=True)
+        return detections
+
+    def detect(self, frame: Frame, min_score: float = 0.3) -> list[Detection]:
+        outputs = self._model.run([self.preprocess(frame)])
+        height, width = frame.shape[:2]
+        return self.postprocess(outputs, width, height, min_score)
+
+
+def load_detector(model_path: Path, labels_path: Path, threads: int = 1) -> SSDDetector:
+    from services.inference.loader import load_model
+
+    return SSDDetector(load_model(model_path, threads=threads), load_labels(labels_path))

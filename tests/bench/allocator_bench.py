@@ -1,0 +1,272 @@
+"""Bandwidth allocator benchmark: `python -m tests.bench.allocator_bench` prints
+one JSON object (key `allocator`) and saves a PNG of utility vs budget.
+
+Workload (after the seed paper's experiments): analytics arrive as a Poisson
+process and leave after exponential lifetimes; each has 10 levels on a
+concave-ish utility curve (a camera, a microphone or a gas sensor, costs
+spread geometrically up to its full rate) and a weight from 1 to 5. At every
+arrival or departure the allocator re-solves, with every solver, at every
+budget of a fixed uplink sweep. All ratios compare solvers of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import math
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from services.bandwidth_allocator.levels import Analytic
+from services.bandwidth_allocator.solvers import (
+    FPTAS_DEFAULT_EPS,
+    SOLVERS,
+    Allocation,
+    dp_steps,
+    lp_upper_bound,
+)
+
+# (kind, lowest and highest full-rate cost in kbit/s, share of arrivals)
+KINDS = (("camera", 800.0, 4000.0, 0.3), ("audio", 64.0, 256.0, 0.3), ("gas", 2.0, 8.0, 0.4))
+LEVELS = 10
+BUDGETS_KBPS = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+# "Low budget": the uplink pays for at most this share of what the analytics could use.
+LOW_BUDGET_SHARE = 0.1
+SIZES = (10, 100, 1000)
+REFERENCE = "dp"
+BASELINES = ("weighted_split", "equal_split")
+GOALS = {"gap_to_dp": 0.01, "solve_ms_1000x10": 50.0, "vs_weighted": 1.18, "vs_equal": 1.37}
+
+
+def make_analytic(rng: np.random.Generator, name: str) -> Analytic:
+    kinds = [kind for kind, *_ in KINDS]
+    kind = rng.choice(len(KINDS), p=[share for *_, share in KINDS])
+    _, lowest, highest, _ = KINDS[kind]
+    top = rng.uniform(lowest, highest)
+    costs = np.sort(top * np.geomspace(1 / 500, 1, LEVELS) * rng.uniform(0.8, 1.2, LEVELS))
+    steepness = rng.uniform(2, 10)  # how early the curve saturates
+    fraction = costs / costs[-1]
+    utility = (1 - np.exp(-steepness * fraction)) / (1 - np.exp(-steepness))
+    utility = np.clip(utility + rng.normal(0, 0.02, LEVELS), 0, 1)  # measured, so noisy
+    levels = [(round(float(c), 3), float(u)) for c, u in zip(costs, utility, strict=True)]
+    return Analytic.of(f"{kinds[kind]}-{name}", int(rng.integers(1, 6)), levels)
+
+
+def poisson_workload(
+    rng: np.random.Generator, arrival_per_s: float, mean_life_s: float, snapshots: int
+) -> list[list[Analytic]]:
+    """The active analytics after each arrival or departure, from steady state."""
+    active: dict[int, Analytic] = {}
+    departures: list[tuple[float, int]] = []
+    clock, serial = 0.0, 0
+    for _ in range(rng.poisson(arrival_per_s * mean_life_s)):
+        active[serial] = make_analytic(rng, str(serial))
+        heapq.heappush(departures, (rng.exponential(mean_life_s), serial))
+        serial += 1
+    next_arrival = rng.exponential(1 / arrival_per_s)
+    result: list[list[Analytic]] = []
+    while len(result) < snapshots:
+        if departures and departures[0][0] < next_arrival:
+            clock, leaving = heapq.heappop(departures)
+            del active[leaving]
+        else:
+            clock = next_arrival
+            active[serial] = make_analytic(rng, str(serial))
+            heapq.heappush(departures, (clock + rng.exponential(mean_life_s), serial))
+            serial += 1
+            next_arrival = clock + rng.exponential(1 / arrival_per_s)
+        if active:
+            result.append(list(active.values()))
+    return result
+
+
+def utility_vs_budget(workload: Sequence[list[Analytic]]) -> dict[str, Any]:
+    totals = {name: np.zeros(len(BUDGETS_KBPS)) for name in SOLVERS}
+    worst_gap = dict.fromkeys(SOLVERS, -math.inf)
+    lp_total = np.zeros(len(BUDGETS_KBPS))
+    weight_total = sum(sum(a.weight for a in active) for active in workload)
+    for active in workload:
+        for column, budget in enumerate(BUDGETS_KBPS):
+            answers: dict[str, Allocation] = {
+                name: solve(active, budget) for name, solve in SOLVERS.items()
+            }
+            reference = answers[REFERENCE].total_utility
+            bound = lp_upper_bound(active, budget)
+            lp_total[column] += bound if bound is not None else reference
+            for name, answer in answers.items():
+                totals[name][column] += answer.total_utility
+                if reference > 0:
+                    gap = (reference - answer.total_utility) / reference
+                    worst_gap[name] = max(worst_gap[name], gap)
+    mean_demand = statistics.fmean(sum(max(c for c, _ in a.levels) for a in s) for s in workload)
+    low = [i for i, budget in enumerate(BUDGETS_KBPS) if budget <= LOW_BUDGET_SHARE * mean_demand]
+    reference_total = totals[REFERENCE]
+
+    def ratio(solver: str, baseline: str) -> list[float]:
+        return [
+            round(float(a / b), 4) for a, b in zip(totals[solver], totals[baseline], strict=True)
+        ]
+
+    return {
+        "budgets_kbps": list(BUDGETS_KBPS),
+        "mean_analytics": statistics.fmean(len(s) for s in workload),
+        "mean_demand_kbps": round(mean_demand, 1),
+        "low_budgets_kbps": [BUDGETS_KBPS[i] for i in low],
+        # sum(weight x utility) / sum(weight): 1 means every analytic at full rate
+        "mean_utility": {
+            name: [round(float(v / weight_total), 4) for v in total]
+            for name, total in totals.items()
+        },
+        "gap_to_dp": {  # (DP - solver) / DP over the whole run, per budget; < 0: better than DP
+            name: [
+                round(float((r - v) / r), 6) for r, v in zip(reference_total, total, strict=True)
+            ]
+            for name, total in totals.items()
+        },
+        "worst_gap_to_dp_any_snapshot": {name: round(gap, 6) for name, gap in worst_gap.items()},
+        "gap_to_lp_bound": {  # certified: no solver can beat the LP bound
+            name: [round(float((b - v) / b), 6) for b, v in zip(lp_total, total, strict=True)]
+            for name, total in totals.items()
+        },
+        "ratio": {
+            f"{solver}_vs_{baseline}": ratio(solver, baseline)
+            for solver in ("dp", "fptas", "greedy_hull")
+            for baseline in BASELINES
+        },
+        "_totals": totals,
+        "_low": low,
+    }
+
+
+def solve_times(rng: np.random.Generator) -> dict[str, Any]:
+    """Median solve time at 20 % of the upgrade span, for 10, 100 and 1000 analytics."""
+    result: dict[str, Any] = {}
+    for size in SIZES:
+        analytics = [make_analytic(rng, str(i)) for i in range(size)]
+        floor = sum(min(c for c, _ in a.levels) for a in analytics)
+        ceiling = sum(max(c for c, _ in a.levels) for a in analytics)
+        budget = floor + 0.2 * (ceiling - floor)
+        row: dict[str, Any] = {"budget_kbps": round(budget, 1), "dp_steps": dp_steps(size)}
+        for name, solve in SOLVERS.items():
+            repeats = 3 if size >= 1000 and name in ("dp", "fptas") else 7
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                solve(analytics, budget)
+                times.append(time.perf_counter() - started)
+            row[f"{name}_ms"] = round(statistics.median(times) * 1000, 2)
+        row["greedy_hull_vs_weighted_split_time"] = round(
+            row["greedy_hull_ms"] / row["weighted_split_ms"], 2
+        )
+        result[f"{size}x{LEVELS}"] = row
+    return result
+
+
+def save_plot(sweep: dict[str, Any], times: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    styles = {
+        "dp": "-o",
+        "fptas": "--s",
+        "greedy_hull": ":^",
+        "weighted_split": "-x",
+        "equal_split": "-+",
+    }
+    for name, values in sweep["mean_utility"].items():
+        left.plot(sweep["budgets_kbps"], values, styles.get(name, "-"), label=name)
+    left.set_xscale("log", base=2)
+    left.set_xticks(sweep["budgets_kbps"], [str(b) for b in sweep["budgets_kbps"]], rotation=45)
+    left.set_xlabel("uplink budget (kbit/s)")
+    left.set_ylabel("mean weighted utility (1 = all at full rate)")
+    left.set_title(
+        f"utility vs budget, Poisson workload (~{sweep['mean_analytics']:.0f} analytics)"
+    )
+    left.grid(True, which="both", alpha=0.3)
+    left.legend()
+    sizes = [int(key.split("x")[0]) for key in times]
+    for name in SOLVERS:
+        right.plot(
+            sizes, [times[key][f"{name}_ms"] for key in times], styles.get(name, "-"), label=name
+        )
+    right.axhline(GOALS["solve_ms_1000x10"], color="grey", linestyle="--", linewidth=1)
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel(f"analytics ({LEVELS} levels each)")
+    right.set_ylabel("solve time (ms, median)")
+    right.set_title("solve time (dashed: 50 ms goal)")
+    right.grid(True, which="both", alpha=0.3)
+    right.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def run(seed: int, snapshots: int, plot: Path) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    workload = poisson_workload(rng, arrival_per_s=0.2, mean_life_s=100.0, snapshots=snapshots)
+    sweep = utility_vs_budget(workload)
+    times = solve_times(rng)
+    totals, low = sweep.pop("_totals"), sweep.pop("_low")
+    low_ratio = (
+        {
+            f"{solver}_vs_{baseline}": round(
+                float(sum(totals[solver][i] for i in low) / sum(totals[baseline][i] for i in low)),
+                4,
+            )
+            for solver in ("dp", "greedy_hull")
+            for baseline in BASELINES
+        }
+        if low
+        else {}
+    )
+    worst_gap = {name: max(sweep["gap_to_dp"][name]) for name in ("fptas", "greedy_hull")}
+    biggest = times[f"{SIZES[-1]}x{LEVELS}"]
+    save_plot(sweep, times, plot)
+    goals = {
+        "greedy_within_1pct_of_dp": worst_gap["greedy_hull"] <= GOALS["gap_to_dp"],
+        "fptas_within_1pct_of_dp": worst_gap["fptas"] <= GOALS["gap_to_dp"],
+        "greedy_1000x10_within_50ms": biggest["greedy_hull_ms"] <= GOALS["solve_ms_1000x10"],
+        "low_budget_dp_vs_weighted_ge_1.18": low_ratio.get("dp_vs_weighted_split", 0)
+        >= GOALS["vs_weighted"],
+        "low_budget_dp_vs_equal_ge_1.37": low_ratio.get("dp_vs_equal_split", 0)
+        >= GOALS["vs_equal"],
+    }
+    return {
+        "allocator": {
+            "seed": seed,
+            "snapshots": len(workload),
+            "fptas_eps": FPTAS_DEFAULT_EPS,
+            "utility_vs_budget": sweep,
+            "worst_budget_gap_to_dp": worst_gap,
+            "low_budget_ratio": low_ratio,
+            "solve_time": times,
+            "goals_met": goals,
+            "plot": str(plot),
+        }
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--plot", type=Path, default=Path("bench-results/allocator.png"))
+    parser.add_argument("--seed", type=int, default=6)
+    parser.add_argument("--snapshots", type=int, default=40, help="arrivals/departures solved")
+    arguments = parser.parse_args()
+    report = run(arguments.seed, arguments.snapshots, arguments.plot)
+    sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+if __name__ == "__main__":
+    main()

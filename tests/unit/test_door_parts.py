@@ -1,0 +1,63 @@
+"""Parts of the MQTT door that need no broker."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+import pytest
+from pydantic import ValidationError
+
+from schemas.gas import GasReading
+from services.common.backoff import Backoff
+from services.common.dedup import SeenIds
+from services.common.door import describe_validation_error
+from services.common.incoming_queue import bounded_queue_type
+from services.common.stage_metrics import StageMetrics
+
+
+@dataclass
+class _Message:
+    qos: int
+    name: str
+
+
+async def test_qos0_is_bounded_by_dropping_the_oldest_and_qos1_is_never_dropped() -> None:
+    metrics = StageMetrics()
+    queue = bounded_queue_type(3, metrics)()
+    for index in range(10):
+        queue.put_nowait(_Message(0, f"f{index}"))
+        queue.put_nowait(_Message(1, f"r{index}"))
+    held = [queue.get_nowait() for _ in range(queue.qsize())]
+    assert [m.name for m in held if m.qos == 1] == [f"r{i}" for i in range(10)]
+    assert [m.name for m in held if m.qos == 0] == ["f7", "f8", "f9"]
+    assert metrics.counters["qos0_dropped"] == 7
+    assert queue.empty()
+    getter = asyncio.ensure_future(queue.get())
+    queue.put_nowait(_Message(1, "late"))
+    assert (await asyncio.wait_for(getter, 1)).name == "late"
+
+
+def test_backoff_grows_to_the_cap_with_jitter_and_resets() -> None:
+    backoff = Backoff(0.2, 5.0, random.Random(1))
+    delays = [backoff.next_delay() for _ in range(12)]
+    assert all(0.1 <= d <= 5.0 for d in delays)
+    assert max(delays[-4:]) > 2.5  # reached the cap's range
+    assert len(set(delays)) == len(delays)  # jittered
+    backoff.reset()
+    assert backoff.next_delay() <= 0.2
+
+
+def test_seen_ids_forgets_the_oldest_beyond_capacity() -> None:
+    seen = SeenIds(capacity=2)
+    assert seen.first_time("a") and seen.first_time("b")
+    assert not seen.first_time("a")
+    assert seen.first_time("c")  # evicts b, the least recently seen
+    assert seen.first_time("b") and len(seen) == 2
+
+
+def test_validation_errors_name_the_field() -> None:
+    with pytest.raises(ValidationError) as caught:
+        GasReading.model_validate_json(b'{"source": "x", "sensor": "k", "gas": "co", "value": -2}')
+    assert describe_validation_error(caught.value).startswith("value: ")
