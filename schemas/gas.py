@@ -47,6 +47,7 @@ class GasEvent(Envelope):
     stayed above `enter` for the minimum duration, `update` when it peaks
     higher, `end` when it falls below `exit`."""
 
+    kind: Literal["gas"] = "gas"
     type: EventType
     event_id: str
     sensor: str

@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Annotated, Any, Final
 
+from pydantic import Field, TypeAdapter
+
+from schemas.alerts import Alert, Summary, UplinkUsage
+from schemas.audio import AudioClasses, SoundEvent
 from schemas.envelope import Envelope
 from schemas.gas import GasAverage, GasEvent, GasReading
+from schemas.qos import QosKnob, QosLevels
 from schemas.service import ConfigState, DeadLetter, Health, Metrics
+from schemas.video import Detections, MotionScore, ObjectEvent
 
 # Stage names: the MQTT username, the `edgegw run <stage>` name and the
 # `services.<stage with underscores>` package.
@@ -62,20 +68,40 @@ class TopicError(ValueError):
     """A topic does not fit its template, or a parameter is not a valid level."""
 
 
+# Every lifecycle event on `event/<source>`, told apart by `kind`.
+AnyEvent = Annotated[GasEvent | ObjectEvent | SoundEvent, Field(discriminator="kind")]
+EVENT_MODELS: Final = (GasEvent, ObjectEvent, SoundEvent)
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
     template: str
-    payload: type[Envelope] | str
+    payload: Any  # an Envelope model, a union of them (with `models`), RAW or TEXT
     qos: int
     retained: bool
     publishers: frozenset[str]
     subscribers: frozenset[str]
     max_bytes: int = 64 * KIB
+    models: tuple[type[Envelope], ...] = ()
     params: tuple[str, ...] = field(init=False)
+    _adapter: TypeAdapter[Any] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", tuple(_PARAM.findall(self.template)))
+        json = not isinstance(self.payload, str)
+        object.__setattr__(self, "_adapter", TypeAdapter(self.payload) if json else None)
+        if json and not self.models:
+            object.__setattr__(self, "models", (self.payload,))
+
+    def decode(self, raw: bytes) -> Envelope:
+        """Validate a JSON payload; raises pydantic.ValidationError."""
+        assert self._adapter is not None, f"{self.name} carries no JSON"
+        decoded: Envelope = self._adapter.validate_json(raw)
+        return decoded
+
+    def carries(self, message: object) -> bool:
+        return isinstance(message, self.models)
 
     def topic(self, root: str, **params: str) -> str:
         """The concrete topic under `root` (e.g. ``edgegw/gw1``)."""
@@ -119,19 +145,20 @@ class TopicSpec:
 
     @property
     def is_json(self) -> bool:
-        return not isinstance(self.payload, str)
+        return self._adapter is not None
 
 
 def _spec(
     name: str,
     template: str,
-    payload: type[Envelope] | str,
+    payload: Any,
     *,
     qos: int,
     retained: bool = False,
     publishers: tuple[str, ...],
     subscribers: tuple[str, ...],
     max_bytes: int = 64 * KIB,
+    models: tuple[type[Envelope], ...] = (),
 ) -> TopicSpec:
     return TopicSpec(
         name=name,
@@ -142,7 +169,18 @@ def _spec(
         publishers=frozenset(publishers),
         subscribers=frozenset(subscribers),
         max_bytes=max_bytes,
+        models=models,
     )
+
+
+ANALYTIC_STAGES: Final = (
+    CAMERA_CAPTURE,
+    OBJECT_DETECTOR,
+    AUDIO_CAPTURE,
+    AUDIO_CLASSIFIER,
+    GAS_REPLAY,
+    GAS_AVERAGE,
+)
 
 
 FRAME = _spec(
@@ -175,11 +213,103 @@ GAS_AVERAGE_RESULT = _spec(
 EVENT = _spec(
     "event",
     "event/{source}",
-    GasEvent,
+    AnyEvent,
+    models=EVENT_MODELS,
     qos=1,
     publishers=(GAS_AVERAGE, OBJECT_DETECTOR, AUDIO_CLASSIFIER),
     subscribers=(ALERT_FORWARDER, TELEMETRY_RECORDER, OPERATOR),
     max_bytes=16 * KIB,
+)
+MOTION = _spec(
+    "motion",
+    "camera/{camera}/motion",
+    MotionScore,
+    qos=0,
+    publishers=(CAMERA_CAPTURE,),
+    subscribers=(TELEMETRY_RECORDER, OPERATOR),
+    max_bytes=4 * KIB,
+)
+DETECTIONS = _spec(
+    "detections",
+    "detections/{camera}",
+    Detections,
+    qos=0,
+    publishers=(OBJECT_DETECTOR,),
+    subscribers=(TELEMETRY_RECORDER, OPERATOR),
+    max_bytes=256 * KIB,
+)
+SNAPSHOT = _spec(
+    "snapshot",
+    "snapshot/{camera}/{label}",
+    RAW,  # JPEG of the latest object of that label
+    qos=1,
+    retained=True,
+    publishers=(OBJECT_DETECTOR,),
+    subscribers=(OPERATOR, CLOUD_BRIDGE),
+    max_bytes=4 * MIB,
+)
+AUDIO_CHUNK = _spec(
+    "audio_chunk",
+    "audio/{mic}/chunk",
+    RAW,  # PCM16 mono; seq, capture ts, sample rate, channels as user properties
+    qos=0,
+    publishers=(AUDIO_CAPTURE,),
+    subscribers=(AUDIO_CLASSIFIER,),
+    max_bytes=1 * MIB,
+)
+AUDIO_CLASSES = _spec(
+    "audio_classes",
+    "audio/{mic}/classes",
+    AudioClasses,
+    qos=0,
+    publishers=(AUDIO_CLASSIFIER,),
+    subscribers=(TELEMETRY_RECORDER, OPERATOR),
+    max_bytes=16 * KIB,
+)
+ALERT = _spec(
+    "alert",
+    "alert/{source}",
+    Alert,
+    qos=1,
+    publishers=(ALERT_FORWARDER,),
+    subscribers=(CLOUD_BRIDGE, TELEMETRY_RECORDER, OPERATOR),
+    max_bytes=32 * KIB,
+)
+SUMMARY = _spec(
+    "summary",
+    "summary/{analytic}",
+    Summary,
+    qos=1,
+    publishers=ANALYTIC_STAGES,
+    subscribers=(CLOUD_BRIDGE, TELEMETRY_RECORDER, OPERATOR),
+)
+QOS_LEVELS = _spec(
+    "qos_levels",
+    "qos/{analytic}/levels",
+    QosLevels,
+    qos=1,
+    retained=True,
+    publishers=(*ANALYTIC_STAGES, CLOUD_BRIDGE),
+    subscribers=(BANDWIDTH_ALLOCATOR, OPERATOR),
+)
+QOS_KNOB = _spec(
+    "qos_knob",
+    "qos/{analytic}",
+    QosKnob,
+    qos=1,
+    retained=True,
+    publishers=(BANDWIDTH_ALLOCATOR,),
+    subscribers=(*ANALYTIC_STAGES, CLOUD_BRIDGE, OPERATOR),
+    max_bytes=8 * KIB,
+)
+UPLINK_USAGE = _spec(
+    "uplink_usage",
+    "uplink/usage",
+    UplinkUsage,
+    qos=1,
+    retained=True,
+    publishers=(CLOUD_BRIDGE,),
+    subscribers=(BANDWIDTH_ALLOCATOR, TELEMETRY_RECORDER, OPERATOR),
 )
 CONFIG = _spec(
     "config",
@@ -238,9 +368,19 @@ DEAD_LETTER = _spec(
 
 REGISTRY: Final[tuple[TopicSpec, ...]] = (
     FRAME,
+    MOTION,
+    DETECTIONS,
+    SNAPSHOT,
+    AUDIO_CHUNK,
+    AUDIO_CLASSES,
     GAS_READING,
     GAS_AVERAGE_RESULT,
     EVENT,
+    ALERT,
+    SUMMARY,
+    QOS_LEVELS,
+    QOS_KNOB,
+    UPLINK_USAGE,
     CONFIG,
     CONFIG_STATE,
     STATUS,

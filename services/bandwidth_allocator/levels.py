@@ -14,44 +14,11 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field, field_validator
 
-from schemas.envelope import Model
+from schemas.qos import MAX_LEVELS, AnalyticLevels
 
-ANALYTIC_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
-# Solvers keep a level index per table cell in one byte.
-MAX_LEVELS = 64
-
-
-class QosLevel(Model):
-    """One way an analytic can run: its knob values, what it uploads, what it is worth."""
-
-    name: str = Field(min_length=1, max_length=64)
-    params: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="knob values, e.g. fps, width, jpeg_quality, mode"
-    )
-    cost_kbps: float = Field(ge=0, allow_inf_nan=False, description="upload cost in kbit/s")
-    utility: float = Field(
-        ge=0, le=1, allow_inf_nan=False, description="quality at this level, 1 = full-rate run"
-    )
-
-
-class AnalyticLevels(Model):
-    """Every level one analytic offers; the allocator picks exactly one."""
-
-    analytic: str = Field(pattern=ANALYTIC_NAME_PATTERN)
-    levels: list[QosLevel] = Field(min_length=1, max_length=MAX_LEVELS)
-
-    @field_validator("levels")
-    @classmethod
-    def _distinct_names(cls, levels: list[QosLevel]) -> list[QosLevel]:
-        names = [level.name for level in levels]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise ValueError(f"level names must be distinct, repeated: {', '.join(repeated)}")
-        return levels
 
 
 class LevelPoint(NamedTuple):

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.bandwidth_allocator.levels import Analytic, AnalyticLevels, QosLevel
+from schemas.qos import AnalyticLevels, QosLevel
+from services.bandwidth_allocator.levels import Analytic
 from services.bandwidth_allocator.solvers import (
     SOLVERS,
     Allocation,

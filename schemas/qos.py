@@ -1,0 +1,59 @@
+"""QoS levels an analytic offers, and the knob the allocator chooses."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from schemas.envelope import Envelope, Model
+
+ANALYTIC_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+# Solvers keep a level index per table cell in one byte.
+MAX_LEVELS = 64
+
+
+class QosLevel(Model):
+    """One way an analytic can run: its knob values, what it uploads, what it is worth."""
+
+    name: str = Field(min_length=1, max_length=64)
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="knob values, e.g. fps, width, jpeg_quality, mode"
+    )
+    cost_kbps: float = Field(ge=0, allow_inf_nan=False, description="upload cost in kbit/s")
+    utility: float = Field(
+        ge=0, le=1, allow_inf_nan=False, description="quality at this level, 1 = full-rate run"
+    )
+
+
+def _distinct_names(levels: list[QosLevel]) -> list[QosLevel]:
+    names = [level.name for level in levels]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"level names must be distinct, repeated: {', '.join(repeated)}")
+    return levels
+
+
+class AnalyticLevels(Model):
+    """Every level one analytic offers; the allocator picks exactly one."""
+
+    analytic: str = Field(pattern=ANALYTIC_NAME_PATTERN)
+    levels: list[QosLevel] = Field(min_length=1, max_length=MAX_LEVELS)
+
+    _check_levels = field_validator("levels")(_distinct_names)
+
+
+class QosLevels(Envelope):
+    """Retained on `qos/<analytic>/levels` by the stage that runs the analytic."""
+
+    analytic: str = Field(pattern=ANALYTIC_NAME_PATTERN)
+    levels: list[QosLevel] = Field(min_length=1, max_length=MAX_LEVELS)
+
+    _check_levels = field_validator("levels")(_distinct_names)
+
+
+class QosKnob(Envelope):
+    """Retained on `qos/<analytic>`: the level the analytic must run at now."""
+
+    analytic: str = Field(pattern=ANALYTIC_NAME_PATTERN)
+    level: QosLevel
+    plan_id: str = ""
+    budget_kbps: float | None = Field(default=None, ge=0)
