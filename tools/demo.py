@@ -46,12 +46,14 @@ def port_free(port: int) -> bool:
 
 
 def pick_port(wanted: int) -> int:
-    if port_free(wanted):
+    """`wanted` if free; else (or for 0) a free port."""
+    if wanted and port_free(wanted):
         return wanted
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    print(f"port {wanted} is taken; the demo broker listens on {port}")
+    if wanted:
+        print(f"port {wanted} is taken; the demo broker listens on {port}")
     return port
 
 

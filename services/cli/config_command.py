@@ -12,7 +12,7 @@ from schemas.service import ConfigState
 from schemas.topics import CONFIG, CONFIG_STATE
 from services.cli.session import with_door
 from services.common.door import MqttDoor, Received
-from services.common.runtime_config import GENERATION_KEY, config_digest
+from services.common.runtime_config import GENERATION_KEY, config_digest, deep_merge
 from services.common.settings import StageSettings
 
 SETTLE_S = 0.5
@@ -35,16 +35,6 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[leaf] = value
     return result
-
-
-def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 async def set_config(settings: StageSettings, stage: str, pairs: list[str], wait_s: float) -> int:
@@ -70,7 +60,7 @@ async def set_config(settings: StageSettings, stage: str, pairs: list[str], wait
     async def body(door: MqttDoor) -> int:
         await asyncio.sleep(SETTLE_S)
         generation = max([s.generation for s in states] + [0]) + 1
-        desired = merge({k: v for k, v in current.items() if k != GENERATION_KEY}, changes)
+        desired = deep_merge({k: v for k, v in current.items() if k != GENERATION_KEY}, changes)
         payload = orjson.dumps({**desired, GENERATION_KEY: generation})
         wanted["id"] = config_digest(payload)
         await door.publish(CONFIG, payload, stage=stage)

@@ -41,15 +41,19 @@ async def with_door(
     prepare(door)
     async with asyncio.TaskGroup() as tasks:
         runner = tasks.create_task(door.run())
-        try:
-            async with asyncio.timeout(connect_timeout_s):
-                await door.connected.wait()
-        except TimeoutError:
+        connected = tasks.create_task(door.connected.wait())
+        refused = tasks.create_task(door.credentials_refused.wait())
+        await asyncio.wait(
+            {connected, refused}, timeout=connect_timeout_s, return_when="FIRST_COMPLETED"
+        )
+        connected.cancel()
+        refused.cancel()
+        if not door.connected.is_set():
             door.close()
-            raise ConnectionError(
-                f"no broker at {settings.mqtt_host}:{settings.mqtt_port} "
-                f"(or credentials refused) within {connect_timeout_s} s"
-            ) from None
+            where = f"{settings.mqtt_host}:{settings.mqtt_port}"
+            if door.credentials_refused.is_set():
+                raise ConnectionError(f"the broker at {where} refused the operator's credentials")
+            raise ConnectionError(f"no broker answered at {where} within {connect_timeout_s} s")
         try:
             return await body(door)
         finally:

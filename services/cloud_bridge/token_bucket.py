@@ -83,7 +83,8 @@ class TokenBucket:
             raise ValueError("nbytes must be >= 0")
         self._refill(now)
         needed = min(float(nbytes), self._burst)
-        if self._tokens >= needed:
+        # A shortfall below a micro-byte is float rounding, not a reason to wait.
+        if self._tokens + 1e-6 >= needed:
             return 0.0
         if self._rate == 0:
             return math.inf

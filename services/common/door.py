@@ -151,6 +151,7 @@ class MqttDoor:
         self.root = root or settings.root
         self.metrics = StageMetrics()
         self.connected = asyncio.Event()
+        self.credentials_refused = asyncio.Event()
         self.reconnects = 0
         self._announce = announce
         self._client_id = (
@@ -286,6 +287,7 @@ class MqttDoor:
         value = getattr(code, "value", code)
         if value in _AUTH_REFUSED:
             self.metrics.count("auth_refused")
+            self.credentials_refused.set()
             log.error(
                 "broker refused our credentials",
                 extra={"user": self.user, "reason": str(error)},

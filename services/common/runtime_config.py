@@ -2,8 +2,9 @@
 `status/<stage>/config` topic.
 
 The retained payload is the operator's whole override: a JSON object of the
-stage's runtime-config fields. Fields it leaves out keep their start-up value
-(from the environment). A valid payload replaces the config in force and the
+stage's runtime-config fields, merged deeply over the start-up config (from the
+environment), so `{"thresholds": {"co": {"enter": 40}}}` changes one number
+and keeps every other. A valid payload replaces the config in force and the
 listeners are told; an invalid one is rejected with every bad field named, and
 the config in force stays. An empty retained payload (the retained message
 deleted) goes back to the start-up config.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel, JsonValue, ValidationError
@@ -27,6 +28,16 @@ log = logging.getLogger(__name__)
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 GENERATION_KEY = "generation"
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def config_digest(payload: bytes) -> str:
@@ -62,7 +73,7 @@ class RuntimeConfig(Generic[ConfigT]):
             reason = "must be a non-negative integer"
             return None, None, [FieldError(field=GENERATION_KEY, reason=reason)]
         try:
-            config = self._model.model_validate({**self._startup_values, **values})
+            config = self._model.model_validate(deep_merge(self._startup_values, values))
         except ValidationError as error:
             errors = [
                 FieldError(

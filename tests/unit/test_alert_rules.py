@@ -65,7 +65,7 @@ def test_lifecycle_with_stable_id_and_sequences() -> None:
     moved = published(
         rules.handle(event("update", 1003, severity="critical", zones=frozenset({"hall"})))
     )
-    assert [(d.action, d.zones, d.sequence) for d in moved] == [("update", {"hall"}, 2)]
+    assert [(d.action, d.zones, d.sequence) for d in moved] == [("update", frozenset({"hall"}), 2)]
     end = published(rules.handle(event("end", 1005, end_ts=1005.0)))
     assert [(d.action, d.end_ts, d.sequence, d.alert_id) for d in end] == [
         ("end", 1005.0, 3, new[0].alert_id)

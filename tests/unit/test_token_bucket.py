@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.cloud_bridge.token_bucket import TokenBucket, UplinkPacer, bytes_per_s
+from services.cloud_bridge.token_bucket import Lane, TokenBucket, UplinkPacer, bytes_per_s
 
 
 def test_kbit_conversion() -> None:
@@ -77,14 +77,14 @@ def test_sending_as_told_never_beats_the_rate(rate: float, sizes: list[int]) -> 
     assert sum(sizes) <= burst + rate * now + max(sizes) + 1e-6 * sum(sizes)
 
 
-def drain(pacer: UplinkPacer, lane: str, size: int, until: float, start: float) -> list[float]:
+def drain(pacer: UplinkPacer, lane: Lane, size: int, until: float, start: float) -> list[float]:
     """Send `size`-byte messages on `lane` as fast as the pacer allows."""
     now, sent = start, list[float]()
     while True:
-        now += pacer.delay_for(size, lane, now)  # type: ignore[arg-type]
+        now += pacer.delay_for(size, lane, now)
         if now > until:
             return sent
-        pacer.record_sent(size, lane, now)  # type: ignore[arg-type]
+        pacer.record_sent(size, lane, now)
         sent.append(now)
 
 
@@ -152,3 +152,33 @@ def test_budget_change_applies_to_both_lanes() -> None:
     assert pacer.rate_kbit_per_s == pytest.approx(8)
     sent = drain(pacer, "backlog", 1000, until=25.0, start=5.0)
     assert len(sent) == pytest.approx(20, abs=2)
+
+
+def test_live_alerts_during_a_long_drain_wait_only_for_their_own_bytes() -> None:
+    """Simulated clock: 2 000 backlog messages and a live alert every 2 s."""
+    pacer = UplinkPacer(rate_kbit_per_s=64, now=0.0)  # 8 000 B/s
+    now, backlog, next_live, steps = 0.0, 2_000, 1.0, 0
+    pending: list[float] = []
+    waits: list[float] = []
+    while backlog:
+        steps += 1
+        assert steps < 100_000, "the pacer made the sender spin without progress"
+        if now >= next_live:
+            pacer.live_waiting(500, now)
+            pending.append(next_live)
+            next_live += 2.0
+        lane: Lane = "live" if pending else "backlog"
+        size = 500 if pending else 400
+        delay = pacer.delay_for(size, lane, now)
+        if delay == 0:
+            pacer.record_sent(size, lane, now)
+            if pending:
+                waits.append(now - pending.pop(0))
+            else:
+                backlog -= 1
+            continue
+        now = min(now + delay, next_live)
+    assert len(waits) > 40
+    assert max(waits) <= 500 / 8_000 + 1e-9
+    # The drain used at most the rate, and at least its guaranteed share.
+    assert 0.5 * 8_000 <= 2_000 * 400 / now <= 8_000
