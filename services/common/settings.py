@@ -21,6 +21,8 @@ class StageSettings(BaseSettings):
     mqtt_username: str | None = Field(default=None, description="defaults to the stage name")
     mqtt_password: SecretStr = SecretStr("")
     mqtt_tls_ca: str | None = Field(default=None, description="CA file: enables TLS")
+    mqtt_tls_cert: str | None = Field(default=None, description="client certificate (PEM)")
+    mqtt_tls_key: str | None = Field(default=None, description="client certificate's key (PEM)")
     topic_root: str = Field(default="edgegw", pattern=r"^[A-Za-z0-9_.-]+$")
     gateway_id: str = Field(default="gw1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     instance: str = Field(
