@@ -8,6 +8,8 @@ same payloads, measured in the same run on the same broker.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -21,6 +23,9 @@ from typing import Any
 import orjson
 
 from schemas.gas import GasReading
+from schemas.topics import GAS_READING
+from services.common.door import MqttDoor, Received
+from services.common.settings import StageSettings
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import Probe
 from tests.harness.stage_process import StageProcess
@@ -164,6 +169,47 @@ def stage_rate(broker: MosquittoBroker, lines: bytes, count: int, logs: Path) ->
         stage.wait(10)
 
 
+def door_only_rate(broker: MosquittoBroker, lines: bytes, count: int) -> dict[str, Any]:
+    """The same QoS 1 stream into an MqttDoor whose handler only counts: the
+    ceiling the Python MQTT client sets for any stage on this machine."""
+
+    async def consume() -> dict[str, Any]:
+        settings = StageSettings(
+            mqtt_host=broker.host,
+            mqtt_port=broker.port,
+            mqtt_password=broker.passwords["gas-average"],  # type: ignore[arg-type]
+            gateway_id=GATEWAY,
+            instance="door-only",
+        )
+        door = MqttDoor(settings, "gas-average")
+        seen = 0
+        done = asyncio.Event()
+        first = last = 0.0
+
+        async def count_only(message: Received[GasReading]) -> None:
+            nonlocal seen, first, last
+            seen += 1
+            last = time.perf_counter()
+            first = first or last
+            if seen >= count:
+                done.set()
+
+        door.subscribe(GAS_READING, count_only)
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(door.run())
+            await asyncio.wait_for(door.connected.wait(), 10)
+            feeder = tasks.create_task(asyncio.to_thread(publish_lines, broker, lines))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 120)
+            await feeder
+            door.close()
+        started = feeder.result()
+        elapsed = last - started
+        return {"received": seen, "msgs_per_s": round(seen / elapsed, 1) if elapsed > 0 else None}
+
+    return asyncio.run(consume())
+
+
 def run(count: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         broker = MosquittoBroker(Path(scratch) / "broker")
@@ -171,6 +217,7 @@ def run(count: int) -> dict[str, Any]:
         try:
             lines = payload_lines(count)
             baseline = raw_rate(broker, lines, count)
+            door_only = door_only_rate(broker, payload_lines(count), count)
             stage = stage_rate(broker, payload_lines(count), count, Path(scratch))
         finally:
             broker.stop()
@@ -182,8 +229,12 @@ def run(count: int) -> dict[str, Any]:
             "readings": count,
             "payload_bytes": len(lines) // count,
             "broker_raw_qos1": baseline,
+            "door_only_consumer": door_only,
             "stage": stage,
             "ratio_stage_to_raw": ratio,
+            "ratio_stage_to_door_only": round(
+                (stage["readings_per_s"] or 0) / (door_only["msgs_per_s"] or 1), 3
+            ),
             "zero_loss": stage["lost"] == 0 and stage["dead_letters"] == 0,
             "goal_ratio": 0.25,
         }
