@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from services.common.logs import configure_logging
-from services.common.settings import load_settings
+from schemas.topics import GAS_AVERAGE
+from services.common.entry import run_stage_main
 from services.gas_average.settings import GasAverageSettings
 from services.gas_average.stage import run
 
 
 def main() -> None:
-    settings = load_settings(GasAverageSettings)
-    configure_logging("gas-average", settings.log_level)
-    asyncio.run(run(settings))
+    run_stage_main(GAS_AVERAGE, GasAverageSettings, run)
 
 
 if __name__ == "__main__":
