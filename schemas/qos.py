@@ -57,3 +57,35 @@ class QosKnob(Envelope):
     level: QosLevel
     plan_id: str = ""
     budget_kbps: float | None = Field(default=None, ge=0)
+
+
+class PlanChoice(Model):
+    analytic: str
+    level: str
+    cost_kbps: float = Field(ge=0)
+    utility: float = Field(ge=0, le=1)
+    weight: float = Field(ge=0)
+
+
+class QosPlan(Envelope):
+    """The allocator's answer: retained on `allocator/plan` when applied, or
+    on `allocator/response/<request_id>` for a dry run."""
+
+    plan_id: str
+    dry_run: bool = False
+    solver: str
+    budget_kbps: float = Field(ge=0)
+    cost_kbps: float = Field(ge=0)
+    total_utility: float = Field(ge=0)
+    feasible: bool
+    reason: str = ""
+    solve_ms: float = Field(ge=0)
+    choices: list[PlanChoice]
+
+
+class PlanRequest(Envelope):
+    """A dry run: what would each analytic get at `budget_kbps`?"""
+
+    request_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    budget_kbps: float = Field(ge=0)
+    solver: str | None = None

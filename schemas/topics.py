@@ -15,7 +15,7 @@ from schemas.alerts import Alert, Summary, UplinkUsage
 from schemas.audio import AudioClasses, SoundEvent
 from schemas.envelope import Envelope
 from schemas.gas import GasAverage, GasEvent, GasReading
-from schemas.qos import QosKnob, QosLevels
+from schemas.qos import PlanRequest, QosKnob, QosLevels, QosPlan
 from schemas.service import ConfigState, DeadLetter, Health, Metrics
 from schemas.video import Detections, MotionScore, ObjectEvent
 
@@ -302,6 +302,32 @@ QOS_KNOB = _spec(
     subscribers=(*ANALYTIC_STAGES, CLOUD_BRIDGE, OPERATOR),
     max_bytes=8 * KIB,
 )
+QOS_PLAN = _spec(
+    "qos_plan",
+    "allocator/plan",
+    QosPlan,
+    qos=1,
+    retained=True,
+    publishers=(BANDWIDTH_ALLOCATOR,),
+    subscribers=(OPERATOR, CLOUD_BRIDGE, TELEMETRY_RECORDER),
+)
+PLAN_REQUEST = _spec(
+    "plan_request",
+    "allocator/request",
+    PlanRequest,
+    qos=1,
+    publishers=(OPERATOR,),
+    subscribers=(BANDWIDTH_ALLOCATOR,),
+    max_bytes=4 * KIB,
+)
+PLAN_RESPONSE = _spec(
+    "plan_response",
+    "allocator/response/{request_id}",
+    QosPlan,
+    qos=1,
+    publishers=(BANDWIDTH_ALLOCATOR,),
+    subscribers=(OPERATOR,),
+)
 UPLINK_USAGE = _spec(
     "uplink_usage",
     "uplink/usage",
@@ -380,6 +406,9 @@ REGISTRY: Final[tuple[TopicSpec, ...]] = (
     SUMMARY,
     QOS_LEVELS,
     QOS_KNOB,
+    QOS_PLAN,
+    PLAN_REQUEST,
+    PLAN_RESPONSE,
     UPLINK_USAGE,
     CONFIG,
     CONFIG_STATE,

@@ -36,6 +36,9 @@ class Detections(Envelope):
     height: int = Field(gt=0)
     objects: list[DetectedObject]
     inference_ms: float = Field(ge=0)
+    # Which replica processed the frame (EDGEGW_INSTANCE): with several
+    # detectors on one shared subscription, who did what.
+    instance: str = Field(default="", max_length=32)
 
 
 class MotionScore(Envelope):
