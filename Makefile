@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EXTRAS := video,audio,telemetry,deploy,dev
 SOURCES := schemas services broker tests tools
 
-.PHONY: setup system-deps venv assets demo test unit integration lint bench clean
+.PHONY: setup system-deps venv assets demo test unit integration lint bench clean compose compose-env
 
 setup: system-deps venv
 
@@ -48,3 +48,10 @@ bench: setup assets
 
 clean:
 	rm -rf $(VENV) var bench-results .mypy_cache .ruff_cache .pytest_cache
+
+# Containers on a gateway (needs a Docker engine with the compose plugin).
+compose-env:
+	$(PY) -m broker.generate compose-env --out compose/.env
+
+compose: assets compose-env
+	docker compose -f compose/docker-compose.yml up --build

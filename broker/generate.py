@@ -5,6 +5,8 @@ render mosquitto.conf for a local run.
     python -m broker.generate local --out DIR --port 1883
         # DIR/mosquitto.conf, DIR/acl, DIR/passwd, DIR/data/, and DIR/secrets.env
         # (one random password per user, kept if it already exists)
+    python -m broker.generate compose-env --out compose/.env
+        # EDGEGW_PASSWORD_<USER>=... for docker compose (kept if it exists)
 """
 
 from __future__ import annotations
@@ -109,6 +111,24 @@ def write_local(directory: Path, port: int, *, bind: str = "127.0.0.1") -> dict[
     return passwords
 
 
+def env_name(user: str) -> str:
+    return "EDGEGW_PASSWORD_" + user.upper().replace("-", "_")
+
+
+def write_compose_env(path: Path) -> None:
+    """One password per user for compose; existing ones are kept."""
+    found = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key and value:
+                found[key] = value
+    for user in USERS:
+        found.setdefault(env_name(user), secrets.token_urlsafe(18))
+    path.write_text("".join(f"{key}={value}\n" for key, value in sorted(found.items())))
+    path.chmod(0o600)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m broker.generate")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -117,9 +137,14 @@ def main(argv: list[str] | None = None) -> None:
     local.add_argument("--out", type=Path, required=True)
     local.add_argument("--port", type=int, default=1883)
     local.add_argument("--bind", default="127.0.0.1")
+    compose_env = commands.add_parser("compose-env", help="passwords for docker compose")
+    compose_env.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "acl":
         sys.stdout.write(acl_text())
+    elif args.command == "compose-env":
+        write_compose_env(args.out)
+        print(args.out)
     else:
         write_local(args.out.resolve(), args.port, bind=args.bind)
         print(args.out / "mosquitto.conf")
