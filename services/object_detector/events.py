@@ -90,6 +90,15 @@ class ObjectEventBuilder:
         self._max_open_events = max_open_events
         self._open: dict[int, _OpenEvent] = {}
 
+    def reconfigure(
+        self, zones: Sequence[Zone], labels: frozenset[str] | None, min_score: float
+    ) -> None:
+        """New zones and interests from a config change; open events go on
+        (they still end), new ones follow the new rules."""
+        self._zones = tuple(zones)
+        self._labels = labels
+        self._min_score = min_score
+
     @property
     def open_events(self) -> int:
         return len(self._open)

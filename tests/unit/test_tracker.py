@@ -147,11 +147,13 @@ def test_real_video_gives_stable_person_tracks() -> None:
     lawn from ~frame 78, one in a white jacket from ~118 and one in a striped
     jumper from ~133.
 
-    Measured with the default tracker: 20 tracks. Tracking by detection alone
-    fragments when the group walks behind the sign and when two people side by
-    side merge into one box (~2.2 tracks per person here). The tolerance says
-    that: at least 8 of the 9 are tracked, and no more than 2.5x as many
-    tracks as people. Independently, tracks that stay in view keep their id.
+    Measured with the first tracker defaults: 20 tracks; with the tuned ones
+    (IouTracker's docstring): 13, on raw frames and on JPEG q80 frames alike.
+    Tracking by detection alone still fragments when the group walks behind
+    the sign and when two people side by side merge into one box (~1.4
+    tracks per person here). The tolerance says that: at least 8 of the 9
+    are tracked, and no more than 15 tracks (1.67x the people). Independently,
+    tracks that stay in view keep their id.
     """
     detector = SSDDetector(load_model(asset(MODEL), threads=2), load_labels(asset(LABELS)))
     capture = cv2.VideoCapture(str(asset(VIDEO)))
@@ -172,7 +174,7 @@ def test_real_video_gives_stable_person_tracks() -> None:
     finally:
         capture.release()
     people_seen = 9
-    assert people_seen - 1 <= len(lifetimes) <= 2.5 * people_seen, lifetimes
+    assert people_seen - 1 <= len(lifetimes) <= 15, lifetimes
     long_lived = [span for span in lifetimes.values() if span[1] - span[0] >= 80]
     # The man on the left (frames 0-149) and at least two of the group keep one id.
     assert len(long_lived) >= 3, lifetimes
