@@ -23,6 +23,9 @@ class AlertPart(Model):
 class Alert(Envelope):
     type: EventType
     alert_id: str = Field(description="stable across new/update/end and redeliveries")
+    sequence: int = Field(
+        default=0, ge=0, description="n-th message of this alert; `id` is alert_id.sequence"
+    )
     label: str
     severity: Severity
     place: str | None = None
@@ -30,6 +33,8 @@ class Alert(Envelope):
     start_ts: float
     end_ts: float | None = None
     summary: str = ""
+    zones: list[str] = []
+    escalations: list[str] = Field(default=[], description="fusion rules an incident met")
 
 
 class Summary(Envelope):
@@ -48,5 +53,11 @@ class UplinkUsage(Envelope):
     bytes_by_analytic: dict[str, int] = {}
     spool_entries: int = Field(ge=0)
     spool_bytes: int = Field(ge=0)
-    losses: dict[str, int] = {}
+    losses: dict[str, int] = Field(
+        default={}, description="messages lost since the spool was created, per class_reason"
+    )
     cloud_connected: bool
+    budget_used: float | None = Field(default=None, description="used_kbps / budget_kbps")
+    budget_source: Literal["config", "allocator"] = "config"
+    spool_max_bytes: int = Field(default=0, ge=0)
+    messages_by_class: dict[str, int] = {}

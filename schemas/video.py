@@ -67,3 +67,5 @@ class ObjectEvent(Envelope):
     start_ts: float
     end_ts: float | None = None
     has_snapshot: bool = False
+    # Capture time of the frame that caused this message: capture -> event latency.
+    frame_ts: float | None = None

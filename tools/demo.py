@@ -37,6 +37,12 @@ STATE = REPO / "var"
 STAGES: dict[str, dict[str, str]] = {
     "gas-average": {"EDGEGW_TIME_WINDOW_S": "5", "EDGEGW_PUBLISH_INTERVAL_S": "2"},
     "gas-replay": {"EDGEGW_FIRST_LEAK_AFTER_S": "6", "EDGEGW_LEAK_RATE_PER_HOUR": "4"},
+    "camera-capture": {
+        "EDGEGW_CAMERA": "lobby",
+        "EDGEGW_SOURCE": str(REPO / ".cache/media/vtest.avi"),
+        "EDGEGW_FPS": "10",
+    },
+    "object-detector": {"EDGEGW_THREADS": "1"},
 }
 
 

@@ -48,7 +48,9 @@ async def set_config(settings: StageSettings, stage: str, pairs: list[str], wait
         if message.raw:
             current.update(orjson.loads(message.raw))
 
-    async def on_state(message: Received[ConfigState]) -> None:
+    async def on_state(message: Received[ConfigState | None]) -> None:
+        if message.payload is None:
+            return
         states.append(message.payload)
         if message.payload.config_id == wanted.get("id"):
             answered.set()

@@ -25,6 +25,13 @@ def _clock(ts: float) -> str:
 def describe_event(topic: str, body: dict[str, Any]) -> str:
     kind = str(body.get("type", "?")).upper()
     parts = [_clock(float(body.get("ts", time.time()))), f"{kind:6}", str(body.get("label", ""))]
+    if body.get("kind") == "object":
+        parts.append(f"{body.get('camera')} score {float(body.get('top_score', 0)):.2f}")
+        zones = body.get("entered_zones") or []
+        if zones:
+            parts.append("zones " + ",".join(zones))
+    if body.get("kind") == "sound":
+        parts.append(f"{body.get('mic')} {body.get('top_class')} {float(body.get('score', 0)):.2f}")
     if "sensor" in body:
         parts.append(f"{body['sensor']} {body.get('gas', '')}={float(body['value']):.1f}")
         parts.append(f"(peak {float(body['peak']):.1f}, threshold {body['threshold']})")
@@ -66,11 +73,13 @@ async def show_status(settings: StageSettings, root: str) -> int:
     async def on_status(message: Received[bytes]) -> None:
         availability[(gateway(message.topic), message.params["stage"])] = message.raw.decode()
 
-    async def on_health(message: Received[Health]) -> None:
-        health[(gateway(message.topic), message.params["stage"])] = message.payload
+    async def on_health(message: Received[Health | None]) -> None:
+        if message.payload is not None:
+            health[(gateway(message.topic), message.params["stage"])] = message.payload
 
-    async def on_config(message: Received[ConfigState]) -> None:
-        config[(gateway(message.topic), message.params["stage"])] = message.payload
+    async def on_config(message: Received[ConfigState | None]) -> None:
+        if message.payload is not None:
+            config[(gateway(message.topic), message.params["stage"])] = message.payload
 
     def prepare(door: MqttDoor) -> None:
         door.subscribe(STATUS, on_status)

@@ -60,6 +60,9 @@ class PublishFailed(Exception):
 
 @dataclass(frozen=True)
 class Received(Generic[PayloadT]):
+    """A validated message. On a retained JSON topic, `payload` is None when
+    the retained message was cleared (an empty payload)."""
+
     topic: str
     params: dict[str, str]
     payload: PayloadT
@@ -434,6 +437,8 @@ class MqttDoor:
             )
         if not spec.is_json:
             return raw
+        if not raw and spec.retained:
+            return None  # the retained message was cleared: handlers get None
         if not raw:
             raise InvalidMessage("empty payload")
         try:

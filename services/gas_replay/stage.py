@@ -1,4 +1,11 @@
-"""The async shell of gas-replay: paced readings out, at QoS 1."""
+"""The async shell of gas-replay: paced readings out, at QoS 1.
+
+Each sensor is an analytic of the bandwidth allocator (`gas.<sensor>`): the
+stage publishes its levels retained at start (see `levels.py`) and follows
+the retained knob `qos/gas.<sensor>`: simulated sensors are sampled at the
+knob's `sample_period_s`, a trace is forwarded decimated to it. A new knob
+wakes the pacing loop at once, so it applies well within a second.
+"""
 
 from __future__ import annotations
 
@@ -7,51 +14,73 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from schemas.gas import Gas, GasReading
-from schemas.topics import GAS_READING, GAS_REPLAY
-from services.common.door import MqttDoor, PublishFailed
+from schemas.gas import GasReading
+from schemas.qos import QosKnob, QosLevels
+from schemas.topics import GAS_READING, GAS_REPLAY, QOS_KNOB, QOS_LEVELS
+from services.common.door import InvalidMessage, MqttDoor, PublishFailed, Received
 from services.common.stage_runner import serve
+from services.gas_replay.levels import analytic_name, load_profile, sensor_levels
+from services.gas_replay.schedule import SimulatedSchedule, TraceSchedule
 from services.gas_replay.settings import GasReplaySettings
 from services.gas_replay.simulator import make_sensors
-from services.gas_replay.trace import check_trace, read_trace
+from services.gas_replay.trace import TraceRow, check_trace, read_trace, trace_sensors
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _Due:
-    offset_s: float  # when to publish, in source time since the start
-    sensor: str
-    gas: Gas
-    value: float
+# Longest single sleep of the pacing loop: how soon it notices `stop`.
+STOP_CHECK_S = 0.25
 
 
 class GasReplayStage:
     def __init__(self, door: MqttDoor, settings: GasReplaySettings) -> None:
         self._door = door
         self._settings = settings
+        self._profile = load_profile()
         if settings.trace_path is not None:
             rows = check_trace(settings.trace_path)  # a bad trace fails at start-up
             log.info("trace checked", extra={"rows": rows, "path": str(settings.trace_path)})
+            traced = trace_sensors(settings.trace_path)
+            self._sensors = {name: (s.gas, s.interval_s) for name, s in traced.items()}
+        else:
+            self._sensors = {name: (gas, 0.0) for name, gas in settings.sensor_pairs()}
+        # sensor -> period from its knob; absent: the settings' default.
+        self._periods: dict[str, float] = {}
+        self._knob_changed = asyncio.Event()
+        for sensor in self._sensors:
+            door.subscribe(QOS_KNOB, self.on_knob, analytic=analytic_name(sensor))
 
-    def _simulated(self) -> Iterator[_Due]:
-        settings = self._settings
-        sensors = make_sensors(settings.sensor_pairs(), settings.leak_rate_per_hour, settings.seed)
-        period = settings.sample_period_s
-        tick = 0
-        while True:
-            t = tick * period
-            if settings.first_leak_after_s is not None and tick == round(
-                settings.first_leak_after_s / period
-            ):
-                sensors[0].start_leak(t)
-            for sensor in sensors:
-                yield _Due(t, sensor.sensor, sensor.gas, sensor.sample(t, period))
-            tick += 1
+    def period_of(self, sensor: str) -> float:
+        if sensor in self._periods:
+            return self._periods[sensor]
+        # No knob yet: simulate at the configured period, forward a trace whole.
+        return self._settings.sample_period_s if self._settings.trace_path is None else 0.0
 
-    def _traced(self) -> Iterator[_Due]:
+    async def on_knob(self, message: Received[QosKnob]) -> None:
+        sensor = message.params["analytic"].removeprefix("gas.")
+        period = message.payload.level.params.get("sample_period_s")
+        if isinstance(period, bool) or not isinstance(period, int | float) or not period > 0:
+            raise InvalidMessage(f"level params: sample_period_s must be > 0, got {period!r}")
+        if self._periods.get(sensor) != float(period):
+            self._periods[sensor] = float(period)
+            self._knob_changed.set()
+            log.info("qos knob applied", extra={"sensor": sensor, "period_s": period})
+
+    async def announce_levels(self, stop: asyncio.Event) -> None:
+        """Publish every sensor's levels, retained, once connected."""
+        for sensor, (gas, interval) in self._sensors.items():
+            levels = QosLevels(
+                source=GAS_REPLAY,
+                analytic=analytic_name(sensor),
+                levels=sensor_levels(self._profile, self._door.root, sensor, gas, interval),
+            )
+            while not stop.is_set():
+                try:
+                    await self._door.publish(QOS_LEVELS, levels, analytic=levels.analytic)
+                    break
+                except PublishFailed as error:
+                    log.warning("levels not published", extra={"error": str(error)})
+
+    def _traced(self) -> Iterator[tuple[float, TraceRow]]:
         assert self._settings.trace_path is not None
         offset = 0.0
         while True:
@@ -60,29 +89,47 @@ class GasReplayStage:
             for row in read_trace(self._settings.trace_path):
                 first = row.time if first is None else first
                 last = row.time - first
-                yield _Due(offset + last, row.sensor, row.gas, row.value)
+                yield offset + last, row
             if not self._settings.loop:
                 return
             offset += last + self._settings.sample_period_s
 
     async def replay(self, stop: asyncio.Event) -> None:
         settings = self._settings
-        rows = self._traced() if settings.trace_path is not None else self._simulated()
+        schedule: SimulatedSchedule | TraceSchedule
+        if settings.trace_path is not None:
+            schedule = TraceSchedule(self._traced(), self.period_of)
+        else:
+            sensors = make_sensors(
+                settings.sensor_pairs(), settings.leak_rate_per_hour, settings.seed
+            )
+            schedule = SimulatedSchedule(sensors, self.period_of, settings.first_leak_after_s)
         window = asyncio.Semaphore(settings.publish_window)
         wall_start = time.time()
         clock_start = time.monotonic()
         sent = 0
         async with asyncio.TaskGroup() as tasks:
-            for due in rows:
-                if stop.is_set() or (settings.max_readings and sent >= settings.max_readings):
+            while not stop.is_set():
+                if settings.max_readings and sent >= settings.max_readings:
+                    break
+                if self._knob_changed.is_set():
+                    self._knob_changed.clear()
+                    now = (time.monotonic() - clock_start) * settings.speed
+                    schedule.reschedule(now)
+                offset = schedule.peek()
+                if offset is None:
                     break
                 if settings.speed > 0:
-                    delay = clock_start + due.offset_s / settings.speed - time.monotonic()
+                    delay = clock_start + offset / settings.speed - time.monotonic()
                     if delay > 0:
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), delay)
-                        if stop.is_set():
-                            break
+                            await asyncio.wait_for(
+                                self._knob_changed.wait(), min(delay, STOP_CHECK_S)
+                            )
+                        continue  # re-check stop, knobs and the next due time
+                due = schedule.pop()
+                if due is None:
+                    continue
                 await window.acquire()
                 reading = GasReading(
                     source=GAS_REPLAY,
@@ -110,4 +157,4 @@ class GasReplayStage:
 async def run(settings: GasReplaySettings, stop: asyncio.Event | None = None) -> None:
     door = MqttDoor(settings, GAS_REPLAY)
     stage = GasReplayStage(door, settings)
-    await serve(door, [stage.replay], stop=stop)
+    await serve(door, [stage.announce_levels, stage.replay], stop=stop)

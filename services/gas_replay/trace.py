@@ -8,6 +8,7 @@ fails at start-up with the line that is wrong.
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,3 +71,23 @@ def check_trace(path: Path) -> int:
     if rows == 0:
         raise TraceError(f"{path}: no rows")
     return rows
+
+
+@dataclass(frozen=True)
+class TracedSensor:
+    gas: Gas
+    interval_s: float  # median time between its rows; 0 with a single row
+
+
+def trace_sensors(path: Path) -> dict[str, TracedSensor]:
+    """Every sensor of the trace, its gas and how often it was recorded."""
+    times: dict[str, list[float]] = {}
+    gases: dict[str, Gas] = {}
+    for row in read_trace(path):
+        times.setdefault(row.sensor, []).append(row.time)
+        gases.setdefault(row.sensor, row.gas)
+    result = {}
+    for sensor, stamps in times.items():
+        gaps = sorted(b - a for a, b in itertools.pairwise(stamps))
+        result[sensor] = TracedSensor(gases[sensor], gaps[len(gaps) // 2] if gaps else 0.0)
+    return result

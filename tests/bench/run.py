@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "gas_throughput": ["tests.bench.gas_throughput"],
     "allocator": ["tests.bench.allocator_bench", "--plot", "bench-results/allocator.png"],
     "audio": ["tests.bench.audio_bench"],
+    "detector": ["tests.bench.detector_bench"],
 }
 
 

@@ -1,0 +1,132 @@
+"""Translation at the edges of the rules: schema events in, `Alert` messages out.
+
+Pure functions, no MQTT. The alert message id is
+``lifecycle_message_id(alert_id, sequence)``, so a redelivered event that
+produces the same decision produces a message with the same id, which the
+cloud side deduplicates.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from schemas.alerts import Alert, AlertPart
+from schemas.audio import SoundEvent
+from schemas.envelope import lifecycle_message_id
+from schemas.gas import GasEvent
+from schemas.topics import ALERT_FORWARDER
+from schemas.video import ObjectEvent
+from services.alert_forwarder.fusion import IncidentDecision
+from services.alert_forwarder.rules import IncomingEvent, PublishAlert
+
+AnyEventMessage = GasEvent | ObjectEvent | SoundEvent
+PartKind = Literal["gas", "object", "sound"]
+PART_KINDS: tuple[PartKind, ...] = ("gas", "object", "sound")
+
+
+def incoming_from(event: AnyEventMessage) -> IncomingEvent:
+    """The modality-free view the rules and fusion work on."""
+    if isinstance(event, GasEvent):
+        return IncomingEvent(
+            type=event.type,
+            event_id=event.event_id,
+            message_id=event.id,
+            source=event.sensor,
+            kind="gas",
+            label=event.label,
+            ts=event.ts,
+            start_ts=event.start_ts,
+            end_ts=event.end_ts,
+            severity=event.severity,
+        )
+    if isinstance(event, ObjectEvent):
+        return IncomingEvent(
+            type=event.type,
+            event_id=event.event_id,
+            message_id=event.id,
+            source=event.camera,
+            kind="object",
+            label=event.label,
+            ts=event.ts,
+            start_ts=event.start_ts,
+            end_ts=event.end_ts,
+            zones=frozenset(event.current_zones) | frozenset(event.entered_zones),
+            score=event.score,
+        )
+    return IncomingEvent(
+        type=event.type,
+        event_id=event.event_id,
+        message_id=event.id,
+        source=event.mic,
+        kind="sound",
+        label=event.label,
+        ts=event.ts,
+        start_ts=event.start_ts,
+        end_ts=event.end_ts,
+        score=event.score,
+    )
+
+
+def _part_kind(kind: str) -> PartKind:
+    # AlertPart knows the three modalities of today; a new one must extend it.
+    for known in PART_KINDS:
+        if kind == known:
+            return known
+    raise ValueError(f"unknown event kind {kind!r}")
+
+
+def alert_from_rule(decision: PublishAlert, now: float) -> Alert:
+    """A single-source alert, published on `alert/<source>`."""
+    zones = sorted(decision.zones)
+    where = f" in {', '.join(zones)}" if zones else ""
+    return Alert(
+        source=ALERT_FORWARDER,
+        ts=now,
+        id=lifecycle_message_id(decision.alert_id, decision.sequence),
+        type=decision.action,
+        alert_id=decision.alert_id,
+        sequence=decision.sequence,
+        label=decision.label,
+        severity=decision.severity,
+        parts=[
+            AlertPart(
+                source=decision.source,
+                kind=_part_kind(decision.kind),
+                event_id=decision.event_id,
+                label=decision.label,
+            )
+        ],
+        start_ts=decision.start_ts,
+        end_ts=decision.end_ts,
+        zones=zones,
+        summary=f"{decision.label} at {decision.source}{where} ({decision.action})",
+    )
+
+
+def alert_from_incident(decision: IncidentDecision, now: float) -> Alert:
+    """An incident alert naming every part, published on `alert/<place>`."""
+    labels = ", ".join(f"{p.kind} {p.label} at {p.source}" for p in decision.parts)
+    return Alert(
+        source=ALERT_FORWARDER,
+        ts=now,
+        id=lifecycle_message_id(decision.incident_id, decision.sequence),
+        type=decision.action,
+        alert_id=decision.incident_id,
+        sequence=decision.sequence,
+        label="incident",
+        severity=decision.severity,
+        place=decision.place,
+        parts=[
+            AlertPart(
+                source=p.source,
+                kind=_part_kind(p.kind),
+                event_id=p.event_id,
+                label=p.label,
+            )
+            for p in decision.parts
+        ],
+        start_ts=decision.start_ts,
+        end_ts=decision.end_ts,
+        escalations=list(decision.escalations),
+        summary=f"incident in {decision.place}: {labels} ({decision.action})",
+    )

@@ -1,0 +1,80 @@
+"""Settings of alert-forwarder: the runtime config (rules and fusion, retained
+`config/alert-forwarder`), plus webhook limits that only a restart changes."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, Self
+
+import orjson
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from schemas.envelope import Model
+from services.alert_forwarder.fusion import FusionConfig
+from services.alert_forwarder.rules import AlertRulesConfig
+from services.common.settings import StageSettings
+
+Severity = Literal["info", "warning", "critical"]
+# A place becomes a topic level (`alert/<place>`): it must be one.
+_TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class AlertForwarderConfig(Model):
+    """What an operator may change at run time."""
+
+    rules: AlertRulesConfig = AlertRulesConfig()
+    fusion: FusionConfig = FusionConfig()
+
+    @model_validator(mode="after")
+    def _places_are_topic_levels(self) -> Self:
+        for source, place in self.fusion.places.items():
+            if not _TOPIC_LEVEL.match(place):
+                raise ValueError(
+                    f"fusion.places[{source!r}]: {place!r} is not a valid topic level "
+                    "(letters, digits, '_', '.', '-'; at most 64)"
+                )
+        return self
+
+
+class AlertForwarderSettings(StageSettings):
+    startup_config: str = Field(
+        default="",
+        description="JSON of AlertForwarderConfig in force until a retained config arrives",
+    )
+    tick_interval_s: float = Field(default=1.0, gt=0, le=60)
+    webhook_urls: str = Field(default="", description="comma-separated http(s) URLs to POST to")
+    webhook_min_severity: Severity = "warning"
+    webhook_queue: int = Field(default=256, ge=1, le=100_000, description="alerts waiting to post")
+    webhook_retries: int = Field(default=3, ge=0, le=20)
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    webhook_retry_initial_s: float = Field(default=0.5, gt=0)
+
+    @field_validator("startup_config")
+    @classmethod
+    def _valid_config(cls, value: str) -> str:
+        if value.strip():
+            try:
+                AlertForwarderConfig.model_validate(orjson.loads(value))
+            except (orjson.JSONDecodeError, ValidationError) as error:
+                raise ValueError(f"not a valid alert-forwarder config: {error}") from None
+        return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _http_urls(cls, value: str) -> str:
+        for url in cls.split_urls(value):
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return value
+
+    @staticmethod
+    def split_urls(value: str) -> list[str]:
+        return [url.strip() for url in value.split(",") if url.strip()]
+
+    def urls(self) -> list[str]:
+        return self.split_urls(self.webhook_urls)
+
+    def initial_config(self) -> AlertForwarderConfig:
+        if not self.startup_config.strip():
+            return AlertForwarderConfig()
+        return AlertForwarderConfig.model_validate(orjson.loads(self.startup_config))

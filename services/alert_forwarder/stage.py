@@ -1,0 +1,125 @@
+"""The async shell of alert-forwarder: events in, curated alerts out.
+
+Every event goes through the per-source rules (alert on `alert/<source>`) and
+through fusion (an incident on `alert/<place>`). Alerts are published at QoS 1
+before the event is acknowledged, so a crash between the two makes the broker
+redeliver the event and the alert is re-sent with the same message id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from schemas.alerts import Alert
+from schemas.topics import ALERT, ALERT_FORWARDER, EVENT
+from services.alert_forwarder.alert_messages import (
+    AnyEventMessage,
+    alert_from_incident,
+    alert_from_rule,
+    incoming_from,
+)
+from services.alert_forwarder.fusion import IncidentDecision, IncidentFusion
+from services.alert_forwarder.rules import AlertDecision, AlertRules, PublishAlert
+from services.alert_forwarder.settings import AlertForwarderConfig, AlertForwarderSettings
+from services.alert_forwarder.webhooks import WebhookPolicy, WebhookSender
+from services.common.door import MqttDoor, PublishFailed, Received
+from services.common.runtime_config import RuntimeConfig
+from services.common.stage_runner import serve
+
+log = logging.getLogger(__name__)
+PUBLISH_TRIES = 5
+
+
+class AlertForwarderStage:
+    def __init__(self, door: MqttDoor, settings: AlertForwarderSettings) -> None:
+        self._door = door
+        self._settings = settings
+        self._stop = asyncio.Event()
+        self.config = RuntimeConfig(door, AlertForwarderConfig, settings.initial_config())
+        self._rules = AlertRules(self.config.current.rules)
+        self._fusion_config = self.config.current.fusion
+        self._fusion = IncidentFusion(self._fusion_config)
+        self.config.on_change(self._reconfigure)
+        self.webhooks = WebhookSender(
+            WebhookPolicy(
+                urls=tuple(settings.urls()),
+                min_severity=settings.webhook_min_severity,
+                queue_size=settings.webhook_queue,
+                retries=settings.webhook_retries,
+                timeout_s=settings.webhook_timeout_s,
+                retry_initial_s=settings.webhook_retry_initial_s,
+            ),
+            door.metrics,
+        )
+        door.subscribe(EVENT, self.on_event)
+
+    def _reconfigure(self, config: AlertForwarderConfig) -> None:
+        self._rules.reconfigure(config.rules)
+        if config.fusion != self._fusion_config:
+            # Fusion has no in-place reconfigure: open incidents start over.
+            self._fusion = IncidentFusion(config.fusion)
+            self._fusion_config = config.fusion
+
+    async def on_event(self, message: Received[AnyEventMessage]) -> None:
+        event = incoming_from(message.payload)
+        self._door.metrics.count(f"events_{event.kind}")
+        # No await between the two: the tick worker never sees half an event.
+        decisions = self._rules.handle(event)
+        incidents = self._fusion.handle(event)
+        await self._publish_decisions(decisions, incidents)
+
+    async def _publish_decisions(
+        self, decisions: list[AlertDecision], incidents: list[IncidentDecision]
+    ) -> None:
+        now = time.time()
+        for decision in decisions:
+            if isinstance(decision, PublishAlert):
+                await self._publish(alert_from_rule(decision, now), decision.source)
+            else:
+                self._door.metrics.count(f"suppressed_{decision.reason}")
+        for incident in incidents:
+            await self._publish(alert_from_incident(incident, now), incident.place)
+
+    async def _publish(self, alert: Alert, topic_source: str) -> None:
+        for attempt in range(PUBLISH_TRIES):
+            try:
+                await self._door.publish(ALERT, alert, source=topic_source)
+                break
+            except PublishFailed as error:
+                # Raising would dead-letter (and acknowledge) the event: try
+                # again while we run; the last failure goes up.
+                log.warning("alert not confirmed", extra={"error": str(error), "try": attempt})
+                if attempt == PUBLISH_TRIES - 1 or self._stop.is_set():
+                    raise
+        self._door.metrics.count(f"alerts_{alert.type}")
+        self.webhooks.offer(alert)
+        log.info(
+            "alert",
+            extra={"alert_id": alert.alert_id, "type": alert.type, "severity": alert.severity},
+        )
+
+    async def tick(self, stop: asyncio.Event) -> None:
+        """Minimum durations, quiet hours ending, stale alerts, incident lingers."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._settings.tick_interval_s)
+            now = time.time()
+            decisions = self._rules.tick(now)
+            incidents = self._fusion.tick(now)
+            try:
+                await self._publish_decisions(decisions, incidents)
+            except PublishFailed as error:
+                log.error("alert from tick lost", extra={"error": str(error)})
+
+    async def watch_stop(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._stop.set()
+
+
+async def run(settings: AlertForwarderSettings, stop: asyncio.Event | None = None) -> None:
+    door = MqttDoor(settings, ALERT_FORWARDER)
+    stage = AlertForwarderStage(door, settings)
+    await serve(door, [stage.tick, stage.webhooks.run, stage.watch_stop], stop=stop)

@@ -1,0 +1,203 @@
+"""The async shell of audio-classifier: chunks in; class scores and sound events out.
+
+The chunk handler only checks a chunk and queues it in the bounded backlog
+(bad chunks are dead-lettered with the reason); one worker takes chunks in
+turn across mics and runs the front end and YAMNet in a thread, so the event
+loop keeps reading while the model runs, and the backlog's bound — not the
+broker's queue — decides what waits. Config changes are applied by the
+worker between two chunks, never under a running analysis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from pydantic import ValidationError
+
+from schemas.audio import SoundEvent as SoundEventMessage
+from schemas.topics import AUDIO_CHUNK, AUDIO_CLASSES, AUDIO_CLASSIFIER, EVENT
+from services.audio_capture.pcm import BadChunkError
+from services.audio_classifier.chunks import Chunk, ChunkBacklog, parse_chunk
+from services.audio_classifier.mic_stream import MicStream
+from services.audio_classifier.settings import (
+    AudioClassifierConfig,
+    AudioClassifierSettings,
+    config_model_for,
+)
+from services.audio_classifier.yamnet import YamnetClassifier
+from services.common.door import (
+    InvalidMessage,
+    MqttDoor,
+    PublishFailed,
+    Received,
+    describe_validation_error,
+)
+from services.common.runtime_config import RuntimeConfig
+from services.common.stage_runner import serve
+from services.inference import ModelLoadError
+
+log = logging.getLogger(__name__)
+IDLE_CHECK_S = 1.0
+
+
+class AudioClassifierStage:
+    def __init__(
+        self,
+        door: MqttDoor,
+        settings: AudioClassifierSettings,
+        classifier: YamnetClassifier,
+        startup: AudioClassifierConfig,
+    ) -> None:
+        self._door = door
+        self._settings = settings
+        self._classifier = classifier
+        self.config = RuntimeConfig(door, config_model_for(classifier.class_names), startup)
+        self.config.on_change(self._config_changed)
+        self._config_pending = False
+        self._backlog = ChunkBacklog(settings.max_pending_s)
+        self._ready = asyncio.Event()
+        self._streams: dict[str, MicStream] = {}
+        self._last_heard: dict[str, float] = {}
+        door.subscribe(AUDIO_CHUNK, self.on_chunk)
+
+    # -- on the event loop, per message ----------------------------------------
+
+    async def on_chunk(self, message: Received[bytes]) -> None:
+        mic = message.params["mic"]
+        try:
+            chunk = parse_chunk(mic, message.payload, message.properties)
+        except BadChunkError as error:
+            raise InvalidMessage(error.reason) from None
+        if mic not in self._last_heard and len(self._last_heard) >= self._settings.max_mics:
+            raise InvalidMessage(f"more than {self._settings.max_mics} mics")
+        self._last_heard[mic] = time.monotonic()
+        metrics = self._door.metrics
+        metrics.count("chunks_received")
+        dropped = self._backlog.offer(chunk)
+        if dropped:
+            metrics.count("chunks_dropped", dropped)
+        metrics.gauge("backlog_chunks", len(self._backlog))
+        self._ready.set()
+
+    def _config_changed(self, _: AudioClassifierConfig) -> None:
+        self._config_pending = True
+        self._ready.set()
+
+    # -- the worker --------------------------------------------------------------
+
+    async def classify(self, stop: asyncio.Event) -> None:
+        next_silence_check = time.monotonic() + IDLE_CHECK_S
+        try:
+            while not stop.is_set():
+                if self._config_pending:
+                    await self._apply_config()
+                # Also while other mics keep the worker busy.
+                if time.monotonic() >= next_silence_check:
+                    next_silence_check = time.monotonic() + IDLE_CHECK_S
+                    await self._close_silent_mics()
+                chunk = self._backlog.take()
+                if chunk is None:
+                    self._ready.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._ready.wait(), IDLE_CHECK_S)
+                    continue
+                await self._analyse(chunk)
+        finally:
+            # Whoever follows an event must learn that it ended with us.
+            for mic in list(self._streams):
+                await self._publish_events(self._streams.pop(mic).close())
+
+    async def _analyse(self, chunk: Chunk) -> None:
+        stream = self._streams.get(chunk.mic)
+        config = self.config.current
+        if stream is None:
+            stream = self._new_stream(chunk.mic, config)
+        started = time.perf_counter()
+        analysis = await asyncio.to_thread(stream.analyse, chunk, config.top_k)
+        elapsed = time.perf_counter() - started
+        metrics = self._door.metrics
+        metrics.count("chunks_classified")
+        metrics.count("patches", analysis.patches)
+        if analysis.gap:
+            metrics.count("stream_gaps")
+        if elapsed > 0:
+            metrics.gauge("real_time_factor", round(chunk.seconds / elapsed, 1))
+        metrics.gauge("backlog_chunks", len(self._backlog))
+        for classes in analysis.classes:
+            # QoS 0: a lost score is replaced by the next patch's, 0.48 s later.
+            with contextlib.suppress(PublishFailed):
+                await self._door.publish(AUDIO_CLASSES, classes, mic=chunk.mic)
+        await self._publish_events(analysis.events)
+
+    def _new_stream(self, mic: str, config: AudioClassifierConfig) -> MicStream:
+        families = [family.family(label) for label, family in config.classes_of_interest.items()]
+        stream = MicStream(mic, self._classifier, families, config.update_every_patches)
+        self._streams[mic] = stream
+        self._door.metrics.gauge("mics", len(self._streams))
+        return stream
+
+    async def _publish_events(self, events: list[SoundEventMessage]) -> None:
+        for event in events:
+            try:
+                await self._door.publish(EVENT, event, source=event.mic)
+                self._door.metrics.count(f"events_{event.type}")
+                log.info(
+                    "sound event",
+                    extra={
+                        "event_id": event.event_id,
+                        "type": event.type,
+                        "label": event.label,
+                        "mic": event.mic,
+                        "score": round(event.score, 3),
+                    },
+                )
+            except PublishFailed as error:
+                self._door.metrics.count("events_lost")
+                log.warning("sound event not published", extra={"error": str(error)})
+
+    async def _apply_config(self) -> None:
+        """New classes of interest: end every open event, then track with the new ones."""
+        self._config_pending = False
+        config = self.config.current
+        for mic, stream in list(self._streams.items()):
+            await self._publish_events(stream.close())
+            # A fresh stream keeps no patch state either; the next chunk
+            # restarts its patches, as after a gap.
+            self._new_stream(mic, config)
+
+    async def _close_silent_mics(self) -> None:
+        horizon = time.monotonic() - self.config.current.silent_after_s
+        for mic, heard in list(self._last_heard.items()):
+            if heard >= horizon:
+                continue
+            del self._last_heard[mic]
+            self._backlog.discard(mic)
+            stream = self._streams.pop(mic, None)
+            if stream is not None:
+                await self._publish_events(stream.close())
+            self._door.metrics.gauge("mics", len(self._streams))
+
+
+async def run(settings: AudioClassifierSettings, stop: asyncio.Event | None = None) -> None:
+    try:
+        classifier = await asyncio.to_thread(
+            YamnetClassifier.load, settings.model_dir, settings.threads
+        )
+    except ModelLoadError as error:
+        log.error("cannot load the model", extra={"error": str(error)})
+        raise SystemExit(2) from None
+    try:
+        # Env-given classes of interest are checked against the model's classes.
+        startup = config_model_for(classifier.class_names).model_validate(
+            settings.startup_config().model_dump()
+        )
+    except ValidationError as error:
+        log.error("invalid setting", extra={"error": describe_validation_error(error)})
+        raise SystemExit(2) from None
+    log.info("model loaded", extra={"runtime": classifier.runtime, "threads": settings.threads})
+    door = MqttDoor(settings, AUDIO_CLASSIFIER)
+    stage = AudioClassifierStage(door, settings, classifier, startup)
+    await serve(door, [stage.classify], stop=stop)

@@ -1,0 +1,273 @@
+"""The async shell of cloud-bridge: two doors (gateway and cloud), one spool.
+
+Gateway -> cloud: alerts, summaries and status are appended to the spool
+(durably, in a worker thread) inside the handler, so the door acknowledges a
+QoS 1 message to the gateway broker only once it is on disk; the uplink then
+sends it to the cloud. Cloud -> gateway: `config/#` of this gateway is
+republished retained on the gateway broker. The upload rate follows the
+retained `qos/uplink` knob, or the bridge's own config until one arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+import uuid
+from typing import Any, Literal
+
+from schemas.alerts import Alert, Summary
+from schemas.qos import QosKnob
+from schemas.service import ConfigState
+from schemas.topics import (
+    ALERT,
+    CLOUD_BRIDGE,
+    CONFIG,
+    CONFIG_STATE,
+    QOS_KNOB,
+    STATUS,
+    SUMMARY,
+    UPLINK_USAGE,
+)
+from services.cloud_bridge.settings import (
+    CloudBridgeConfig,
+    CloudBridgeSettings,
+    CloudSettings,
+)
+from services.cloud_bridge.spool import MessageClass, Spool, SpooledMessage, SpoolFullError
+from services.cloud_bridge.token_bucket import UplinkPacer
+from services.cloud_bridge.uplink import Uplink, UplinkPolicy
+from services.cloud_bridge.upload_accounting import UploadAccounting
+from services.cloud_bridge.usage_report import usage_message
+from services.common.door import InvalidMessage, MqttDoor, PublishFailed, Received
+from services.common.runtime_config import RuntimeConfig
+from services.common.settings import load_settings
+from services.common.stage_runner import serve
+
+log = logging.getLogger(__name__)
+UPLINK_ANALYTIC = "uplink"
+USAGE_MIN_SPACING_S = 0.5
+# Exit status when stopping with an alert the full spool refused in hand.
+EXIT_LEFT_UNACKNOWLEDGED = 75
+
+
+class CloudBridgeStage:
+    def __init__(
+        self, local: MqttDoor, cloud: MqttDoor, settings: CloudBridgeSettings, spool: Spool
+    ) -> None:
+        self._local = local
+        self._cloud = cloud
+        self._settings = settings
+        self._spool = spool
+        self._stop = asyncio.Event()
+        self._usage_due = asyncio.Event()
+        self.config = RuntimeConfig(local, CloudBridgeConfig, settings.startup_config())
+        self.config.on_change(self._on_config)
+        self._budget_source: Literal["config", "allocator"] = "config"
+        budget = self.config.current.budget_kbps
+        now = time.monotonic()
+        self._pacer = UplinkPacer(
+            budget,
+            now,
+            burst_s=settings.burst_s,
+            backlog_share=settings.backlog_share,
+            live_quiet_s=settings.live_quiet_s,
+        )
+        self._accounting = UploadAccounting(budget, now, window_s=settings.usage_window_s)
+        self.uplink = Uplink(
+            spool,
+            cloud,
+            self._pacer,
+            self._accounting,
+            local.metrics,
+            UplinkPolicy(
+                live_queue=settings.live_queue,
+                drain_page=settings.drain_page,
+                publish_timeout_s=settings.cloud_publish_timeout_s,
+                mark_every_s=settings.mark_delivered_every_s,
+            ),
+        )
+        local.subscribe(ALERT, self._on_alert)
+        local.subscribe(SUMMARY, self._on_summary)
+        local.subscribe(STATUS, self._on_status)
+        local.subscribe(CONFIG_STATE, self._on_config_state)
+        local.subscribe(QOS_KNOB, self._on_knob, analytic=UPLINK_ANALYTIC)
+        cloud.subscribe(CONFIG, self._on_cloud_config)
+
+    # -- gateway -> spool ---------------------------------------------------
+
+    async def _on_alert(self, message: Received[Alert]) -> None:
+        await self._take(message, "alert", message.payload.id, retain=False)
+
+    async def _on_summary(self, message: Received[Summary]) -> None:
+        await self._take(message, "summary", message.payload.id, retain=False)
+
+    async def _on_config_state(self, message: Received[ConfigState]) -> None:
+        await self._take(message, "status", message.payload.id, retain=True)
+
+    async def _on_status(self, message: Received[bytes]) -> None:
+        # `online`/`offline` carry no id. A retained copy (sent again on every
+        # resubscribe) gets a content id, so the spool forwards it once; a
+        # live change gets a fresh one, so online-offline-online all go out.
+        if message.retained:
+            digest = hashlib.blake2b(message.topic.encode() + b"\x00" + message.raw, digest_size=10)
+            message_id = f"status-{digest.hexdigest()}"
+        else:
+            message_id = f"status-{uuid.uuid4().hex}"
+        await self._take(message, "status", message_id, retain=True)
+
+    async def _take(
+        self, message: Received[Any], message_class: MessageClass, message_id: str, retain: bool
+    ) -> None:
+        """Return only once the message is durably spooled (then the door acks it)."""
+        waited = False
+        while True:
+            try:
+                result = await asyncio.to_thread(
+                    self._spool.append,
+                    message.topic,
+                    message.raw,
+                    message_class,
+                    message_id,
+                    1,
+                    retain,
+                )
+                break
+            except SpoolFullError as error:
+                # Backpressure: the gateway broker keeps the alert while we wait.
+                self._local.metrics.count("spool_full_waits")
+                self._usage_due.set()
+                if not waited:
+                    log.warning("spool full of alerts: holding", extra={"error": str(error)})
+                    waited = True
+                if self._stop.is_set():
+                    self._leave_unacknowledged(message.topic)
+                self.uplink.space_freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self.uplink.space_freed.wait(), self._settings.spool_full_retry_s
+                    )
+        self._local.metrics.count(f"spooled_{message_class}_{result.status}")
+        if result.evicted or result.status == "refused":
+            self._usage_due.set()
+        if result.status == "stored" and result.seq is not None:
+            now = time.time()
+            spooled = SpooledMessage(
+                seq=result.seq,
+                message_id=message_id,
+                message_class=message_class,
+                topic=message.topic,
+                payload=message.raw,
+                qos=1,
+                retain=retain,
+                ts=now,
+                spooled_at=now,
+            )
+            self.uplink.offer_live(spooled)
+
+    def _leave_unacknowledged(self, topic: str) -> None:
+        # Returning or raising would acknowledge the alert to the gateway
+        # broker (the door acks every message it dispatched): exiting keeps
+        # it queued in our persistent session for the next start.
+        log.error("stopping with a refused alert in hand: exit without ack", extra={"topic": topic})
+        logging.shutdown()
+        os._exit(EXIT_LEFT_UNACKNOWLEDGED)
+
+    # -- budget -------------------------------------------------------------
+
+    async def _on_knob(self, message: Received[QosKnob]) -> None:
+        knob = message.payload
+        kbps = knob.level.params.get("kbps", knob.budget_kbps)
+        if isinstance(kbps, bool) or not isinstance(kbps, int | float) or kbps <= 0:
+            raise InvalidMessage("qos/uplink: level.params.kbps or budget_kbps must be > 0")
+        self._budget_source = "allocator"
+        self._set_budget(float(kbps))
+
+    def _on_config(self, config: CloudBridgeConfig) -> None:
+        if self._budget_source == "config":
+            self._set_budget(config.budget_kbps)
+
+    def _set_budget(self, kbps: float) -> None:
+        self._pacer.set_rate(kbps, time.monotonic())
+        self._accounting.set_budget(kbps)
+        self._usage_due.set()
+        log.info("upload budget", extra={"kbps": kbps, "from": self._budget_source})
+
+    # -- cloud -> gateway -----------------------------------------------------
+
+    async def _on_cloud_config(self, message: Received[bytes]) -> None:
+        stage = message.params["stage"]
+        try:
+            await self._local.publish(CONFIG, message.raw, retain=True, stage=stage)
+        except PublishFailed as error:
+            # The cloud sends the retained config again on our next connect.
+            log.error("config from the cloud not republished", extra={"error": str(error)})
+            return
+        self._local.metrics.count("configs_from_cloud")
+
+    # -- workers --------------------------------------------------------------
+
+    async def cloud_link(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._cloud.run())
+            await stop.wait()
+            self._stop.set()
+            self._cloud.close()
+
+    async def report_usage(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._usage_due.wait(), self._settings.usage_interval_s)
+            self._usage_due.clear()
+            await asyncio.to_thread(self._spool.purge_expired)
+            await self.publish_usage()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), USAGE_MIN_SPACING_S)
+
+    async def publish_usage(self) -> None:
+        stats = await asyncio.to_thread(self._spool.stats)
+        usage = usage_message(
+            self._accounting.snapshot(time.monotonic()),
+            stats,
+            cloud_connected=self._cloud.connected.is_set(),
+            budget_source=self._budget_source,
+        )
+        self._local.metrics.gauge("spool_entries", stats.total_entries)
+        self._local.metrics.gauge("spool_bytes", stats.total_bytes)
+        try:
+            await self._local.publish(UPLINK_USAGE, usage)
+        except PublishFailed as error:
+            log.warning("uplink usage not published", extra={"error": str(error)})
+
+
+def cloud_settings_for(settings: CloudBridgeSettings, cloud: CloudSettings) -> CloudSettings:
+    """The cloud side under the gateway's own tree and client identity."""
+    return cloud.model_copy(
+        update={
+            "gateway_id": settings.gateway_id,
+            "topic_root": settings.topic_root,
+            "instance": settings.instance,
+        }
+    )
+
+
+async def run(
+    settings: CloudBridgeSettings,
+    cloud_settings: CloudSettings | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    cloud_settings = cloud_settings_for(settings, cloud_settings or load_settings(CloudSettings))
+    settings.spool_path.parent.mkdir(parents=True, exist_ok=True)
+    spool = await asyncio.to_thread(
+        Spool, settings.spool_path, settings.spool_max_bytes, settings.ttl_s()
+    )
+    try:
+        local = MqttDoor(settings, CLOUD_BRIDGE)
+        cloud = MqttDoor(cloud_settings, CLOUD_BRIDGE, root=settings.root)
+        stage = CloudBridgeStage(local, cloud, settings, spool)
+        await serve(local, [stage.cloud_link, stage.uplink.run, stage.report_usage], stop=stop)
+    finally:
+        await asyncio.to_thread(spool.close)

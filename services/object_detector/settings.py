@@ -1,0 +1,87 @@
+"""Settings of object-detector: the model and tracker (restart to change) and
+the start-up values of what an operator may change at run time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from schemas.envelope import Model
+from services.common.settings import StageSettings
+from services.object_detector.zones import Zone
+
+MODELS = Path(__file__).resolve().parents[2] / ".cache" / "models"
+
+
+class ZoneConfig(Model):
+    """A polygon in fractions of the frame (0..1), so it survives a size knob."""
+
+    name: str = Field(min_length=1, max_length=64)
+    polygon: list[tuple[float, float]] = Field(min_length=3, max_length=64)
+    labels: list[str] = Field(default_factory=list, description="empty: every label")
+
+    @model_validator(mode="after")
+    def _valid_polygon(self) -> ZoneConfig:
+        self.to_zone()  # raises ValueError naming the zone and the bad point
+        return self
+
+    def to_zone(self) -> Zone:
+        return Zone(self.name, tuple(self.polygon), frozenset(self.labels))
+
+
+class DetectorConfig(Model):
+    """What an operator may change at run time (retained `config/object-detector`)."""
+
+    labels: list[str] = Field(
+        default_factory=lambda: ["person"], description="labels that make events; empty: all"
+    )
+    min_score: float = Field(
+        default=0.6, ge=0, le=1, description="top score a track needs before its `new` event"
+    )
+    detection_min_score: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="detections below this are neither published nor tracked",
+    )
+    zones: dict[str, list[ZoneConfig]] = Field(
+        default_factory=dict, description="camera -> its zones"
+    )
+    snapshots: bool = Field(default=True, description="a retained JPEG crop on every `new`")
+
+    def zones_of(self, camera: str) -> list[Zone]:
+        return [zone.to_zone() for zone in self.zones.get(camera, [])]
+
+    @property
+    def label_filter(self) -> frozenset[str] | None:
+        return frozenset(self.labels) if self.labels else None
+
+
+class ObjectDetectorSettings(StageSettings):
+    model_path: Path = MODELS / "mobilenet_ssd_v2_coco_quant_postprocess.tflite"
+    labels_path: Path = MODELS / "coco_labels.txt"
+    threads: int = Field(default=1, ge=1, le=16, description="interpreter threads")
+    share_group: str = Field(
+        default="detector",
+        pattern=r"^[A-Za-z0-9_.-]{0,64}$",
+        description="MQTT 5 shared subscription group; empty: every detector sees every frame",
+    )
+    camera: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="only this camera"
+    )
+    max_cameras: int = Field(default=64, ge=1, le=10_000)
+    camera_silent_after_s: float = Field(
+        default=10.0, gt=0, description="a camera this quiet has its open events ended"
+    )
+    track_iou: float = Field(default=0.2, gt=0, le=1)
+    track_min_hits: int = Field(default=5, ge=1)
+    track_max_misses: int = Field(default=40, ge=0)
+    labels: list[str] = Field(default_factory=lambda: ["person"])
+    min_score: float = Field(default=0.6, ge=0, le=1)
+    detection_min_score: float = Field(default=0.5, ge=0, le=1)
+    snapshots: bool = True
+
+    def startup_config(self) -> DetectorConfig:
+        fields = set(DetectorConfig.model_fields) - {"zones"}
+        return DetectorConfig.model_validate(self.model_dump(include=fields))

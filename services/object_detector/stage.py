@@ -1,0 +1,284 @@
+"""The async shell of object-detector: frames in (shared subscription, latest
+wins per camera), inference off the event loop, detections, tracked-object
+events and snapshots out.
+
+The MQTT handler only checks the frame's properties and drops it in the
+camera's one-slot mailbox; one worker takes frames from the mailbox and runs
+decode, model, tracker and event rules in a thread, so the event loop keeps
+receiving (and replacing) frames while the model runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import cv2
+
+from schemas.envelope import lifecycle_message_id
+from schemas.topics import DETECTIONS, EVENT, FRAME, OBJECT_DETECTOR, SNAPSHOT
+from schemas.video import FRAME_PROPERTIES, Box, DetectedObject, Detections, ObjectEvent
+from services.camera_capture.encode import CorruptJpegError, Frame, decode_jpeg
+from services.common.door import InvalidMessage, MqttDoor, PublishFailed, Received
+from services.common.runtime_config import RuntimeConfig
+from services.common.stage_runner import serve
+from services.object_detector import events as lifecycle
+from services.object_detector.mailbox import LatestFrames, PendingFrame, TooManyCameras
+from services.object_detector.settings import DetectorConfig, ObjectDetectorSettings
+from services.object_detector.ssd import Box as PixelBox
+from services.object_detector.ssd import SSDDetector, load_detector
+from services.object_detector.tracker import IouTracker, TrackerStep
+
+log = logging.getLogger(__name__)
+IDLE_CHECK_S = 0.5
+SNAPSHOT_MARGIN = 0.1  # of the box size, on every side of the crop
+SNAPSHOT_QUALITY = 85
+
+
+def parse_frame_properties(properties: dict[str, str]) -> tuple[int, float, int, int]:
+    """(seq, capture_ts, width, height) from a frame's MQTT 5 user properties."""
+    missing = [name for name in FRAME_PROPERTIES if name not in properties]
+    if missing:
+        raise InvalidMessage(f"frame properties missing: {', '.join(missing)}")
+    try:
+        seq = int(properties["seq"])
+        capture_ts = float(properties["capture_ts"])
+        width, height = int(properties["width"]), int(properties["height"])
+    except ValueError as error:
+        raise InvalidMessage(f"frame property is not a number: {error}") from None
+    if seq < 0 or width <= 0 or height <= 0 or not math.isfinite(capture_ts):
+        raise InvalidMessage(
+            f"frame properties out of range: seq={seq} capture_ts={capture_ts} "
+            f"width={width} height={height}"
+        )
+    return seq, capture_ts, width, height
+
+
+@dataclass
+class CameraState:
+    tracker: IouTracker
+    events: lifecycle.ObjectEventBuilder
+    last_frame: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    detections: Detections
+    events: list[lifecycle.ObjectEvent]
+    snapshots: dict[str, bytes]  # event id -> JPEG crop
+
+
+def crop_snapshot(frame: Frame, box: PixelBox) -> bytes | None:
+    height, width = frame.shape[:2]
+    margin_x, margin_y = box.width * SNAPSHOT_MARGIN, box.height * SNAPSHOT_MARGIN
+    x1, y1 = max(0, int(box.x1 - margin_x)), max(0, int(box.y1 - margin_y))
+    x2, y2 = min(width, int(box.x2 + margin_x) + 1), min(height, int(box.y2 + margin_y) + 1)
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return None
+    ok, buffer = cv2.imencode(
+        ".jpg", frame[y1:y2, x1:x2], [cv2.IMWRITE_JPEG_QUALITY, SNAPSHOT_QUALITY]
+    )
+    return bytes(buffer.tobytes()) if ok else None
+
+
+def to_message(event: lifecycle.ObjectEvent, has_snapshot: bool) -> ObjectEvent:
+    box = event.box
+    return ObjectEvent(
+        source=OBJECT_DETECTOR,
+        id=lifecycle_message_id(event.id, event.sequence),
+        type=event.type,
+        event_id=event.id,
+        camera=event.camera,
+        label=event.label,
+        score=min(1.0, max(0.0, event.score)),
+        top_score=min(1.0, max(0.0, event.top_score)),
+        box=Box(x1=box.x1, y1=box.y1, x2=box.x2, y2=box.y2),
+        frame_width=max(1, event.frame_width),
+        frame_height=max(1, event.frame_height),
+        current_zones=sorted(event.current_zones),
+        entered_zones=list(event.entered_zones),
+        start_ts=event.start_time,
+        end_ts=event.end_time,
+        has_snapshot=has_snapshot,
+        frame_ts=event.frame_time,
+    )
+
+
+class DetectorStage:
+    def __init__(
+        self, door: MqttDoor, settings: ObjectDetectorSettings, detector: SSDDetector
+    ) -> None:
+        self._door = door
+        self._settings = settings
+        self._detector = detector
+        self.config = RuntimeConfig(door, DetectorConfig, settings.startup_config())
+        self.config.on_change(self._reconfigure)
+        self._mailbox = LatestFrames(settings.max_cameras)
+        self._cameras: dict[str, CameraState] = {}
+        params = {"camera": settings.camera} if settings.camera else {}
+        door.subscribe(FRAME, self.on_frame, share_group=settings.share_group or None, **params)
+
+    async def on_frame(self, message: Received[bytes]) -> None:
+        seq, capture_ts, width, height = parse_frame_properties(message.properties)
+        raw = message.raw
+        # The cheap half of the JPEG check here, so an obviously broken frame
+        # never takes a slot; the decode itself runs in the worker's thread.
+        if not raw.startswith(b"\xff\xd8") or b"\xff\xd9" not in raw[-16:]:
+            raise InvalidMessage(f"not a complete JPEG: {len(raw)} bytes starting {raw[:4].hex()}")
+        frame = PendingFrame(
+            message.topic, message.params["camera"], raw, seq, capture_ts, width, height
+        )
+        try:
+            replaced = self._mailbox.put(frame)
+        except TooManyCameras as error:
+            raise InvalidMessage(str(error)) from None
+        self._door.metrics.count("frames_received")
+        if replaced:
+            self._door.metrics.count("frames_dropped")
+
+    def _reconfigure(self, config: DetectorConfig) -> None:
+        for camera, state in self._cameras.items():
+            state.events.reconfigure(config.zones_of(camera), config.label_filter, config.min_score)
+
+    def _state_of(self, camera: str) -> CameraState:
+        state = self._cameras.get(camera)
+        if state is None:
+            settings, config = self._settings, self.config.current
+            state = CameraState(
+                tracker=IouTracker(
+                    iou_threshold=settings.track_iou,
+                    min_hits=settings.track_min_hits,
+                    max_misses=settings.track_max_misses,
+                ),
+                events=lifecycle.ObjectEventBuilder(
+                    camera,
+                    zones=config.zones_of(camera),
+                    labels=config.label_filter,
+                    min_score=config.min_score,
+                ),
+            )
+            self._cameras[camera] = state
+        return state
+
+    def _analyse(
+        self, pending: PendingFrame, state: CameraState, config: DetectorConfig
+    ) -> Analysis:
+        """Blocking: decode, detect, track, turn tracks into events."""
+        try:
+            frame = decode_jpeg(pending.raw)
+        except CorruptJpegError as error:
+            raise InvalidMessage(str(error)) from None
+        height, width = frame.shape[:2]
+        if (width, height) != (pending.width, pending.height):
+            raise InvalidMessage(
+                f"properties say {pending.width}x{pending.height}, the JPEG is {width}x{height}"
+            )
+        started = time.perf_counter()
+        found = self._detector.detect(frame, min_score=config.detection_min_score)
+        inference_ms = (time.perf_counter() - started) * 1000
+        state.last_frame = time.monotonic()
+        step = state.tracker.update(found, pending.capture_ts)
+        events = state.events.update(step, pending.capture_ts, width, height)
+        track_of = {track.box: track.track_id for track in step.active if track.matched}
+        objects = [
+            DetectedObject(
+                label=d.label,
+                score=min(1.0, d.score),
+                box=Box(x1=d.box.x1, y1=d.box.y1, x2=d.box.x2, y2=d.box.y2),
+                track_id=track_of.get(d.box),
+            )
+            for d in found
+        ]
+        snapshots: dict[str, bytes] = {}
+        if config.snapshots:
+            for event in events:
+                if event.type == "new":
+                    crop = crop_snapshot(frame, event.box)
+                    if crop is not None:
+                        snapshots[event.id] = crop
+        detections = Detections(
+            source=OBJECT_DETECTOR,
+            camera=pending.camera,
+            seq=pending.seq,
+            capture_ts=pending.capture_ts,
+            width=width,
+            height=height,
+            objects=objects,
+            inference_ms=round(inference_ms, 3),
+            instance=self._settings.instance,
+        )
+        return Analysis(detections, events, snapshots)
+
+    async def detect_frames(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            pending = await self._mailbox.take(IDLE_CHECK_S)
+            if pending is not None:
+                await self._process(pending)
+            await self._end_silent_cameras()
+        # Shutting down: every open event ends, so no consumer waits forever.
+        for camera, state in self._cameras.items():
+            await self._publish_ended(camera, state)
+
+    async def _process(self, pending: PendingFrame) -> None:
+        try:
+            # The state is made here, on the loop, where config changes touch it.
+            state = self._state_of(pending.camera)
+            analysis = await asyncio.to_thread(self._analyse, pending, state, self.config.current)
+        except InvalidMessage as error:
+            await self._door.dead_letter(pending.topic, pending.raw, str(error))
+            return
+        metrics = self._door.metrics
+        metrics.count("frames_processed")
+        metrics.gauge("inference_ms", analysis.detections.inference_ms)
+        metrics.gauge("frames_dropped_total", self._mailbox.dropped)
+        with contextlib.suppress(PublishFailed):  # QoS 0: the next frame's replaces it
+            await self._door.publish(DETECTIONS, analysis.detections, camera=pending.camera)
+        metrics.gauge("latency_ms", round((time.time() - pending.capture_ts) * 1000, 3))
+        for event in analysis.events:
+            await self._publish_event(event, analysis.snapshots.get(event.id))
+
+    async def _publish_event(self, event: lifecycle.ObjectEvent, snapshot: bytes | None) -> None:
+        try:
+            if snapshot is not None:
+                # COCO has labels with spaces ("traffic light"): not a topic level.
+                label = event.label.replace(" ", "_")
+                await self._door.publish(SNAPSHOT, snapshot, camera=event.camera, label=label)
+            await self._door.publish(
+                EVENT, to_message(event, snapshot is not None), source=event.camera
+            )
+        except PublishFailed as error:
+            self._door.metrics.count("events_lost")
+            log.warning("event not published", extra={"event_id": event.id, "error": str(error)})
+            return
+        self._door.metrics.count(f"events_{event.type}")
+        log.info(
+            "object event",
+            extra={"event_id": event.id, "type": event.type, "label": event.label},
+        )
+
+    async def _end_silent_cameras(self) -> None:
+        limit = self._settings.camera_silent_after_s
+        now = time.monotonic()
+        for camera, state in list(self._cameras.items()):
+            if now - state.last_frame >= limit:
+                await self._publish_ended(camera, state)
+                del self._cameras[camera]
+
+    async def _publish_ended(self, camera: str, state: CameraState) -> None:
+        ended = TrackerStep(active=(), ended=state.tracker.flush())
+        for event in state.events.update(ended, time.time(), 1, 1):
+            await self._publish_event(event, None)
+
+
+async def run(settings: ObjectDetectorSettings, stop: asyncio.Event | None = None) -> None:
+    # A missing or broken model fails here, at start-up, naming the path.
+    detector = await asyncio.to_thread(
+        load_detector, settings.model_path, settings.labels_path, settings.threads
+    )
+    door = MqttDoor(settings, OBJECT_DETECTOR)
+    stage = DetectorStage(door, settings, detector)
+    await serve(door, [stage.detect_frames], stop=stop)

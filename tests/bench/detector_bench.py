@@ -1,0 +1,222 @@
+"""Object detector benchmark: `python -m tests.bench.detector_bench` prints one
+JSON object, key `detector`.
+
+All on vtest.avi, the real SSD MobileNet v2 model, one interpreter thread,
+in one run (this machine is shared: only same-run ratios mean anything):
+
+- bare_fps: the interpreter alone, invoke() on preprocessed frames.
+- pipeline_fps: object-detector as a process behind a real Mosquitto, offered
+  frames (384 px wide JPEG) at 2x bare_fps, counted as detections out.
+  pipeline_vs_bare is their ratio (goal >= 0.9).
+- unloaded: frames offered at half of bare_fps; capture -> detections and
+  capture -> event (new/update; `frame_ts`) latency p50/p99.
+- overload_2x: offered at 2x bare_fps; p99_ratio = its capture -> detections
+  p99 over the unloaded p99 (goal <= 1.2).
+- motion_gate: frames 0-299 through MotionGate (default sensitivity) and the
+  same detector, tracker and event rules in this process (no broker): the
+  fraction of frames the gate skips, and the person events of the gate-off
+  run that no gate-on event covers (same object: box IoU >= 0.3 on a shared
+  frame).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import orjson
+
+from services.camera_capture.encode import Frame, decode_jpeg, encode_jpeg, resize_to_fit
+from services.camera_capture.motion import MotionGate
+from services.inference import load_model
+from services.object_detector.events import ObjectEventBuilder
+from services.object_detector.settings import MODELS
+from services.object_detector.ssd import Box, SSDDetector, load_labels
+from services.object_detector.tracker import IouTracker
+from tests.harness.broker import MosquittoBroker
+from tests.harness.probe import Probe, Seen
+from tests.harness.stage_process import StageProcess
+from tests.integration.video_helpers import VIDEO, offer_frames, percentile
+
+THREADS = 1
+GATEWAY = "bench"
+ROOT = f"edgegw/{GATEWAY}"
+WIDTH = 384
+PHASE_S = 8.0
+WARMUP_S = 1.0
+
+
+def read_video(count: int) -> list[Frame]:
+    capture = cv2.VideoCapture(str(VIDEO))
+    frames: list[Frame] = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(np.asarray(frame, np.uint8))
+    capture.release()
+    return frames
+
+
+def bare_fps(detector: SSDDetector, frames: list[Frame], seconds: float = 4.0) -> float:
+    inputs = [detector.preprocess(f) for f in frames[:20]]
+    model = detector._model  # the interpreter itself, nothing around it
+    for tensor in inputs[:3]:
+        model.run([tensor])
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        model.run([inputs[done % len(inputs)]])
+        done += 1
+    return done / (time.perf_counter() - start)
+
+
+def phase(
+    observer: Probe, camera: Probe, jpegs: list[tuple[bytes, int, int]], fps: float, first_seq: int
+) -> tuple[list[Seen], list[Seen], int]:
+    start = time.time()
+    topic = f"{ROOT}/camera/bench/frame"
+    next_seq = offer_frames(camera, topic, jpegs, fps, PHASE_S, first_seq=first_seq)
+    time.sleep(0.5)
+    steady = start + WARMUP_S
+    detections = observer.received(
+        lambda m: (
+            m.topic == f"{ROOT}/detections/bench"
+            and m.at >= steady
+            and int(m.json()["seq"]) >= first_seq
+        )
+    )
+    events = observer.received(
+        lambda m: m.topic == f"{ROOT}/event/bench" and m.at >= steady and m.json()["type"] != "end"
+    )
+    return detections, events, next_seq
+
+
+def latencies(messages: list[Seen], field: str) -> list[float]:
+    return [m.at - float(m.json()[field]) for m in messages if m.json().get(field)]
+
+
+def ms(values: list[float], fraction: float) -> float | None:
+    return round(percentile(values, fraction) * 1000, 1) if values else None
+
+
+def pipeline(detector_fps: float, frames: list[Frame]) -> dict[str, Any]:
+    jpegs = []
+    for frame in frames:
+        small = resize_to_fit(frame, WIDTH, WIDTH)
+        jpegs.append((encode_jpeg(small, 80), small.shape[1], small.shape[0]))
+    with tempfile.TemporaryDirectory() as directory:
+        broker = MosquittoBroker(Path(directory))
+        broker.start()
+        env = {**broker.env_for("object-detector", GATEWAY), "EDGEGW_THREADS": str(THREADS)}
+        process = StageProcess("object-detector", env, Path(directory))
+        try:
+            observer = Probe(broker, "operator")
+            observer.subscribe(f"{ROOT}/#", qos=0)
+            observer.wait_for(
+                lambda m: m.topic == f"{ROOT}/status/object-detector" and m.payload == b"online",
+                timeout_s=30,
+            )
+            camera = Probe(broker, "camera-capture")
+            unloaded, unloaded_events, seq = phase(observer, camera, jpegs, detector_fps / 2, 0)
+            saturated, _, seq = phase(observer, camera, jpegs, 2 * detector_fps, seq)
+            processed_fps = len(saturated) / (PHASE_S - WARMUP_S)
+            base_p99 = percentile(latencies(unloaded, "capture_ts"), 0.99)
+            over_p99 = percentile(latencies(saturated, "capture_ts"), 0.99)
+            event_latency = latencies(unloaded_events, "frame_ts")
+            return {
+                "pipeline_fps": round(processed_fps, 2),
+                "pipeline_vs_bare": round(processed_fps / detector_fps, 3),
+                # detect() (preprocess + invoke + postprocess) inside the stage,
+                # to tell CPU contention (this grows) from stage overhead.
+                "pipeline_inference_ms": round(
+                    sum(float(m.json()["inference_ms"]) for m in saturated) / len(saturated), 1
+                ),
+                "bare_invoke_ms": round(1000 / detector_fps, 1),
+                "unloaded": {
+                    "offered_fps": round(detector_fps / 2, 1),
+                    "detections_p50_ms": ms(latencies(unloaded, "capture_ts"), 0.5),
+                    "detections_p99_ms": round(base_p99 * 1000, 1),
+                    "event_p50_ms": ms(event_latency, 0.5),
+                    "event_p99_ms": ms(event_latency, 0.99),
+                    "events": len(event_latency),
+                },
+                "overload_2x": {
+                    "offered_fps": round(2 * detector_fps, 1),
+                    "detections_p99_ms": round(over_p99 * 1000, 1),
+                    "p99_ratio": round(over_p99 / base_p99, 3),
+                },
+            }
+        finally:
+            process.terminate()
+            process.wait(15)
+            broker.stop()
+
+
+def person_tracks(
+    detector: SSDDetector, frames: list[Frame], keep: list[bool]
+) -> dict[int, dict[int, Box]]:
+    """Track id -> frame number -> box, for tracks that made a person event."""
+    tracker, builder = IouTracker(), ObjectEventBuilder("bench", labels=frozenset({"person"}))
+    boxes: dict[int, dict[int, Box]] = {}
+    with_event: set[int] = set()
+    for number, frame in enumerate(frames):
+        if not keep[number]:
+            continue
+        found = detector.detect(frame, min_score=0.5)
+        step = tracker.update(found, number / 10)
+        for event in builder.update(step, number / 10, frame.shape[1], frame.shape[0]):
+            if event.type == "new":
+                with_event.add(int(event.id.rsplit(".", 1)[1]))
+        for track in step.active:
+            boxes.setdefault(track.track_id, {})[number] = track.box
+    return {tid: spans for tid, spans in boxes.items() if tid in with_event}
+
+
+def motion_gate(detector: SSDDetector, frames: list[Frame]) -> dict[str, Any]:
+    # What the detector sees: the frames after one JPEG round trip.
+    seen = [decode_jpeg(encode_jpeg(frame, 80)) for frame in frames]
+    gate = MotionGate()
+    keep = [gate.observe(frame, number / 10).publish for number, frame in enumerate(frames)]
+    off = person_tracks(detector, seen, [True] * len(seen))
+    on = person_tracks(detector, seen, keep)
+
+    def covered(spans: dict[int, Box]) -> bool:
+        return any(
+            spans[n].iou(other[n]) >= 0.3 for other in on.values() for n in spans if n in other
+        )
+
+    missed = sum(1 for spans in off.values() if not covered(spans))
+    return {
+        "frames": len(frames),
+        "skipped_fraction": round(1 - sum(keep) / len(keep), 3),
+        "events_gate_off": len(off),
+        "events_gate_on": len(on),
+        "events_missed": missed,
+    }
+
+
+def main() -> None:
+    detector = SSDDetector(
+        load_model(MODELS / "mobilenet_ssd_v2_coco_quant_postprocess.tflite", threads=THREADS),
+        load_labels(MODELS / "coco_labels.txt"),
+    )
+    frames = read_video(300)
+    print("bare interpreter ...", file=sys.stderr, flush=True)
+    small = [resize_to_fit(f, WIDTH, WIDTH) for f in frames[:20]]
+    bare = bare_fps(detector, small)
+    print("pipeline through the broker ...", file=sys.stderr, flush=True)
+    result: dict[str, Any] = {"threads": THREADS, "bare_fps": round(bare, 2)}
+    result.update(pipeline(bare, frames[:100]))
+    print("motion gate ...", file=sys.stderr, flush=True)
+    result["motion_gate"] = motion_gate(detector, frames)
+    result["goals"] = {"pipeline_vs_bare": ">= 0.9", "p99_ratio": "<= 1.2", "events_missed": 0}
+    sys.stdout.write(orjson.dumps({"detector": result}).decode() + "\n")
+
+
+if __name__ == "__main__":
+    main()

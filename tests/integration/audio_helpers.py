@@ -1,0 +1,43 @@
+"""Sounds, chunk properties and message filters for the audio pipeline tests."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The AudioSet families the unit tests established on these very sounds.
+from tests.unit.test_audio_classifier import ALARM_FAMILY, BELL_FAMILY, TELEPHONE_FAMILY
+
+REPO = Path(__file__).resolve().parents[2]
+AUDIO_DIR = REPO / ".cache" / "media" / "audio"
+
+__all__ = ["ALARM_FAMILY", "AUDIO_DIR", "BELL_FAMILY", "TELEPHONE_FAMILY"]
+
+
+def require(path: Path) -> Path:
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: run `make assets` (tools/fetch_audio_assets.sh)")
+    return path
+
+
+def chunk_properties(seq: int, chunk_s: float = 0.5) -> dict[str, str]:
+    """What audio-capture sends with each chunk."""
+    return {
+        "seq": str(seq),
+        "capture_ts": f"{time.time() + seq * chunk_s:.6f}",
+        "sample_rate": "16000",
+        "channels": "1",
+    }
+
+
+def classes_of(observer: Any, root: str, mic: str) -> list[dict[str, Any]]:
+    topic = f"{root}/audio/{mic}/classes"
+    return [m.json() for m in observer.received(lambda m: m.topic == topic)]
+
+
+def events_of(observer: Any, root: str, mic: str) -> list[dict[str, Any]]:
+    topic = f"{root}/event/{mic}"
+    return [m.json() for m in observer.received(lambda m: m.topic == topic)]

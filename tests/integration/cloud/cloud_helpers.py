@@ -1,0 +1,68 @@
+"""Alerts and waits shared by the cloud-bridge tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import orjson
+
+from schemas.alerts import Alert, AlertPart, Summary
+from schemas.envelope import lifecycle_message_id
+from tests.harness.probe import Probe, Seen
+
+
+def alert_bytes(number: int, source: str = "kitchen", pad: int = 0) -> tuple[str, bytes]:
+    """(message id, payload) of the `number`-th test alert."""
+    alert_id = f"a{number:06d}"
+    alert = Alert(
+        source="alert-forwarder",
+        id=lifecycle_message_id(alert_id, 0),
+        type="new",
+        alert_id=alert_id,
+        label="co_high",
+        severity="critical",
+        parts=[AlertPart(source=source, kind="gas", event_id=f"e{number}", label="co_high")],
+        start_ts=time.time(),
+        summary="x" * pad,
+    )
+    return alert.id, alert.to_bytes()
+
+
+def summary_bytes(number: int, pad: int = 0) -> tuple[str, bytes]:
+    now = time.time()
+    summary = Summary(
+        source="gas-average",
+        id=f"s{number:06d}",
+        analytic="gas-average",
+        period_s=60,
+        start_ts=now - 60,
+        end_ts=now,
+        values={"n": number, "pad": "y" * pad},
+    )
+    return summary.id, summary.to_bytes()
+
+
+def publish_until_acked(probe: Probe, topic: str, payload: bytes, timeout_s: float = 30) -> None:
+    """QoS 1 publish, repeated until the broker confirms it (same id: harmless)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if probe.publish(topic, payload) == 0:
+                return
+        except (RuntimeError, ValueError, OSError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{topic}: never acknowledged")
+
+
+def ids_in_order(messages: list[Seen]) -> list[str]:
+    """Message ids in arrival order, each once (consumers deduplicate by id)."""
+    seen: dict[str, None] = {}
+    for message in messages:
+        seen.setdefault(orjson.loads(message.payload)["id"], None)
+    return list(seen)
+
+
+def on_topic(prefix: str) -> Callable[[Seen], bool]:
+    return lambda m: m.topic.startswith(prefix)

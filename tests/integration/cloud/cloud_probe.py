@@ -1,0 +1,104 @@
+"""A paho client on the cloud broker (TLS, client certificate), independent
+of the code under test. Its session is persistent and it subscribes again on
+every connect, so it misses nothing across a restart of the cloud broker."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from tests.harness.probe import Seen
+from tests.integration.cloud.cloud_broker import CLOUD_OPERATOR, CloudBroker
+
+
+class CloudProbe:
+    def __init__(
+        self,
+        cloud: CloudBroker,
+        *,
+        ca: Path | None = None,
+        with_client_cert: bool = True,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        self.messages: list[Seen] = []
+        self._lock = threading.Lock()
+        self._topics: list[str] = []
+        self._connected = threading.Event()
+        self.refused: str | None = None
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"cloud-probe-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        self._client.username_pw_set(CLOUD_OPERATOR, cloud.passwords[CLOUD_OPERATOR])
+        self._client.tls_set(
+            ca_certs=str(ca or cloud.pki.ca),
+            certfile=str(cloud.pki.client_cert) if with_client_cert else None,
+            keyfile=str(cloud.pki.client_key) if with_client_cert else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+        self._client.reconnect_delay_set(min_delay=1, max_delay=1)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 3600
+        self._client.connect(
+            cloud.host, cloud.port, keepalive=30, clean_start=False, properties=properties
+        )
+        self._client.loop_start()
+        if not self._connected.wait(connect_timeout_s):
+            self.close()
+            raise ConnectionError("cloud probe did not connect")
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        if reason_code.is_failure:
+            self.refused = str(reason_code)
+            return
+        for topic in self._topics:
+            client.subscribe(topic, 1)
+        self._connected.set()
+
+    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+        seen = Seen(message.topic, bytes(message.payload), bool(message.retain), time.time(), {})
+        with self._lock:
+            self.messages.append(seen)
+
+    def subscribe(self, topic: str) -> None:
+        done = threading.Event()
+        self._client.on_subscribe = lambda *args: done.set()
+        self._topics.append(topic)
+        self._client.subscribe(topic, 1)
+        if not done.wait(10):
+            raise TimeoutError(f"no SUBACK for {topic}")
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        info.wait_for_publish(10)
+
+    def received(self, where: Callable[[Seen], bool] = lambda _: True) -> list[Seen]:
+        with self._lock:
+            return [m for m in self.messages if where(m)]
+
+    def wait_for(
+        self, where: Callable[[Seen], bool], count: int = 1, timeout_s: float = 10.0
+    ) -> list[Seen]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = self.received(where)
+            if len(found) >= count:
+                return found
+            time.sleep(0.02)
+        found = self.received(where)
+        raise AssertionError(f"cloud: wanted {count}, got {len(found)} in {timeout_s} s")
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()

@@ -1,0 +1,59 @@
+"""Two real brokers: the session's gateway broker (parent conftest) and a
+cloud broker of each test's own (TLS, client certificates, persistence)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.stage_process import StageProcess
+from tests.integration.cloud.cloud_broker import CloudBroker, TestPki
+from tests.integration.cloud.cloud_probe import CloudProbe
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    return TestPki.create(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def cloud(tmp_path: Path, pki: TestPki) -> Iterator[CloudBroker]:
+    server = CloudBroker(tmp_path / "cloud", pki)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cloud_probe(cloud: CloudBroker) -> Iterator[Callable[..., CloudProbe]]:
+    made: list[CloudProbe] = []
+
+    def make(**options: object) -> CloudProbe:
+        client = CloudProbe(cloud, **options)  # type: ignore[arg-type]
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def bridge(
+    stage: Callable[..., StageProcess], cloud: CloudBroker, tmp_path: Path
+) -> Callable[..., StageProcess]:
+    """Start cloud-bridge against the gateway broker and `cloud`; env overrides."""
+
+    def start(**env: str) -> StageProcess:
+        defaults = {
+            **cloud.bridge_env(),
+            "EDGEGW_SPOOL_PATH": str(tmp_path / "spool" / "spool.db"),
+            "EDGEGW_BUDGET_KBPS": "100000",
+            "EDGEGW_USAGE_INTERVAL_S": "1",
+            "EDGEGW_RECONNECT_MAX_S": "1",
+        }
+        return stage("cloud-bridge", **{**defaults, **env})
+
+    return start
