@@ -36,7 +36,11 @@ STATE = REPO / "var"
 # Each stage with the environment the demo gives it (compose sets the same).
 STAGES: dict[str, dict[str, str]] = {
     "gas-average": {"EDGEGW_TIME_WINDOW_S": "5", "EDGEGW_PUBLISH_INTERVAL_S": "2"},
-    "gas-replay": {"EDGEGW_FIRST_LEAK_AFTER_S": "6", "EDGEGW_LEAK_RATE_PER_HOUR": "4"},
+    "gas-replay": {
+        "EDGEGW_FIRST_LEAK_AFTER_S": "5",
+        "EDGEGW_LEAK_RATE_PER_HOUR": "4",
+        "EDGEGW_SEED": "3",
+    },
     "camera-capture": {
         "EDGEGW_CAMERA": "lobby",
         "EDGEGW_SOURCE": str(REPO / ".cache/media/vtest.avi"),
