@@ -47,6 +47,7 @@ STAGES: dict[str, dict[str, str]] = {
         "EDGEGW_FPS": "10",
     },
     "object-detector": {"EDGEGW_THREADS": "1"},
+    "bandwidth-allocator": {},
 }
 
 

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 from schemas.topics import STAGES
+from services.bandwidth_allocator import profile_gas
 from services.cli.config_command import set_config
+from services.cli.qos_command import plan as qos_plan
 from services.cli.session import operator_settings
 from services.cli.watch import show_status, tail_alerts
 
@@ -48,6 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     config_set.add_argument("stage")
     config_set.add_argument("assignments", nargs="+", metavar="key=value")
     config_set.add_argument("--wait", type=float, default=5.0, help="seconds to wait")
+    qos = commands.add_parser("qos", help="bandwidth allocation")
+    qos_actions = qos.add_subparsers(dest="action", required=True)
+    qos_plan_args = qos_actions.add_parser("plan", help="what each analytic would get (dry run)")
+    qos_plan_args.add_argument("--budget", type=float, required=True, help="kbit/s")
+    qos_plan_args.add_argument(
+        "--solver", default=None, help="dp, fptas, greedy_hull, weighted_split, equal_split"
+    )
+    qos_plan_args.add_argument("--wait", type=float, default=5.0, help="seconds to wait")
+    profile = commands.add_parser("profile", help="measure the utility of QoS levels")
+    profile_targets = profile.add_subparsers(dest="target", required=True)
+    profile_gas.add_arguments(
+        profile_targets.add_parser("gas", help="gas sampling periods vs full rate")
+    )
     return parser
 
 
@@ -55,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         raise SystemExit(_run_stage(args.stage))
+    if args.command == "profile":
+        raise SystemExit(profile_gas.profile_command(args))
     settings = operator_settings(args.secrets)
     try:
         if args.command == "alerts":
@@ -63,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
             code = 0
         elif args.command == "status":
             code = asyncio.run(show_status(settings, f"{settings.topic_root}/{args.gateway}"))
+        elif args.command == "qos":
+            code = asyncio.run(qos_plan(settings, args.budget, args.solver, args.wait))
         else:
             code = asyncio.run(set_config(settings, args.stage, args.assignments, args.wait))
     except* ConnectionError as group:

@@ -106,3 +106,18 @@ def test_wrong_credentials_give_a_clear_error(broker, gateway_id) -> None:  # ty
     )
     assert done.returncode == 3
     assert "refused the operator's credentials" in done.stderr
+
+
+def test_qos_plan_answers_a_dry_run_from_the_running_allocator(  # type: ignore[no-untyped-def]
+    broker, stage, probe, root, gateway_id
+) -> None:
+    observer = probe("operator")
+    observer.subscribe(f"{root}/qos/+/levels")
+    observer.subscribe(f"{root}/status/#")
+    stage("bandwidth-allocator")
+    stage("gas-replay", EDGEGW_SENSORS="kitchen:co,garage:lpg")
+    observer.wait_for(lambda m: m.topic.endswith("/levels"), count=2)
+    observer.wait_for(lambda m: m.topic.endswith("status/bandwidth-allocator"))
+    done = edgegw(broker, gateway_id, "qos", "plan", "--budget", "3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "gas.kitchen" in done.stdout and "gas.garage" in done.stdout
