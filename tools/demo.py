@@ -47,6 +47,15 @@ STAGES: dict[str, dict[str, str]] = {
         "EDGEGW_FPS": "10",
     },
     "object-detector": {"EDGEGW_THREADS": "1"},
+    "audio-capture": {
+        "EDGEGW_MIC": "hall",
+        "EDGEGW_AUDIO_FILES": ",".join(
+            str(REPO / ".cache/media/audio" / name)
+            for name in ("Front_Center.wav", "alarm-clock-elapsed.wav", "phone-incoming-call.wav")
+        ),
+        "EDGEGW_SILENCE_BETWEEN_S": "3",
+    },
+    "audio-classifier": {"EDGEGW_MODEL_DIR": str(REPO / ".cache/models/yamnet")},
     "bandwidth-allocator": {},
 }
 

@@ -10,6 +10,9 @@ wanted=(
   "unzip unzip"
   "npm npm"
   "oggdec vorbis-tools"
+  "victoria-metrics victoria-metrics"
+  "arecord alsa-utils"
+  "openssl openssl"
 )
 
 missing=()

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
+from schemas.topics import AUDIO_CAPTURE
 from services.audio_capture.settings import AudioCaptureSettings
 from services.audio_capture.stage import run
-from services.common.logs import configure_logging
-from services.common.settings import load_settings
+from services.common.entry import run_stage_main
 
 
 def main() -> None:
-    settings = load_settings(AudioCaptureSettings)
-    configure_logging("audio-capture", settings.log_level)
-    asyncio.run(run(settings))
+    run_stage_main(AUDIO_CAPTURE, AudioCaptureSettings, run)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ sound files replayed as if a microphone heard them."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from services.audio_capture.pcm import MAX_CHUNK_SECONDS
 from services.common.settings import StageSettings
@@ -21,6 +22,7 @@ class AudioCaptureSettings(StageSettings):
     )
     alsa_device: str = Field(
         default="",
+        validate_default=True,  # so that "neither source" is caught too
         pattern=r"^[A-Za-z0-9_.,:=-]*$",
         description="ALSA capture device for `arecord -D` (e.g. default, hw:1,0, null)",
     )
@@ -39,6 +41,16 @@ class AudioCaptureSettings(StageSettings):
         default=5.0, gt=0, description="a silent arecord is restarted after this long"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _instance_defaults_to_mic(cls, values: Any) -> Any:
+        # One capture process per mic: distinct instances keep their MQTT
+        # client ids apart (the broker drops a client whose id reconnects).
+        if isinstance(values, dict) and "instance" not in values:
+            mic = values.get("mic")
+            values = {**values, "instance": str(mic)[:32] if mic else "mic1"}
+        return values
+
     @field_validator("audio_files")
     @classmethod
     def _files_exist(cls, value: str) -> str:
@@ -47,11 +59,13 @@ class AudioCaptureSettings(StageSettings):
                 raise ValueError(f"no such file: {name}")
         return value
 
-    @model_validator(mode="after")
-    def _one_source(self) -> AudioCaptureSettings:
-        if bool(self.audio_files.strip()) == bool(self.alsa_device):
+    @field_validator("alsa_device")
+    @classmethod
+    def _one_source(cls, device: str, info: ValidationInfo) -> str:
+        files = str(info.data.get("audio_files", "")).strip()
+        if bool(files) == bool(device):
             raise ValueError("set exactly one of audio_files and alsa_device")
-        return self
+        return device
 
     def file_paths(self) -> list[Path]:
         return [Path(name) for name in _split(self.audio_files)]

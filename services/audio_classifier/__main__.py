@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
+from schemas.topics import AUDIO_CLASSIFIER
 from services.audio_classifier.settings import AudioClassifierSettings
 from services.audio_classifier.stage import run
-from services.common.logs import configure_logging
-from services.common.settings import load_settings
+from services.common.entry import run_stage_main
 
 
 def main() -> None:
-    settings = load_settings(AudioClassifierSettings)
-    configure_logging("audio-classifier", settings.log_level)
-    asyncio.run(run(settings))
+    run_stage_main(AUDIO_CLASSIFIER, AudioClassifierSettings, run)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 
 from pydantic import ValidationError
@@ -36,6 +37,7 @@ from services.common.door import (
     describe_validation_error,
 )
 from services.common.runtime_config import RuntimeConfig
+from services.common.settings import ENV_PREFIX
 from services.common.stage_runner import serve
 from services.inference import ModelLoadError
 
@@ -195,7 +197,9 @@ async def run(settings: AudioClassifierSettings, stop: asyncio.Event | None = No
             settings.startup_config().model_dump()
         )
     except ValidationError as error:
-        log.error("invalid setting", extra={"error": describe_validation_error(error)})
+        # As load_settings reports the others: on stderr, naming the variable.
+        reason = describe_validation_error(error)
+        print(f"invalid setting {ENV_PREFIX}CLASSES_OF_INTEREST: {reason}", file=sys.stderr)
         raise SystemExit(2) from None
     log.info("model loaded", extra={"runtime": classifier.runtime, "threads": settings.threads})
     door = MqttDoor(settings, AUDIO_CLASSIFIER)

@@ -6,8 +6,13 @@ bridge only uploads what the analytics produce, and they produce what the
 allocator allowed, so "budget := usage" would spiral down to the floor. The
 spool tells the two cases apart:
 
-- spool backlog while connected: the link is the bottleneck, and what it
-  delivers (`used_kbps`) is its goodput: the budget drops to it at once;
+- spool backlog while connected, and the bridge uploads clearly less than
+  the budget: the link is the bottleneck, and what it delivers
+  (`used_kbps`) is its goodput: the budget drops to it at once;
+- backlog while the bridge uploads about the whole budget: the bridge's own
+  rate limit (set to this budget) holds the messages, not the link; the
+  budget holds too (dropping to `used_kbps` here would ratchet it down to
+  the floor, since a rate-limited bridge never uploads more than allowed);
 - no backlog: the link keeps up, so the budget probes upwards by
   `growth` per report (multiplicative increase, like TCP's slow start),
   starting at the ceiling when nothing is known yet;
@@ -23,6 +28,8 @@ from schemas.alerts import UplinkUsage
 # A measured budget that moved by less than this share does not re-solve:
 # the window's jitter would otherwise republish the plan on every report.
 RESOLVE_CHANGE = 0.02
+# Uploading at least this share of the budget with a backlog: rate-limited.
+RATE_LIMITED_SHARE = 0.9
 
 
 def next_measured_budget(
@@ -35,7 +42,10 @@ def next_measured_budget(
     if not usage.cloud_connected:
         target = floor_kbps
     elif usage.spool_entries > 0:
-        target = usage.used_kbps if previous is None else min(previous, usage.used_kbps)
+        if previous is None or usage.used_kbps < RATE_LIMITED_SHARE * previous:
+            target = usage.used_kbps
+        else:
+            target = previous
     else:
         target = ceiling_kbps if previous is None else previous * growth
     return min(ceiling_kbps, max(floor_kbps, target))

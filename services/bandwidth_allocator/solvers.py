@@ -210,7 +210,8 @@ def _hull_increments(instance: ReducedInstance) -> tuple[Ints, Ints, Floats, Flo
     d_profit = profit[rows, cols] - profit[rows, prev_cols]
     # Float noise must not let a later step of a row outrank an earlier one.
     efficiency = np.full((n, width), np.inf)
-    efficiency[rows, cols] = d_profit / d_cost
+    with np.errstate(over="ignore"):  # a near-free upgrade is infinitely efficient: first
+        efficiency[rows, cols] = d_profit / d_cost
     efficiency = np.minimum.accumulate(efficiency, axis=1)[rows, cols]
     order = np.lexsort((cols, rows, -efficiency))
     return rows[order], cols[order], d_cost[order], d_profit[order]

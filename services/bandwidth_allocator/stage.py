@@ -8,16 +8,16 @@ starting with many analytics, the retained messages at start-up) makes one
 re-solve, solves in a thread, publishes the knob of every analytic whose
 level changed, then the plan. Dry runs (`allocator/request`) are solved the
 same way and answered on `allocator/response/<request_id>`, changing nothing.
+
+The budget in force is itself published as the knob of `qos/uplink`
+(`params.kbps`): the cloud bridge rate-limits its uploads to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-
-from pydantic import ValidationError
 
 from schemas.alerts import UplinkUsage
 from schemas.envelope import new_id
@@ -30,7 +30,6 @@ from schemas.topics import (
     QOS_KNOB,
     QOS_LEVELS,
     QOS_PLAN,
-    RAW,
     STATUS,
     UPLINK_USAGE,
 )
@@ -38,22 +37,14 @@ from services.bandwidth_allocator.book import AnalyticBook, TooManyAnalytics
 from services.bandwidth_allocator.budget import changed_enough, next_measured_budget
 from services.bandwidth_allocator.planning import Plan, changed_levels, make_plan
 from services.bandwidth_allocator.settings import AllocatorConfig, BandwidthAllocatorSettings
-from services.common.door import (
-    InvalidMessage,
-    MqttDoor,
-    PublishFailed,
-    Received,
-    describe_validation_error,
-)
+from services.common.door import InvalidMessage, MqttDoor, PublishFailed, Received
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
 
 log = logging.getLogger(__name__)
-# The door refuses an empty JSON payload before any handler sees it, but an
-# empty retained payload is how MQTT deletes a retained message: here it is
-# an analytic withdrawing its levels. Same topic and ACL, payload as bytes;
-# the handler validates non-empty payloads with QOS_LEVELS itself.
-LEVELS_OR_WITHDRAWAL = dataclasses.replace(QOS_LEVELS, payload=RAW, models=())
+# The knob on `qos/uplink` carries the budget in force (`params.kbps`): the
+# cloud bridge rate-limits its uploads to it. No analytic may take the name.
+UPLINK_ANALYTIC = "uplink"
 KNOBS_IN_FLIGHT = 32
 RETRY_AFTER_FAILED_PUBLISH_S = 1.0
 STOP_CHECK_S = 0.5
@@ -66,30 +57,29 @@ class AllocatorStage:
         self.config = RuntimeConfig(door, AllocatorConfig, settings.startup_config())
         self._book = AnalyticBook(settings.max_analytics)
         self._measured_kbps: float | None = None
+        self._measured_resolved: float | None = None
         self._published: dict[str, QosLevel] = {}  # equals what the broker holds retained
         self._changed = asyncio.Event()
         self.config.on_change(lambda _config: self._changed.set())
-        door.subscribe(LEVELS_OR_WITHDRAWAL, self.on_levels)
+        door.subscribe(QOS_LEVELS, self.on_levels)
         door.subscribe(STATUS, self.on_status)
         door.subscribe(UPLINK_USAGE, self.on_uplink)
         door.subscribe(PLAN_REQUEST, self.on_plan_request)
 
     # -- inputs ----------------------------------------------------------------
 
-    async def on_levels(self, message: Received[bytes]) -> None:
+    async def on_levels(self, message: Received[QosLevels | None]) -> None:
         analytic = message.params["analytic"]
-        if not message.raw:
+        levels = message.payload
+        if levels is None:  # the retained levels were cleared: withdrawn
             if self._book.withdraw(analytic):
                 log.info("analytic withdrawn", extra={"analytic": analytic})
                 self._changed.set()
             return
-        try:
-            levels = QOS_LEVELS.decode(message.raw)
-        except ValidationError as error:
-            raise InvalidMessage(describe_validation_error(error)) from None
-        assert isinstance(levels, QosLevels)
         if levels.analytic != analytic:
             raise InvalidMessage(f"analytic {levels.analytic!r} offered on the topic of {analytic}")
+        if analytic == UPLINK_ANALYTIC:
+            raise InvalidMessage(f"{UPLINK_ANALYTIC!r} is reserved for the uplink budget knob")
         try:
             if self._book.offer(levels):
                 self._changed.set()
@@ -105,7 +95,9 @@ class AllocatorStage:
             log.info("stage availability changed", extra={"stage": message.params["stage"]})
             self._changed.set()
 
-    async def on_uplink(self, message: Received[UplinkUsage]) -> None:
+    async def on_uplink(self, message: Received[UplinkUsage | None]) -> None:
+        if message.payload is None:
+            return  # the retained report was cleared: keep the last measurement
         config = self.config.current
         measured = next_measured_budget(
             self._measured_kbps,
@@ -114,10 +106,12 @@ class AllocatorStage:
             config.budget_ceiling_kbps,
             self._settings.measured_growth,
         )
-        moved = changed_enough(self._measured_kbps, measured)
         self._measured_kbps = measured
-        if moved and config.budget_source == "measured":
-            self._changed.set()
+        # Against the value that last re-solved, so small steps add up.
+        if changed_enough(self._measured_resolved, measured):
+            self._measured_resolved = measured
+            if config.budget_source == "measured":
+                self._changed.set()
 
     async def on_plan_request(self, message: Received[PlanRequest]) -> None:
         request = message.payload
@@ -197,8 +191,9 @@ class AllocatorStage:
             self._published[analytic] = level
             metrics.count("knobs_published")
 
+        wanted = {**plan.levels, UPLINK_ANALYTIC: uplink_level(plan.summary.budget_kbps)}
         async with asyncio.TaskGroup() as tasks:
-            for analytic, level in changed_levels(plan.levels, self._published).items():
+            for analytic, level in changed_levels(wanted, self._published).items():
                 tasks.create_task(send(analytic, level))
         try:
             await self._door.publish(QOS_PLAN, plan.summary)
@@ -218,6 +213,15 @@ class AllocatorStage:
             },
         )
         return not failed
+
+
+def uplink_level(budget_kbps: float) -> QosLevel:
+    return QosLevel(
+        name=f"{budget_kbps:g}kbps",
+        params={"kbps": budget_kbps},
+        cost_kbps=budget_kbps,
+        utility=1.0,
+    )
 
 
 async def run(settings: BandwidthAllocatorSettings, stop: asyncio.Event | None = None) -> None:

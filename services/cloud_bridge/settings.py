@@ -52,6 +52,7 @@ class CloudBridgeSettings(StageSettings):
     live_queue: int = Field(default=1024, ge=1, description="live messages held ahead of backlog")
     drain_page: int = Field(default=256, ge=1, le=10_000)
     cloud_publish_timeout_s: float = Field(default=5.0, gt=0)
+    cloud_in_flight: int = Field(default=32, ge=1, le=1000, description="PUBACKs awaited at once")
     mark_delivered_every_s: float = Field(default=0.2, gt=0)
     usage_interval_s: float = Field(default=5.0, gt=0)
     usage_window_s: float = Field(default=60.0, gt=0)

@@ -88,6 +88,7 @@ class CloudBridgeStage:
                 drain_page=settings.drain_page,
                 publish_timeout_s=settings.cloud_publish_timeout_s,
                 mark_every_s=settings.mark_delivered_every_s,
+                in_flight=settings.cloud_in_flight,
             ),
         )
         local.subscribe(ALERT, self._on_alert)

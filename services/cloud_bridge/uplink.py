@@ -55,6 +55,7 @@ class UplinkPolicy:
     drain_page: int
     publish_timeout_s: float
     mark_every_s: float
+    in_flight: int  # publishes awaiting their PUBACK at once
 
 
 class Uplink:
@@ -74,45 +75,80 @@ class Uplink:
         self._metrics = metrics
         self._policy = policy
         self._live: deque[SpooledMessage] = deque()
+        # Messages spooled from this seq on, while the link is up, are live;
+        # everything before is backlog. None: no live message since the link
+        # (re)started, so the whole spool is backlog.
+        self._live_from: int | None = None
         self._page: deque[SpooledMessage] = deque()
         self._cursor = 0  # highest seq the backlog has read
-        self._claimed: set[int] = set()  # in the live lane, or sent and not yet marked
+        self._claimed: set[int] = set()  # sent (or being sent) and not yet marked
         self._to_mark: list[int] = []
+        self._link_epoch = -1
+        self._link_broken = False  # a send failed: resend from the oldest
+        self._in_flight: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
+        self._window = asyncio.Semaphore(policy.in_flight)
         self.space_freed = asyncio.Event()
         self.sent = 0
 
     # -- input ------------------------------------------------------------
 
     def offer_live(self, message: SpooledMessage) -> None:
-        """A message just spooled: send it ahead of the backlog if the link is up."""
-        if self._cloud.connected.is_set() and len(self._live) < self._policy.live_queue:
-            self._live.append(message)
-            self._claimed.add(message.seq)
-            self._pacer.live_waiting(wire_bytes(message), time.monotonic())
-        else:
-            self._metrics.count("offered_to_backlog")
+        """A message just spooled (in seq order): send it ahead of the backlog."""
         self._wakeup.set()
+        if not self._link_current() or message.seq in self._claimed:
+            return  # the backlog sends it once the link is back, in order
+        if len(self._live) >= self._policy.live_queue:
+            # Live traffic outruns the link: priority is moot, order is not.
+            self._metrics.count("live_lane_overflows")
+            self._restart_from_oldest()
+            return
+        if self._live_from is None:
+            self._live_from = message.seq
+        self._live.append(message)
+        self._pacer.live_waiting(wire_bytes(message), time.monotonic())
+
+    def _link_current(self) -> bool:
+        return (
+            not self._link_broken
+            and self._cloud.connected.is_set()
+            and self._cloud.reconnects == self._link_epoch
+        )
 
     # -- sending ----------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        sending_done = asyncio.Event()
         async with asyncio.TaskGroup() as tasks:
-            marker = tasks.create_task(self._mark_delivered_loop(stop))
+            tasks.create_task(self._mark_delivered_loop(sending_done))
             try:
-                await self._send_loop(stop)
+                await self._send_loop(stop, tasks)
+                if self._in_flight:  # their PUBACKs, so the last marking includes them
+                    await asyncio.wait(list(self._in_flight))
             finally:
-                await marker
+                sending_done.set()
 
-    async def _send_loop(self, stop: asyncio.Event) -> None:
+    async def _send_loop(self, stop: asyncio.Event, tasks: asyncio.TaskGroup) -> None:
+        # Sends overlap (a window of PUBACKs awaited at once); each task hands
+        # its message to paho when it first runs, and tasks first run in the
+        # order they were created, so the cloud receives them in order.
         while not stop.is_set():
-            if not self._cloud.connected.is_set():
+            if not self._link_current():
+                await self._abandon_in_flight()
+                # Whatever happened while the link was down is backlog now.
+                self._restart_from_oldest()
+                self._link_broken = False
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._cloud.connected.wait(), IDLE_POLL_S)
+                self._link_epoch = self._cloud.reconnects
                 continue
+            self._wakeup.clear()
+            # The window slot is taken before picking, so nothing awaits
+            # between choosing a message and claiming it.
+            await self._window.acquire()
             picked = await self._next()
             if picked is None:
-                self._wakeup.clear()
+                self._window.release()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_S)
                 continue
@@ -121,20 +157,32 @@ class Uplink:
             delay = self._pacer.delay_for(size, lane, time.monotonic())
             if delay > 0:
                 self._put_back(message, lane)
+                self._window.release()
                 if lane == "backlog":
                     delay = min(delay, BACKLOG_RECHECK_S)
                 await asyncio.sleep(min(delay, IDLE_POLL_S))
                 continue
-            await self._send(message, lane, size)
+            self._claimed.add(message.seq)
+            # Charged when it leaves, so the overlap never overshoots the rate.
+            self._pacer.record_sent(size, lane, time.monotonic())
+            task = tasks.create_task(self._send(message, lane, size))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
 
     async def _next(self) -> tuple[SpooledMessage, Lane] | None:
-        if self._live:
-            return self._live.popleft(), "live"
+        while self._live:
+            message = self._live.popleft()
+            if message.seq not in self._claimed:
+                return message, "live"
+            self._pacer.live_cancelled(wire_bytes(message))
         while True:
             while self._page:
                 message = self._page.popleft()
-                if message.seq not in self._claimed:
-                    return message, "backlog"
+                if message.seq in self._claimed:
+                    continue
+                if self._live_from is not None and message.seq >= self._live_from:
+                    continue  # the live lane has it
+                return message, "backlog"
             page = await asyncio.to_thread(
                 self._spool.oldest, self._policy.drain_page, self._cursor
             )
@@ -150,7 +198,7 @@ class Uplink:
             self._page.appendleft(message)
 
     async def _send(self, message: SpooledMessage, lane: Lane, size: int) -> None:
-        self._claimed.add(message.seq)
+        delivered = False
         try:
             await self._cloud.forward(
                 message.topic,
@@ -159,40 +207,47 @@ class Uplink:
                 retain=message.retain,
                 wait_s=self._policy.publish_timeout_s,
             )
+            delivered = True
         except PublishFailed as error:
             self._metrics.count("send_failures")
             log.warning("cloud did not confirm", extra={"topic": message.topic, "why": str(error)})
-            if lane == "live":
-                self._pacer.live_cancelled(size)
-            self._claimed.discard(message.seq)
-            self._restart_from_oldest()
+            self._link_broken = True
+        finally:
+            self._window.release()
+            if not delivered:
+                self._claimed.discard(message.seq)
+        if not delivered:
             return
         now = time.monotonic()
-        self._pacer.record_sent(size, lane, now)
         topic_class, analytic = topic_class_and_analytic(self._cloud.root, message.topic)
         self._accounting.record(topic_class, analytic, size, now)
         self._to_mark.append(message.seq)
         self.sent += 1
         self._metrics.count(f"sent_{lane}")
 
+    async def _abandon_in_flight(self) -> None:
+        # Sends of a broken link would resolve (fail) only at their timeout,
+        # after newer messages went out: cancel them now and resend all in order.
+        pending = list(self._in_flight)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
     def _restart_from_oldest(self) -> None:
-        # What the live lane held is still spooled: the backlog sends it, in order.
-        now_pending = sum(wire_bytes(m) for m in self._live)
-        self._pacer.live_cancelled(now_pending)
-        for message in self._live:
-            self._claimed.discard(message.seq)
+        # Everything not confirmed is still spooled: send it again from the
+        # oldest, in order (what is in flight stays claimed until it resolves).
+        self._pacer.live_cancelled(sum(wire_bytes(m) for m in self._live))
         self._live.clear()
+        self._live_from = None
         self._page.clear()
         self._cursor = 0
 
-    async def _mark_delivered_loop(self, stop: asyncio.Event) -> None:
-        while True:
-            stopping = stop.is_set()
+    async def _mark_delivered_loop(self, sending_done: asyncio.Event) -> None:
+        while not sending_done.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._policy.mark_every_s)
+                await asyncio.wait_for(sending_done.wait(), self._policy.mark_every_s)
             await self.flush_delivered()
-            if stopping:
-                return
 
     async def flush_delivered(self) -> None:
         while self._to_mark:

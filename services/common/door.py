@@ -135,7 +135,7 @@ class MqttDoor:
         self._client: aiomqtt.Client | None = None
         self._epoch = 0
         self._stop = asyncio.Event()
-        self._draining = False
+        self._intake_closed = False
         self._dispatching = False
 
     # -- registration --------------------------------------------------------
@@ -260,8 +260,18 @@ class MqttDoor:
 
     # -- connection life -----------------------------------------------------
 
+    def close_intake(self) -> None:
+        """Stop handing messages to handlers (the first step of a shutdown).
+
+        The message in hand is finished and acknowledged; later ones are left
+        unacknowledged, so the broker keeps them for the next run. The
+        connection stays up so workers can still publish.
+        """
+        self._intake_closed = True
+
     def close(self) -> None:
         """Ask `run()` to finish the message in hand, go offline and return."""
+        self.close_intake()
         self._stop.set()
 
     async def run(self) -> None:
@@ -352,7 +362,6 @@ class MqttDoor:
             await asyncio.wait({consumer, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
             if stop_requested.done():
                 # Finish the message in hand; cancel only an idle consumer.
-                self._draining = True
                 if not self._dispatching:
                     consumer.cancel()
             else:
@@ -365,6 +374,11 @@ class MqttDoor:
         handled: list[aiomqtt.Message] = []
         try:
             async for message in client.messages:
+                if self._stop.is_set():
+                    return
+                if self._intake_closed:
+                    self._acknowledge(client, handled, epoch)
+                    continue  # unacknowledged: the broker redelivers it next run
                 self._dispatching = True
                 try:
                     await self._dispatch(message)
@@ -377,7 +391,7 @@ class MqttDoor:
                 # wait for the next one.
                 if len(client.messages) == 0 or len(handled) >= ACK_BATCH:
                     self._acknowledge(client, handled, epoch)
-                if self._draining:
+                if self._stop.is_set():
                     return
         finally:
             self._acknowledge(client, handled, epoch)

@@ -39,6 +39,7 @@ async def serve(
             running = [tasks.create_task(worker(stop)) for worker in workers]
             await stop.wait()
             log.info("stopping", extra={"grace_s": door.settings.shutdown_grace_s})
+            door.close_intake()  # no new input while the workers finish
             if running:
                 _, late = await asyncio.wait(running, timeout=door.settings.shutdown_grace_s)
                 for task in late:
@@ -61,10 +62,11 @@ async def _report_health(door: MqttDoor, stop: asyncio.Event) -> None:
         health = Health(
             source=door.user,
             stage=door.user,
-            state="ok",
+            state="ok" if door.metrics.degraded is None else "degraded",
             uptime_s=round(time.monotonic() - started, 3),
             connected=True,
             reconnects=door.reconnects,
+            detail=door.metrics.degraded or "",
         )
         metrics = Metrics(
             source=door.user,

@@ -54,7 +54,15 @@ def analytic_name(sensor: str) -> str:
 
 def reading_bytes(root: str, sensor: str, gas: Gas) -> int:
     """Bytes one reading of this sensor puts on the wire (a typical value)."""
-    sample = GasReading(source=GAS_REPLAY, sensor=sensor, gas=gas, value=1234.5678)
+    # Fixed id and time of typical lengths, so the cost is the same every run.
+    sample = GasReading(
+        source=GAS_REPLAY,
+        sensor=sensor,
+        gas=gas,
+        value=1234.5678,
+        ts=1_800_000_000.123456,
+        id="0" * 32,
+    )
     topic = GAS_READING.topic(root, sensor=sensor)
     return len(sample.to_bytes()) + len(topic.encode()) + MQTT_OVERHEAD_BYTES
 

@@ -55,8 +55,12 @@ class GasReplayStage:
         # No knob yet: simulate at the configured period, forward a trace whole.
         return self._settings.sample_period_s if self._settings.trace_path is None else 0.0
 
-    async def on_knob(self, message: Received[QosKnob]) -> None:
+    async def on_knob(self, message: Received[QosKnob | None]) -> None:
         sensor = message.params["analytic"].removeprefix("gas.")
+        if message.payload is None:  # the knob was cleared: back to the settings
+            if self._periods.pop(sensor, None) is not None:
+                self._knob_changed.set()
+            return
         period = message.payload.level.params.get("sample_period_s")
         if isinstance(period, bool) or not isinstance(period, int | float) or not period > 0:
             raise InvalidMessage(f"level params: sample_period_s must be > 0, got {period!r}")

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from services.common.logs import configure_logging
-from services.common.settings import load_settings
+from schemas.topics import TELEMETRY_RECORDER
+from services.common.entry import run_stage_main
 from services.telemetry_recorder.settings import TelemetryRecorderSettings
 from services.telemetry_recorder.stage import run
 
 
 def main() -> None:
-    settings = load_settings(TelemetryRecorderSettings)
-    configure_logging("telemetry-recorder", settings.log_level)
-    asyncio.run(run(settings))
+    run_stage_main(TELEMETRY_RECORDER, TelemetryRecorderSettings, run)
 
 
 if __name__ == "__main__":

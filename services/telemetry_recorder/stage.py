@@ -59,8 +59,10 @@ class TelemetryRecorderStage:
         for spec in RECORDED:
             door.subscribe(spec, self.on_message)
 
-    async def on_message(self, message: Received[Envelope]) -> None:
+    async def on_message(self, message: Received[Envelope | None]) -> None:
         envelope = message.payload
+        if envelope is None:  # a retained health message cleared: nothing to record
+            return
         if not self._seen.first_time(envelope.id):
             self._door.metrics.count("duplicates")
             return

@@ -18,6 +18,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,29 +46,55 @@ BASELINES = ("weighted_split", "equal_split")
 GOALS = {"gap_to_dp": 0.01, "solve_ms_1000x10": 50.0, "vs_weighted": 1.18, "vs_equal": 1.37}
 
 
-def make_analytic(rng: np.random.Generator, name: str) -> Analytic:
+@dataclass(frozen=True)
+class Shape:
+    """How steep the utility curves are and how far apart the weights."""
+
+    name: str
+    steepness: tuple[float, float]  # 1 - exp(-s x cost share): high s saturates early
+    log_weights: bool  # False: integers 1..5; True: log-uniform over [1, 10]
+
+
+# The benchmark's workload. Its goals are judged on it; it is not tuned to them.
+DEFAULT_SHAPE = Shape("default", (2.0, 10.0), log_weights=False)
+# Sensitivity check, asked for in review: seed 004's experiments are said to
+# use steeper concave utilities and more unequal weights, which should favour
+# the knapsack over the splits. Reported next to the default, never instead
+# of it. (Measured here with seed 6: it does NOT raise the low-budget ratios;
+# saturating curves let even a small equal share reach most of the utility.)
+STEEP_UNEQUAL_SHAPE = Shape("steep_unequal_weights", (5.0, 20.0), log_weights=True)
+
+
+def make_analytic(rng: np.random.Generator, name: str, shape: Shape = DEFAULT_SHAPE) -> Analytic:
     kinds = [kind for kind, *_ in KINDS]
     kind = rng.choice(len(KINDS), p=[share for *_, share in KINDS])
     _, lowest, highest, _ = KINDS[kind]
     top = rng.uniform(lowest, highest)
     costs = np.sort(top * np.geomspace(1 / 500, 1, LEVELS) * rng.uniform(0.8, 1.2, LEVELS))
-    steepness = rng.uniform(2, 10)  # how early the curve saturates
+    steepness = rng.uniform(*shape.steepness)  # how early the curve saturates
     fraction = costs / costs[-1]
     utility = (1 - np.exp(-steepness * fraction)) / (1 - np.exp(-steepness))
     utility = np.clip(utility + rng.normal(0, 0.02, LEVELS), 0, 1)  # measured, so noisy
     levels = [(round(float(c), 3), float(u)) for c, u in zip(costs, utility, strict=True)]
-    return Analytic.of(f"{kinds[kind]}-{name}", int(rng.integers(1, 6)), levels)
+    weight = float(np.exp(rng.uniform(0, np.log(10)))) if shape.log_weights else None
+    if weight is None:
+        weight = int(rng.integers(1, 6))
+    return Analytic.of(f"{kinds[kind]}-{name}", weight, levels)
 
 
 def poisson_workload(
-    rng: np.random.Generator, arrival_per_s: float, mean_life_s: float, snapshots: int
+    rng: np.random.Generator,
+    arrival_per_s: float,
+    mean_life_s: float,
+    snapshots: int,
+    shape: Shape = DEFAULT_SHAPE,
 ) -> list[list[Analytic]]:
     """The active analytics after each arrival or departure, from steady state."""
     active: dict[int, Analytic] = {}
     departures: list[tuple[float, int]] = []
     clock, serial = 0.0, 0
     for _ in range(rng.poisson(arrival_per_s * mean_life_s)):
-        active[serial] = make_analytic(rng, str(serial))
+        active[serial] = make_analytic(rng, str(serial), shape)
         heapq.heappush(departures, (rng.exponential(mean_life_s), serial))
         serial += 1
     next_arrival = rng.exponential(1 / arrival_per_s)
@@ -78,7 +105,7 @@ def poisson_workload(
             del active[leaving]
         else:
             clock = next_arrival
-            active[serial] = make_analytic(rng, str(serial))
+            active[serial] = make_analytic(rng, str(serial), shape)
             heapq.heappush(departures, (clock + rng.exponential(mean_life_s), serial))
             serial += 1
             next_arrival = clock + rng.exponential(1 / arrival_per_s)
@@ -213,24 +240,54 @@ def save_plot(sweep: dict[str, Any], times: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+def low_budget_ratios(sweep: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]:
+    """Solver / baseline over the low budgets together (sum of utilities, so
+    the largest low budget weighs most), and at each low budget alone."""
+    totals, low = sweep.pop("_totals"), sweep.pop("_low")
+    pairs = [(solver, baseline) for solver in ("dp", "greedy_hull") for baseline in BASELINES]
+    together = {
+        f"{solver}_vs_{baseline}": round(
+            float(sum(totals[solver][i] for i in low) / sum(totals[baseline][i] for i in low)), 4
+        )
+        for solver, baseline in pairs
+        if low
+    }
+    each = {
+        str(BUDGETS_KBPS[i]): {
+            f"dp_vs_{baseline}": round(float(totals["dp"][i] / totals[baseline][i]), 4)
+            for baseline in BASELINES
+        }
+        for i in low
+    }
+    return together, each
+
+
+def sensitivity(seed: int, snapshots: int, shape: Shape) -> dict[str, Any]:
+    """The utility sweep on another workload shape (same seed and arrivals)."""
+    rng = np.random.default_rng(seed)
+    workload = poisson_workload(rng, 0.2, 100.0, snapshots, shape)
+    sweep = utility_vs_budget(workload)
+    together, each = low_budget_ratios(sweep)
+    return {
+        "shape": {
+            "steepness": list(shape.steepness),
+            "weights": "log-uniform 1..10" if shape.log_weights else "integers 1..5",
+        },
+        "low_budgets_kbps": sweep["low_budgets_kbps"],
+        "low_budget_ratio": together,
+        "low_budget_ratio_by_budget": each,
+        "worst_budget_gap_to_dp": {
+            name: max(sweep["gap_to_dp"][name]) for name in ("fptas", "greedy_hull")
+        },
+    }
+
+
 def run(seed: int, snapshots: int, plot: Path) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     workload = poisson_workload(rng, arrival_per_s=0.2, mean_life_s=100.0, snapshots=snapshots)
     sweep = utility_vs_budget(workload)
     times = solve_times(rng)
-    totals, low = sweep.pop("_totals"), sweep.pop("_low")
-    low_ratio = (
-        {
-            f"{solver}_vs_{baseline}": round(
-                float(sum(totals[solver][i] for i in low) / sum(totals[baseline][i] for i in low)),
-                4,
-            )
-            for solver in ("dp", "greedy_hull")
-            for baseline in BASELINES
-        }
-        if low
-        else {}
-    )
+    low_ratio, low_by_budget = low_budget_ratios(sweep)
     worst_gap = {name: max(sweep["gap_to_dp"][name]) for name in ("fptas", "greedy_hull")}
     biggest = times[f"{SIZES[-1]}x{LEVELS}"]
     save_plot(sweep, times, plot)
@@ -238,6 +295,9 @@ def run(seed: int, snapshots: int, plot: Path) -> dict[str, Any]:
         "greedy_within_1pct_of_dp": worst_gap["greedy_hull"] <= GOALS["gap_to_dp"],
         "fptas_within_1pct_of_dp": worst_gap["fptas"] <= GOALS["gap_to_dp"],
         "greedy_1000x10_within_50ms": biggest["greedy_hull_ms"] <= GOALS["solve_ms_1000x10"],
+        # Informational: the exact solvers at 1000 x 10 (the stage's default is dp).
+        "dp_1000x10_within_50ms": biggest["dp_ms"] <= GOALS["solve_ms_1000x10"],
+        "fptas_1000x10_within_50ms": biggest["fptas_ms"] <= GOALS["solve_ms_1000x10"],
         "low_budget_dp_vs_weighted_ge_1.18": low_ratio.get("dp_vs_weighted_split", 0)
         >= GOALS["vs_weighted"],
         "low_budget_dp_vs_equal_ge_1.37": low_ratio.get("dp_vs_equal_split", 0)
@@ -251,8 +311,12 @@ def run(seed: int, snapshots: int, plot: Path) -> dict[str, Any]:
             "utility_vs_budget": sweep,
             "worst_budget_gap_to_dp": worst_gap,
             "low_budget_ratio": low_ratio,
+            "low_budget_ratio_by_budget": low_by_budget,
             "solve_time": times,
             "goals_met": goals,
+            "sensitivity": {
+                STEEP_UNEQUAL_SHAPE.name: sensitivity(seed, snapshots, STEEP_UNEQUAL_SHAPE)
+            },
             "plot": str(plot),
         }
     }

@@ -18,6 +18,8 @@ BENCHMARKS: dict[str, list[str]] = {
     "gas_throughput": ["tests.bench.gas_throughput"],
     "allocator": ["tests.bench.allocator_bench", "--plot", "bench-results/allocator.png"],
     "audio": ["tests.bench.audio_bench"],
+    "uplink": ["tests.bench.uplink_bench"],
+    "telemetry": ["tests.bench.telemetry_bench"],
     "detector": ["tests.bench.detector_bench"],
 }
 

@@ -16,6 +16,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from schemas.alerts import UplinkUsage
 from schemas.qos import PlanRequest
 from services.cli.qos_command import plan
 from services.common.settings import StageSettings
@@ -65,12 +66,14 @@ def test_knobs_follow_the_budget_from_retained_config(stage, probe, root) -> Non
     late.subscribe(f"{root}/qos/+")
     late.subscribe(f"{root}/allocator/plan")
     late.wait_for(lambda m: m.retained and m.topic.endswith("/allocator/plan"))
-    assert latest_knobs(late, root) == {CAMERA: "high", AUDIO: "high"}
+    assert latest_knobs(late, root) == {CAMERA: "high", AUDIO: "high", "uplink": "2000kbps"}
 
     # 300 kbit/s: camera low + audio high (1.3) beats camera mid + audio low (1.1).
     lowered = time.time()
     set_config(operator, root, budget_kbps=300)
     assert _time_to(observer, knob_is(root, CAMERA, "low"), lowered) < ACCEPTANCE_S
+    # The bridge's rate limit follows on `qos/uplink`.
+    assert _time_to(observer, knob_is(root, "uplink", "300kbps"), lowered) < ACCEPTANCE_S
     audio_knobs = observer.received(lambda m: m.topic == f"{root}/qos/{AUDIO}")
     assert len(audio_knobs) == 1  # unchanged choice: not republished
 
@@ -81,6 +84,38 @@ def test_knobs_follow_the_budget_from_retained_config(stage, probe, root) -> Non
         lambda m: m.topic == f"{root}/allocator/plan" and m.json()["budget_kbps"] == 2000
     )
     assert final[-1].json()["total_utility"] == 2.0
+
+
+def _usage(used_kbps: float, spooled: int) -> bytes:
+    return UplinkUsage(
+        source="cloud-bridge",
+        budget_kbps=None,
+        window_s=10,
+        used_kbps=used_kbps,
+        bytes_by_class={"alert": 1000},
+        spool_entries=spooled,
+        spool_bytes=spooled * 200,
+        cloud_connected=True,
+    ).to_bytes()
+
+
+def test_a_measured_budget_follows_the_bridge_goodput(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+    observer = _start(
+        stage, probe, root, EDGEGW_BUDGET_SOURCE="measured", EDGEGW_BUDGET_KBPS="1000"
+    )
+    offer_both(root, probe("camera-capture"), probe("audio-capture"))
+    observer.wait_for(knob_is(root, CAMERA, "high"))  # no report yet: budget_kbps
+    bridge = probe("cloud-bridge")
+    backlog = time.time()
+    bridge.publish(f"{root}/uplink/usage", _usage(300, spooled=40), retain=True)
+    assert _time_to(observer, knob_is(root, CAMERA, "low"), backlog) < ACCEPTANCE_S
+    keeping_up = time.time()  # no backlog: the budget probes up by 1.25 to 375
+    bridge.publish(f"{root}/uplink/usage", _usage(290, spooled=0), retain=True)
+    assert _time_to(observer, knob_is(root, CAMERA, "mid"), keeping_up) < ACCEPTANCE_S
+    plan = observer.wait_for(
+        lambda m: m.topic == f"{root}/allocator/plan" and m.json()["budget_kbps"] == 375
+    )
+    assert plan[-1].json()["cost_kbps"] == 328
 
 
 def test_an_analytic_leaving_frees_its_budget_for_the_others(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
@@ -173,7 +208,11 @@ def test_qos_plan_command_prints_the_dry_run_table(  # type: ignore[no-untyped-d
     assert rows == {AUDIO: "high", CAMERA: "low"}
     assert asyncio.run(plan(settings, 300.0, "magic", 5.0)) == 1
     assert "unknown solver" in capsys.readouterr().out
-    assert latest_knobs(observer, root) == {CAMERA: "high", AUDIO: "high"}  # nothing changed
+    assert latest_knobs(observer, root) == {  # nothing changed
+        CAMERA: "high",
+        AUDIO: "high",
+        "uplink": "2000kbps",
+    }
 
 
 def test_invalid_levels_are_dead_lettered_and_the_stage_keeps_going(stage, probe, root) -> None:  # type: ignore[no-untyped-def]

@@ -112,3 +112,30 @@ def test_sigkill_leaves_the_last_will_within_one_and_a_half_keepalives(  # type:
     process.kill()
     will = observer.wait_for(lambda m: m.payload == b"offline", timeout_s=1.5 * keepalive)[0]
     assert will.at - killed_at <= 1.5 * keepalive
+
+
+def test_readings_sent_during_a_sigterm_are_handled_by_the_next_run(  # type: ignore[no-untyped-def]
+    stage, probe, root
+) -> None:
+    """Ack-after-handling plus the persistent session: a reading the stopping
+    stage did not handle stays with the broker and the next run handles it."""
+    observer = probe("operator")
+    observer.subscribe(f"{root}/#")
+    env = {"EDGEGW_PUBLISH_INTERVAL_S": "0", "EDGEGW_SHUTDOWN_GRACE_S": "2"}
+    first = stage("gas-average", **env)
+    _online(observer, root)
+    source = probe("gas-replay")
+    sent = []
+    start = time.time()
+    for index in range(400):
+        body = reading("attic", "co", 3.0, ts=start + index * 0.01)
+        source.publish(f"{root}/sensor/gas/attic", body)
+        sent.append(body["id"])
+        if index == 150:
+            first.terminate()
+    assert first.wait(timeout_s=5) == 0
+    stage("gas-average", **env)
+    averages = observer.wait_for(
+        lambda m: m.topic == f"{root}/gas/attic/average", count=len(sent), timeout_s=20
+    )
+    assert set(sent) <= {m.json()["reading_id"] for m in averages}

@@ -115,7 +115,8 @@ class CloudBroker:
             f"persistence true\npersistence_location {directory / 'data'}/\n"
             "autosave_interval 1\npersistent_client_expiration 1d\n"
             "max_queued_messages 200000\nmax_inflight_messages 100\n"
-            f"user {getpass.getuser()}\nlog_dest stdout\nlog_type error\nlog_type warning\n"
+            f"user {getpass.getuser()}\nlog_dest stdout\n"
+            "log_type error\nlog_type warning\nlog_type notice\nconnection_messages true\n"
         )
 
     def start(self, timeout_s: float = 10.0) -> None:

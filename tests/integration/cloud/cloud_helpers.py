@@ -10,6 +10,7 @@ import orjson
 from schemas.alerts import Alert, AlertPart, Summary
 from schemas.envelope import lifecycle_message_id
 from tests.harness.probe import Probe, Seen
+from tests.integration.cloud.cloud_probe import CloudProbe
 
 
 def alert_bytes(number: int, source: str = "kitchen", pad: int = 0) -> tuple[str, bytes]:
@@ -66,3 +67,19 @@ def ids_in_order(messages: list[Seen]) -> list[str]:
 
 def on_topic(prefix: str) -> Callable[[Seen], bool]:
     return lambda m: m.topic.startswith(prefix)
+
+
+def wait_for_ids(
+    watcher: CloudProbe, prefix: str, wanted: list[str], timeout_s: float
+) -> list[Seen]:
+    """Wait until every id in `wanted` arrived on topics under `prefix`."""
+    want = set(wanted)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = watcher.received(on_topic(prefix))
+        if want <= set(ids_in_order(found)):
+            return found
+        time.sleep(0.05)
+    found = watcher.received(on_topic(prefix))
+    missing = sorted(want - set(ids_in_order(found)))
+    raise AssertionError(f"{len(missing)} of {len(want)} never reached the cloud: {missing[:20]}")

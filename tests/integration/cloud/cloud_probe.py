@@ -34,7 +34,7 @@ class CloudProbe:
         self._connected = threading.Event()
         self.refused: str | None = None
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            mqtt.CallbackAPIVersion.VERSION2,  # type: ignore[attr-defined]
             client_id=f"cloud-probe-{uuid.uuid4().hex[:8]}",
             protocol=mqtt.MQTTv5,
         )
@@ -48,7 +48,7 @@ class CloudProbe:
         self._client.reconnect_delay_set(min_delay=1, max_delay=1)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = 3600
         self._client.connect(
             cloud.host, cloud.port, keepalive=30, clean_start=False, properties=properties

@@ -42,10 +42,12 @@ def _online(probe, root: str) -> Any:  # type: ignore[no-untyped-def]
 
 
 def _publish_readings(probe, root: str, sensor: str, gas: str, values: list[float]) -> None:  # type: ignore[no-untyped-def]
+    """Readings 10 ms apart from now on: time order is publishing order."""
     source = probe("gas-replay")
-    start = time.time() - len(values)
+    start = time.time()
     for index, value in enumerate(values):
-        source.publish(f"{root}/sensor/gas/{sensor}", reading(sensor, gas, value, start + index))
+        ts = start + index * 0.01
+        source.publish(f"{root}/sensor/gas/{sensor}", reading(sensor, gas, value, ts))
 
 
 def _values(server: VictoriaMetrics, match: str) -> list[float]:
@@ -65,7 +67,7 @@ def test_points_land_with_their_tags_and_counts(stage, probe, root, gateway_id, 
 
     _publish_readings(probe, root, "kitchen", "co", [float(v) for v in range(10)])
     _publish_readings(probe, root, "garage", "lpg", [100.0] * 5)
-    duplicate = reading("kitchen", "co", 99.0, time.time())
+    duplicate = reading("kitchen", "co", 99.0, time.time() + 1)  # after the ten
     gas_source = probe("gas-replay")
     gas_source.publish(f"{root}/sensor/gas/kitchen", duplicate)
     gas_source.publish(f"{root}/sensor/gas/kitchen", duplicate)  # a redelivery: recorded once
@@ -138,12 +140,31 @@ def test_points_land_with_their_tags_and_counts(stage, probe, root, gateway_id, 
     victoria.wait_for_samples(own, 1)
     uptime = f'stage_health_uptime_s{{{gateway},stage="telemetry-recorder",state="ok"}}'
     victoria.wait_for_samples(uptime, 1)
+    assert recorder.poll() is None
 
-    # Points still buffered at SIGTERM are written before the stage exits.
+
+def test_points_still_buffered_at_sigterm_are_written_before_exit(  # type: ignore[no-untyped-def]
+    stage, probe, root, gateway_id, victoria
+) -> None:
+    recorder = _recorder(
+        stage, victoria.url, EDGEGW_FLUSH_INTERVAL_S="120", EDGEGW_HEALTH_INTERVAL_S="0.3"
+    )
+    observer = _online(probe, root)
+    observer.subscribe(f"{root}/metrics/telemetry-recorder", qos=0)
     _publish_readings(probe, root, "attic", "co2", [400.0] * 7)
+
+    def holds_the_readings(message) -> bool:  # type: ignore[no-untyped-def]
+        if not message.topic.endswith("/metrics/telemetry-recorder"):
+            return False
+        counters = message.json()["counters"]
+        return bool(counters.get("messages_recorded", 0) >= 7)
+
+    observer.wait_for(holds_the_readings)
+    series = f'gas_reading_value{{gateway="{gateway_id}",sensor="attic"}}'
+    assert victoria.samples(series) == 0  # buffered: the batch is neither full nor due
     recorder.terminate()
     assert recorder.wait(15) == 0
-    assert victoria.samples(f'gas_reading_value{{{gateway},sensor="attic"}}') == 7
+    assert victoria.samples(series) == 7
 
 
 def test_while_the_server_is_down_points_are_buffered_bounded_and_flushed_on_return(  # type: ignore[no-untyped-def]

@@ -1,0 +1,126 @@
+"""Periodic `summary/gas-average`: min, mean and max of every series per period.
+
+A pure accumulator (no MQTT, time passed in) and a small worker that
+publishes what it gathered every `EDGEGW_SUMMARY_PERIOD_S` seconds. A summary
+is what the cloud gets instead of the readings: one message per period for
+the whole site, a few hundred bytes.
+
+Wiring into gas-average (three lines in stage.py):
+    self.summary = GasSummaryPublisher.from_env(door)      # GasAverageStage.__init__
+    self.summary.observe(reading)                           # on_reading, after dedup
+    await serve(door, [stage.close_silent_series, stage.summary.run], stop=stop)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from pydantic import Field, JsonValue
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.alerts import Summary
+from schemas.gas import GasReading
+from schemas.topics import GAS_AVERAGE, SUMMARY
+from services.common.door import MqttDoor, PublishFailed
+from services.common.settings import ENV_PREFIX, load_settings
+
+log = logging.getLogger(__name__)
+OVERFLOW_SERIES = "_other"
+
+
+class GasSummarySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    summary_period_s: float = Field(default=60.0, gt=0, le=86_400)
+    summary_max_series: int = Field(default=500, ge=1, le=100_000)
+
+
+@dataclass(slots=True)
+class _Stats:
+    count: int = 0
+    total: float = 0.0
+    low: float = math.inf
+    high: float = -math.inf
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.low = min(self.low, value)
+        self.high = max(self.high, value)
+
+    def as_json(self) -> dict[str, JsonValue]:
+        return {
+            "n": self.count,
+            "min": round(self.low, 3),
+            "mean": round(self.total / self.count, 3),
+            "max": round(self.high, 3),
+        }
+
+
+class GasSummaryAccumulator:
+    """Statistics per `sensor/gas` since the last `take`; bounded in series."""
+
+    def __init__(self, start_ts: float, max_series: int = 500) -> None:
+        self._max_series = max_series
+        self._start_ts = start_ts
+        self._series: dict[str, _Stats] = {}
+
+    def observe(self, sensor: str, gas: str, value: float) -> None:
+        key = f"{sensor}/{gas}"
+        if key not in self._series and len(self._series) >= self._max_series:
+            key = OVERFLOW_SERIES  # past the cap, extra series share one row
+        self._series.setdefault(key, _Stats()).add(value)
+
+    def take(self, now: float) -> tuple[float, dict[str, JsonValue]] | None:
+        """(start of the period, values) and a fresh period; None if nothing came."""
+        start, series = self._start_ts, self._series
+        self._start_ts, self._series = now, {}
+        if not series:
+            return None
+        values: dict[str, JsonValue] = {
+            "readings": sum(stats.count for stats in series.values()),
+            "series": {key: stats.as_json() for key, stats in sorted(series.items())},
+        }
+        return start, values
+
+
+class GasSummaryPublisher:
+    def __init__(self, door: MqttDoor, period_s: float, max_series: int = 500) -> None:
+        self._door = door
+        self._period_s = period_s
+        self._accumulator = GasSummaryAccumulator(time.time(), max_series)
+
+    @classmethod
+    def from_env(cls, door: MqttDoor) -> GasSummaryPublisher:
+        settings = load_settings(GasSummarySettings)
+        return cls(door, settings.summary_period_s, settings.summary_max_series)
+
+    def observe(self, reading: GasReading) -> None:
+        self._accumulator.observe(reading.sensor, reading.gas, reading.value)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._period_s)
+            now = time.time()
+            taken = self._accumulator.take(now)
+            if taken is None:
+                continue
+            start, values = taken
+            summary = Summary(
+                source=GAS_AVERAGE,
+                analytic=GAS_AVERAGE,
+                period_s=self._period_s,
+                start_ts=start,
+                end_ts=now,
+                values=values,
+            )
+            try:
+                await self._door.publish(SUMMARY, summary, analytic=GAS_AVERAGE)
+            except PublishFailed as error:
+                log.warning("summary not published", extra={"error": str(error)})

@@ -1,0 +1,118 @@
+"""alert-forwarder as a process: rules, dedup, lifecycle ids, webhooks, dead letters."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import orjson
+import pytest
+
+from schemas.envelope import lifecycle_message_id
+from schemas.gas import GasEvent
+from tests.harness.broker import free_port
+from tests.harness.probe import Probe
+from tests.harness.stage_process import StageProcess
+
+
+class _Hooks(http.server.ThreadingHTTPServer):
+    bodies: list[bytes]
+
+
+class _HookHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        self.server.bodies.append(self.rfile.read(length))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook_server() -> Iterator[_Hooks]:
+    server = _Hooks(("127.0.0.1", free_port()), _HookHandler)
+    server.bodies = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _gas_event(type_: str, event_id: str, **extra: object) -> GasEvent:
+    fields: dict[str, object] = {
+        "source": "gas-average", "type": type_, "event_id": event_id, "sensor": "boiler",
+        "gas": "methane", "label": "methane_high", "severity": "critical", "value": 6000.0,
+        "peak": 6000.0, "threshold": 5000.0, "start_ts": time.time() - 5, **extra,
+    }  # fmt: skip
+    return GasEvent.model_validate(fields)
+
+
+def test_events_become_alerts_once_with_lifecycle_ids_and_webhooks_get_them(
+    probe: Callable[..., Probe],
+    stage: Callable[..., StageProcess],
+    root: str,
+    webhook_server: _Hooks,
+) -> None:
+    watcher = probe("operator")
+    watcher.subscribe(f"{root}/alert/#")
+    watcher.subscribe(f"{root}/deadletter/alert-forwarder")
+    watcher.subscribe(f"{root}/status/alert-forwarder")
+    watcher.subscribe(f"{root}/metrics/alert-forwarder")
+    port = webhook_server.server_address[1]
+    config = {"rules": {"rules": [{"label": "co_high", "enabled": False}]}}
+    forwarder = stage(
+        "alert-forwarder",
+        EDGEGW_WEBHOOK_URLS=f"http://127.0.0.1:{port}/hook,http://127.0.0.1:{free_port()}/dead",
+        EDGEGW_WEBHOOK_RETRIES="1",
+        EDGEGW_WEBHOOK_RETRY_INITIAL_S="0.1",
+        EDGEGW_STARTUP_CONFIG=orjson.dumps(config).decode(),
+        EDGEGW_HEALTH_INTERVAL_S="0.5",
+    )
+    watcher.wait_for(
+        lambda m: m.topic.endswith("status/alert-forwarder") and m.payload == b"online"
+    )
+    gas = probe("gas-average")
+    event_id = f"boiler-{uuid.uuid4().hex[:6]}"
+    new = _gas_event("new", event_id)
+    topic = f"{root}/event/boiler"
+    assert gas.publish(topic, new.to_bytes()) == 0
+    assert gas.publish(topic, new.to_bytes()) == 0  # a redelivery: same message id
+    end = _gas_event("end", event_id, end_ts=time.time())
+    assert gas.publish(topic, end.to_bytes()) == 0
+    # A disabled rule: this label never becomes an alert.
+    muted = _gas_event("new", "co-1", gas="co", label="co_high", sensor="kitchen")
+    assert gas.publish(f"{root}/event/kitchen", muted.to_bytes()) == 0
+    assert gas.publish(topic, b'{"kind": "gas", "type": "new"}') == 0  # invalid
+
+    alerts = watcher.wait_for(lambda m: m.topic == f"{root}/alert/boiler", count=2)
+    letters = watcher.wait_for(lambda m: m.topic.endswith("deadletter/alert-forwarder"))
+    time.sleep(0.5)
+    bodies = [m.json() for m in watcher.received(lambda m: m.topic.startswith(f"{root}/alert/"))]
+    assert [b["type"] for b in bodies] == ["new", "end"]
+    alert_id = bodies[0]["alert_id"]
+    assert [b["id"] for b in bodies] == [lifecycle_message_id(alert_id, n) for n in (0, 1)]
+    assert bodies[0]["severity"] == "critical" and bodies[0]["parts"][0]["event_id"] == event_id
+    assert len(alerts) == 2
+    assert "event_id" in letters[0].json()["reason"]  # names a missing field
+
+    deadline = time.monotonic() + 10
+    while len(webhook_server.bodies) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    posted = [orjson.loads(body) for body in webhook_server.bodies]
+    assert [p["id"] for p in posted] == [b["id"] for b in bodies]
+    # The dead URL: each alert tried twice, then counted as failed.
+    watcher.wait_for(
+        lambda m: (
+            m.topic.endswith("metrics/alert-forwarder")
+            and m.json()["counters"].get("webhook_failed", 0) == 2
+            and m.json()["counters"].get("suppressed_duplicate", 0) == 1
+            and m.json()["counters"].get("suppressed_disabled", 0) == 1
+        )
+    )
+    assert forwarder.poll() is None

@@ -1,0 +1,113 @@
+"""alert-forwarder's edges: schema events to rule input, decisions to Alerts."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from schemas.alerts import Alert
+from schemas.audio import SoundEvent
+from schemas.envelope import lifecycle_message_id
+from schemas.gas import GasEvent
+from schemas.video import Box, ObjectEvent
+from services.alert_forwarder.alert_messages import (
+    alert_from_incident,
+    alert_from_rule,
+    incoming_from,
+)
+from services.alert_forwarder.fusion import FusionConfig, IncidentFusion
+from services.alert_forwarder.rules import AlertRules, AlertRulesConfig, PublishAlert
+from services.alert_forwarder.settings import AlertForwarderConfig, AlertForwarderSettings
+
+
+def _gas(type_: str = "new", **extra: object) -> GasEvent:
+    fields: dict[str, object] = {
+        "source": "gas-average", "type": type_, "event_id": "g1", "sensor": "kitchen-gas",
+        "gas": "smoke", "label": "smoke_high", "severity": "critical", "value": 300.0,
+        "peak": 300.0, "threshold": 200.0, "start_ts": 1000.0, "ts": 1001.0, **extra,
+    }  # fmt: skip
+    return GasEvent.model_validate(fields)
+
+
+def _person() -> ObjectEvent:
+    return ObjectEvent(
+        source="object-detector", type="new", event_id="o1", camera="cam", label="person",
+        score=0.7, top_score=0.8, box=Box(x1=0, y1=0, x2=1, y2=1), frame_width=10,
+        frame_height=10, current_zones=["door"], entered_zones=["hall"], start_ts=1000.0,
+        ts=1000.5,
+    )  # fmt: skip
+
+
+def _sound() -> SoundEvent:
+    return SoundEvent(
+        source="audio-classifier", type="new", event_id="s1", mic="mic", label="smoke_alarm",
+        top_class="Smoke detector, smoke alarm", score=0.9, peak_score=0.9, start_ts=1000.0,
+        ts=1000.2,
+    )  # fmt: skip
+
+
+def test_each_kind_maps_to_its_source_label_and_message_id() -> None:
+    gas_event = _gas()
+    gas, person, sound = incoming_from(gas_event), incoming_from(_person()), incoming_from(_sound())
+    assert (gas.source, gas.kind, gas.label, gas.severity) == (
+        "kitchen-gas", "gas", "smoke_high", "critical"
+    )  # fmt: skip
+    assert gas.message_id == gas_event.id  # the envelope id: what dedup keys on
+    assert (person.source, person.kind) == ("cam", "object")
+    assert person.zones == frozenset({"door", "hall"})
+    assert person.score == 0.7
+    assert (sound.source, sound.kind, sound.score) == ("mic", "sound", 0.9)
+
+
+def test_rule_alert_has_a_stable_lifecycle_message_id_and_round_trips() -> None:
+    rules = AlertRules(AlertRulesConfig())
+    decisions = rules.handle(incoming_from(_gas()))
+    decisions += rules.handle(incoming_from(_gas("end", end_ts=1010.0)))
+    published = [d for d in decisions if isinstance(d, PublishAlert)]
+    alerts = [alert_from_rule(d, now=2000.0) for d in published]
+    assert [a.type for a in alerts] == ["new", "end"]
+    assert [a.id for a in alerts] == [lifecycle_message_id(alerts[0].alert_id, n) for n in (0, 1)]
+    assert Alert.from_bytes(alerts[1].to_bytes()) == alerts[1]
+    assert alerts[1].end_ts == 1010.0
+    # The same event again (a replay after a restart) gives the same ids.
+    again = AlertRules(AlertRulesConfig()).handle(incoming_from(_gas()))
+    assert alert_from_rule(again[0], now=3000.0).id == alerts[0].id  # type: ignore[arg-type]
+
+
+def test_incident_alert_names_every_part_and_its_escalation() -> None:
+    fusion = IncidentFusion(
+        FusionConfig(places={"kitchen-gas": "kitchen", "mic": "kitchen", "cam": "kitchen"})
+    )
+    decisions = []
+    for event in (_gas(), _sound(), _person()):
+        decisions += fusion.handle(incoming_from(event))
+    alerts = [alert_from_incident(d, now=2000.0) for d in decisions]
+    last = alerts[-1]
+    assert last.place == "kitchen" and last.label == "incident"
+    assert {(p.kind, p.source) for p in last.parts} == {
+        ("gas", "kitchen-gas"), ("sound", "mic"), ("object", "cam")
+    }  # fmt: skip
+    assert last.severity == "critical" and last.escalations == ["smoke_alarm_person"]
+    assert len({a.alert_id for a in alerts}) == 1
+    assert [a.sequence for a in alerts] == list(range(len(alerts)))
+
+
+def test_a_place_that_is_no_topic_level_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"fusion.places\['cam'\]"):
+        AlertForwarderConfig.model_validate({"fusion": {"places": {"cam": "living room"}}})
+
+
+def test_settings_refuse_a_bad_startup_config_and_non_http_webhooks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "EDGEGW_STARTUP_CONFIG", orjson.dumps({"rules": {"timezone": "Mars/X"}}).decode()
+    )
+    with pytest.raises(ValueError, match="timezone"):
+        AlertForwarderSettings()
+    monkeypatch.delenv("EDGEGW_STARTUP_CONFIG")
+    monkeypatch.setenv("EDGEGW_WEBHOOK_URLS", "http://a/x, ftp://b/y")
+    with pytest.raises(ValueError, match="ftp://b/y"):
+        AlertForwarderSettings()
+    monkeypatch.setenv("EDGEGW_WEBHOOK_URLS", "http://a/x, https://b/y")
+    assert AlertForwarderSettings().urls() == ["http://a/x", "https://b/y"]
