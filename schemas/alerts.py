@@ -61,3 +61,10 @@ class UplinkUsage(Envelope):
     budget_source: Literal["config", "allocator"] = "config"
     spool_max_bytes: int = Field(default=0, ge=0)
     messages_by_class: dict[str, int] = {}
+
+
+class TakenReceipt(Envelope):
+    """From cloud-bridge to alert-forwarder: these alert messages are in the
+    bridge's durable spool, so the forwarder may stop re-sending them."""
+
+    message_ids: list[str] = Field(min_length=1, max_length=1000)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import Field, TypeAdapter
 
-from schemas.alerts import Alert, Summary, UplinkUsage
+from schemas.alerts import Alert, Summary, TakenReceipt, UplinkUsage
 from schemas.audio import AudioClasses, SoundEvent
 from schemas.envelope import Envelope
 from schemas.gas import GasAverage, GasEvent, GasReading
@@ -302,6 +302,14 @@ QOS_KNOB = _spec(
     subscribers=(*ANALYTIC_STAGES, CLOUD_BRIDGE, OPERATOR),
     max_bytes=8 * KIB,
 )
+TAKEN = _spec(
+    "taken",
+    "uplink/taken",
+    TakenReceipt,
+    qos=1,
+    publishers=(CLOUD_BRIDGE,),
+    subscribers=(ALERT_FORWARDER, OPERATOR),
+)
 QOS_PLAN = _spec(
     "qos_plan",
     "allocator/plan",
@@ -406,6 +414,7 @@ REGISTRY: Final[tuple[TopicSpec, ...]] = (
     SUMMARY,
     QOS_LEVELS,
     QOS_KNOB,
+    TAKEN,
     QOS_PLAN,
     PLAN_REQUEST,
     PLAN_RESPONSE,

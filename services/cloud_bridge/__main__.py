@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from schemas.topics import CLOUD_BRIDGE
 from services.cloud_bridge.settings import CloudBridgeSettings, CloudSettings
@@ -10,11 +11,20 @@ from services.cloud_bridge.stage import run
 from services.common.logs import configure_logging
 from services.common.settings import load_settings
 
+# aiomqtt warns past 10 publishes awaiting their PUBACK; the uplink keeps a
+# window of them on purpose (cloud_in_flight), so the warning is noise here.
+_PENDING_PUBLISHES = "There are %d pending publish calls."
+
+
+def _not_pending_publish_warning(record: logging.LogRecord) -> bool:
+    return record.msg != _PENDING_PUBLISHES
+
 
 def main() -> None:
     settings = load_settings(CloudBridgeSettings)
     cloud_settings = load_settings(CloudSettings)
     configure_logging(CLOUD_BRIDGE, settings.log_level)
+    logging.getLogger("mqtt").addFilter(_not_pending_publish_warning)
     asyncio.run(run(settings, cloud_settings))
 
 

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 import time
 import uuid
 from typing import Any, Literal
@@ -42,7 +41,13 @@ from services.cloud_bridge.token_bucket import UplinkPacer
 from services.cloud_bridge.uplink import Uplink, UplinkPolicy
 from services.cloud_bridge.upload_accounting import UploadAccounting
 from services.cloud_bridge.usage_report import usage_message
-from services.common.door import InvalidMessage, MqttDoor, PublishFailed, Received
+from services.common.door import (
+    InvalidMessage,
+    LeaveUnacknowledged,
+    MqttDoor,
+    PublishFailed,
+    Received,
+)
 from services.common.runtime_config import RuntimeConfig
 from services.common.settings import load_settings
 from services.common.stage_runner import serve
@@ -51,7 +56,6 @@ log = logging.getLogger(__name__)
 UPLINK_ANALYTIC = "uplink"
 USAGE_MIN_SPACING_S = 0.5
 # Exit status when stopping with an alert the full spool refused in hand.
-EXIT_LEFT_UNACKNOWLEDGED = 75
 
 
 class CloudBridgeStage:
@@ -145,7 +149,7 @@ class CloudBridgeStage:
                     log.warning("spool full of alerts: holding", extra={"error": str(error)})
                     waited = True
                 if self._stop.is_set():
-                    self._leave_unacknowledged(message.topic)
+                    raise LeaveUnacknowledged("stopping with the spool full") from error
                 self.uplink.space_freed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
@@ -168,14 +172,6 @@ class CloudBridgeStage:
                 spooled_at=now,
             )
             self.uplink.offer_live(spooled)
-
-    def _leave_unacknowledged(self, topic: str) -> None:
-        # Returning or raising would acknowledge the alert to the gateway
-        # broker (the door acks every message it dispatched): exiting keeps
-        # it queued in our persistent session for the next start.
-        log.error("stopping with a refused alert in hand: exit without ack", extra={"topic": topic})
-        logging.shutdown()
-        os._exit(EXIT_LEFT_UNACKNOWLEDGED)
 
     # -- budget -------------------------------------------------------------
 

@@ -54,6 +54,12 @@ class InvalidMessage(Exception):
     """A handler cannot use this message: it goes to the dead-letter topic."""
 
 
+class LeaveUnacknowledged(Exception):
+    """A handler cannot take this QoS 1 message now (its store is full, the
+    stage is stopping): it is neither acknowledged nor dead-lettered, so the
+    broker keeps it and delivers it again after the next connect."""
+
+
 class PublishFailed(Exception):
     """The broker could not be reached, or did not confirm in time."""
 
@@ -380,11 +386,12 @@ class MqttDoor:
                     self._acknowledge(client, handled, epoch)
                     continue  # unacknowledged: the broker redelivers it next run
                 self._dispatching = True
+                take = True
                 try:
-                    await self._dispatch(message)
+                    take = await self._dispatch(message)
                 finally:
                     self._dispatching = False
-                    if message.qos > 0:
+                    if message.qos > 0 and take:
                         handled.append(message)
                 # Acks go out together while more messages wait (one socket
                 # write instead of one per message), and always before we
@@ -413,7 +420,8 @@ class MqttDoor:
                 return route, params
         return None
 
-    async def _dispatch(self, message: aiomqtt.Message) -> None:
+    async def _dispatch(self, message: aiomqtt.Message) -> bool:
+        """Handle one message; False when it must stay unacknowledged."""
         topic = message.topic.value
         raw = message.payload if isinstance(message.payload, bytes) else b""
         if isinstance(message.payload, bytearray):
@@ -422,7 +430,7 @@ class MqttDoor:
         found = self._route_for(topic)
         if found is None:
             await self.dead_letter(topic, raw, "no handler for this topic")
-            return
+            return True
         route, params = found
         try:
             payload = self._decode(route.spec, raw)
@@ -436,11 +444,16 @@ class MqttDoor:
             )
             await route.handler(received)
             self.metrics.count("handled")
+        except LeaveUnacknowledged as why:
+            self.metrics.count("left_unacknowledged")
+            log.warning("left unacknowledged", extra={"topic": topic, "reason": str(why)})
+            return False
         except InvalidMessage as error:
             await self.dead_letter(topic, raw, str(error))
         except Exception as error:
             log.exception("handler failed", extra={"topic": topic})
             await self.dead_letter(topic, raw, f"handler failed: {error!r}")
+        return True
 
     @staticmethod
     def _decode(spec: TopicSpec, raw: bytes) -> Any:
