@@ -24,12 +24,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from broker.generate import write_local  # noqa: E402
+from schemas.alerts import Alert, UplinkUsage  # noqa: E402
 from schemas.gas import GasAverage  # noqa: E402
-from schemas.topics import EVENT, GAS_AVERAGE_RESULT, OPERATOR  # noqa: E402
+from schemas.topics import ALERT, EVENT, GAS_AVERAGE_RESULT, OPERATOR, UPLINK_USAGE  # noqa: E402
 from services.cli.session import with_door  # noqa: E402
 from services.cli.watch import describe_event  # noqa: E402
 from services.common.door import MqttDoor, Received  # noqa: E402
 from services.common.settings import StageSettings  # noqa: E402
+from tools.demo_cloud import DemoCloud  # noqa: E402
 
 GATEWAY = "demo"
 STATE = REPO / "var"
@@ -92,9 +94,11 @@ def start_broker(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit(f"mosquitto did not start; see {STATE / 'mosquitto.log'}")
 
 
-def start_stages(port: int, passwords: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+def start_stages(
+    port: int, passwords: dict[str, str], stages: dict[str, dict[str, str]]
+) -> list[subprocess.Popen[bytes]]:
     processes = []
-    for stage, extra in STAGES.items():
+    for stage, extra in stages.items():
         env = {
             **os.environ,
             "EDGEGW_MQTT_HOST": "127.0.0.1",
@@ -132,9 +136,27 @@ async def live_view(settings: StageSettings, duration: float | None) -> None:
     async def on_event(message: Received[object]) -> None:
         print("EVENT " + describe_event(message.topic, orjson.loads(message.raw)), flush=True)
 
+    async def on_alert(message: Received[Alert]) -> None:
+        a = message.payload
+        parts = ", ".join(f"{p.kind}:{p.label}@{p.source}" for p in a.parts)
+        print(f"ALERT {a.type.upper():6} {a.severity:8} {a.label}  [{parts}]", flush=True)
+
+    async def on_usage(message: Received[UplinkUsage | None]) -> None:
+        u = message.payload
+        if u is None:
+            return
+        sent = sum(u.bytes_by_class.values())
+        print(
+            f"UPLINK {sent} B to the cloud so far {dict(u.bytes_by_class)}; "
+            f"{u.used_kbps:.2f} of {u.budget_kbps} kbit/s; spool {u.spool_entries} msgs",
+            flush=True,
+        )
+
     def prepare(door: MqttDoor) -> None:
         door.subscribe(GAS_AVERAGE_RESULT, on_average)
         door.subscribe(EVENT, on_event)
+        door.subscribe(ALERT, on_alert)
+        door.subscribe(UPLINK_USAGE, on_usage)
 
     async def body(door: MqttDoor) -> None:
         print(f"watching {root} — Ctrl-C stops everything", flush=True)
@@ -153,7 +175,8 @@ def stop_all(stages: list[subprocess.Popen[bytes]], broker: subprocess.Popen[byt
         except subprocess.TimeoutExpired:
             process.kill()
             code = process.wait()
-        print(f"stopped {process.args[-1]} (exit {code})")  # type: ignore[index]
+        module = str(list(process.args)[-1])  # type: ignore[arg-type]
+        print(f"stopped {module} (exit {code})")
     broker.terminate()
     broker.wait(timeout=10)
     print("stopped mosquitto")
@@ -169,20 +192,31 @@ def main() -> None:
     broker = start_broker(port)
     passwords = (STATE / "broker" / "secrets.env").read_text().splitlines()
     secrets = dict(line.split("=", 1) for line in passwords if "=" in line)
-    stages = start_stages(port, secrets)
+    cloud = DemoCloud(STATE / "cloud", GATEWAY)
+    to_start = {
+        **STAGES,
+        "alert-forwarder": {},
+        "cloud-bridge": {**cloud.start(), "EDGEGW_SPOOL_PATH": str(STATE / "spool.db")},
+    }
+    stages = start_stages(port, secrets, to_start)
     settings = StageSettings(
         mqtt_port=port,
         mqtt_username=OPERATOR,
-        mqtt_password=secrets[OPERATOR],  # type: ignore[arg-type]
+        mqtt_password=secrets[OPERATOR],
         gateway_id=GATEWAY,
     )
-    print(f"mosquitto on 127.0.0.1:{port}; stages: {', '.join(STAGES)}; logs in {STATE}/")
+    print(f"mosquitto on 127.0.0.1:{port}; stages: {', '.join(to_start)}; logs in {STATE}/")
+    print(
+        f"a second mosquitto plays the cloud ({cloud.address}); the bridge uploads to it over TLS"
+    )
     print(f"try: EDGEGW_MQTT_PORT={port} .venv/bin/edgegw status --gateway {GATEWAY}")
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(live_view(settings, args.duration))
     finally:
         stop_all(stages, broker)
+        print(cloud.report())
+        cloud.stop()
 
 
 if __name__ == "__main__":

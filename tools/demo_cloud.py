@@ -37,6 +37,12 @@ class DemoCloud:
         self._watcher.subscribe(f"{self._root}/#")
         return self._broker.bridge_env()
 
+    @property
+    def address(self) -> str:
+        if self._broker is None:
+            return "not started"
+        return f"{self._broker.host}:{self._broker.port}"
+
     def report(self) -> str:
         if self._watcher is None:
             return "cloud: not started"

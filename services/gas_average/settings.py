@@ -69,6 +69,8 @@ class GasAverageSettings(StageSettings):
     max_series: int = Field(
         default=2000, ge=1, description="sensorxgas series kept; more are dead-lettered"
     )
+    summary_period_s: float = Field(default=60.0, gt=0, description="summary/gas-average period")
+    summary_max_series: int = Field(default=500, ge=1)
 
     def startup_config(self) -> GasAverageConfig:
         fields = GasAverageConfig.model_fields.keys() - {"thresholds"}

@@ -15,6 +15,7 @@ from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
 from services.gas_average.series import SeriesBook, TooManySeries
 from services.gas_average.settings import GasAverageConfig, GasAverageSettings
+from services.gas_average.summary import GasSummaryPublisher
 
 log = logging.getLogger(__name__)
 SILENCE_CHECK_S = 1.0
@@ -26,6 +27,9 @@ class GasAverageStage:
         self.config = RuntimeConfig(door, GasAverageConfig, settings.startup_config())
         self._book = SeriesBook(self.config.current, settings.max_series)
         self._seen = SeenIds()
+        self.summary = GasSummaryPublisher(
+            door, settings.summary_period_s, settings.summary_max_series
+        )
         self.config.on_change(self._book.reconfigure)
         door.subscribe(GAS_READING, self.on_reading)
 
@@ -39,6 +43,7 @@ class GasAverageStage:
         except TooManySeries as error:
             raise InvalidMessage(str(error)) from None
         self._door.metrics.count("readings")
+        self.summary.observe(reading)
         self._door.metrics.gauge("series", len(self._book))
         if outcome.average is not None:
             with contextlib.suppress(PublishFailed):  # QoS 0: a lost average is replaced soon
@@ -70,4 +75,4 @@ class GasAverageStage:
 async def run(settings: GasAverageSettings, stop: asyncio.Event | None = None) -> None:
     door = MqttDoor(settings, GAS_AVERAGE)
     stage = GasAverageStage(door, settings)
-    await serve(door, [stage.close_silent_series], stop=stop)
+    await serve(door, [stage.close_silent_series, stage.summary.run], stop=stop)

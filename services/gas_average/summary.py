@@ -4,11 +4,6 @@ A pure accumulator (no MQTT, time passed in) and a small worker that
 publishes what it gathered every `EDGEGW_SUMMARY_PERIOD_S` seconds. A summary
 is what the cloud gets instead of the readings: one message per period for
 the whole site, a few hundred bytes.
-
-Wiring into gas-average (three lines in stage.py):
-    self.summary = GasSummaryPublisher.from_env(door)      # GasAverageStage.__init__
-    self.summary.observe(reading)                           # on_reading, after dedup
-    await serve(door, [stage.close_silent_series, stage.summary.run], stop=stop)
 """
 
 from __future__ import annotations
@@ -20,24 +15,16 @@ import math
 import time
 from dataclasses import dataclass
 
-from pydantic import Field, JsonValue
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import JsonValue
 
 from schemas.alerts import Summary
 from schemas.gas import GasReading
 from schemas.topics import GAS_AVERAGE, SUMMARY
 from services.common.door import MqttDoor, PublishFailed
-from services.common.settings import ENV_PREFIX, load_settings
 
 log = logging.getLogger(__name__)
 OVERFLOW_SERIES = "_other"
 
-
-class GasSummarySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
-
-    summary_period_s: float = Field(default=60.0, gt=0, le=86_400)
-    summary_max_series: int = Field(default=500, ge=1, le=100_000)
 
 
 @dataclass(slots=True)
@@ -94,11 +81,6 @@ class GasSummaryPublisher:
         self._door = door
         self._period_s = period_s
         self._accumulator = GasSummaryAccumulator(time.time(), max_series)
-
-    @classmethod
-    def from_env(cls, door: MqttDoor) -> GasSummaryPublisher:
-        settings = load_settings(GasSummarySettings)
-        return cls(door, settings.summary_period_s, settings.summary_max_series)
 
     def observe(self, reading: GasReading) -> None:
         self._accumulator.observe(reading.sensor, reading.gas, reading.value)
