@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 OVERFLOW_SERIES = "_other"
 
 
-
 @dataclass(slots=True)
 class _Stats:
     count: int = 0
