@@ -282,12 +282,15 @@ def _fptas_core(instance: ReducedInstance, eps: float) -> tuple[Ints, float | No
     upgradable = int((np.isfinite(cost[:, 1:]).any(axis=1)).sum()) if width > 1 else 0
     if lower <= 0 or upgradable == 0:
         return greedy, None
+    # Profits are scaled relative to `lower`, so tiny weights (down to
+    # subnormal floats) cannot underflow the scale to zero.
     # Rounding each chosen profit down to a multiple of `scale` loses at most
     # upgradable x scale = eps x lower <= eps x OPT over the cheapest levels.
-    scale = eps * lower / upgradable
-    scaled: Ints = np.where(np.isfinite(cost), np.floor(profit / scale), -1).astype(np.int64)
+    scale = eps / upgradable
+    relative = np.where(np.isfinite(cost), profit / lower, 0.0)
+    scaled: Ints = np.where(np.isfinite(cost), np.floor(relative / scale), -1).astype(np.int64)
     # Any prefix scoring above the LP bound is infeasible, so the table stops there.
-    top_score = min(int(lp_bound / scale) + 1, int(scaled.max(axis=1).sum()))
+    top_score = min(int(lp_bound / lower / scale) + 1, int(scaled.max(axis=1).sum()))
     if n * (top_score + 1) > MAX_TABLE_CELLS:
         raise ValueError(f"FPTAS table of {n} x {top_score + 1} cells is too large; raise eps")
     least = np.full(top_score + 1, np.inf)  # least upgrade cost reaching exactly this score

@@ -269,3 +269,16 @@ def test_greedy_is_at_least_half_the_lp_bound(case: tuple[list[Analytic], float]
         return
     greedy = solve_greedy_hull(analytics, budget)
     assert greedy.total_utility >= bound / 2 - 1e-9
+
+
+def test_subnormal_weights_do_not_break_the_fptas_scale() -> None:
+    """Found by hypothesis in CI: a weight of 5e-324 underflowed the FPTAS scale."""
+    from services.bandwidth_allocator.levels import LevelPoint
+
+    analytics = [
+        Analytic("a0", 5e-324, (LevelPoint(0.0, 0.0), LevelPoint(1.0, 1.0))),
+        Analytic("a1", 0.0, (LevelPoint(0.0, 0.0),)),
+    ]
+    for solve in SOLVERS.values():
+        allocation = solve(analytics, 1.0)
+        assert allocation.feasible and allocation.cost_kbps <= 1.0
