@@ -46,8 +46,11 @@ class MicStream:
         classifier: YamnetClassifier,
         families: Iterable[SoundClassOfInterest],
         update_every_patches: int,
+        patch_stride: int = 1,
     ) -> None:
         self.mic = mic
+        # The QoS knob: classify every `patch_stride`-th patch only (see levels.py).
+        self.patch_stride = patch_stride
         self._classifier = classifier
         self._patches = PatchStream(classifier.front_end)
         self._tracker = SoundEventTracker(
@@ -67,10 +70,17 @@ class MicStream:
             self._origin_index = self._next_index
         self._next_seq = chunk.seq + 1
         batch = self._patches.push(pcm16_to_float(chunk.samples))
-        scored = self._classifier.classify_patches(batch.patches, top_k=top_k)
+        # Patches are picked by their index in the stream, not in the chunk,
+        # so the stride holds across chunk borders.
+        kept = [
+            offset
+            for offset in range(len(batch.patches))
+            if (batch.first_index + offset) % self.patch_stride == 0
+        ]
+        scored = self._classifier.classify_patches(batch.patches[kept], top_k=top_k)
         classes: list[AudioClasses] = []
         events: list[SoundEventMessage] = []
-        for offset, patch in enumerate(scored):
+        for offset, patch in zip(kept, scored, strict=True):
             timed = self._timed(patch, batch.first_index + offset)
             classes.append(self._classes_message(timed))
             events.extend(self._event_message(e) for e in self._tracker.observe(timed))

@@ -6,6 +6,13 @@ turn across mics and runs the front end and YAMNet in a thread, so the event
 loop keeps reading while the model runs, and the backlog's bound — not the
 broker's queue — decides what waits. Config changes are applied by the
 worker between two chunks, never under a running analysis.
+
+Each mic is an analytic of the bandwidth allocator (`audio.<mic>`, see
+`levels.py`): when a mic is first heard its levels are published retained,
+and cleared when it falls silent, so its budget goes to the others. The
+retained knob `qos/audio.<mic>` sets the mic's patch stride; it applies
+from the next chunk (chunks are 0.5 s by default), a cleared knob restores
+stride 1 (every patch).
 """
 
 from __future__ import annotations
@@ -19,9 +26,24 @@ import time
 from pydantic import ValidationError
 
 from schemas.audio import SoundEvent as SoundEventMessage
-from schemas.topics import AUDIO_CHUNK, AUDIO_CLASSES, AUDIO_CLASSIFIER, EVENT
+from schemas.qos import QosKnob, QosLevels
+from schemas.topics import (
+    AUDIO_CHUNK,
+    AUDIO_CLASSES,
+    AUDIO_CLASSIFIER,
+    EVENT,
+    QOS_KNOB,
+    QOS_LEVELS,
+)
 from services.audio_capture.pcm import BadChunkError
 from services.audio_classifier.chunks import Chunk, ChunkBacklog, parse_chunk
+from services.audio_classifier.levels import (
+    STRIDE_PARAM,
+    analytic_name,
+    load_profile,
+    mic_levels,
+    mic_of,
+)
 from services.audio_classifier.mic_stream import MicStream
 from services.audio_classifier.settings import (
     AudioClassifierConfig,
@@ -63,7 +85,12 @@ class AudioClassifierStage:
         self._ready = asyncio.Event()
         self._streams: dict[str, MicStream] = {}
         self._last_heard: dict[str, float] = {}
+        self._profile = load_profile()
+        self._strides: dict[str, int] = {}  # mic -> stride from its knob; absent: 1
+        self._announced: set[str] = set()  # mics whose levels are retained
         door.subscribe(AUDIO_CHUNK, self.on_chunk)
+        # Mics are only known as their chunks arrive: every knob, ours filtered.
+        door.subscribe(QOS_KNOB, self.on_knob)
 
     # -- on the event loop, per message ----------------------------------------
 
@@ -83,6 +110,24 @@ class AudioClassifierStage:
             metrics.count("chunks_dropped", dropped)
         metrics.gauge("backlog_chunks", len(self._backlog))
         self._ready.set()
+
+    async def on_knob(self, message: Received[QosKnob | None]) -> None:
+        mic = mic_of(message.params["analytic"])
+        if mic is None:
+            return  # another analytic's knob
+        if message.payload is None:  # the knob was cleared: back to every patch
+            stride = 1
+        else:
+            value = message.payload.level.params.get(STRIDE_PARAM)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidMessage(f"level params: {STRIDE_PARAM} must be an int >= 1")
+            stride = value
+        if self._strides.get(mic, 1) != stride:
+            log.info("qos knob applied", extra={"mic": mic, STRIDE_PARAM: stride})
+        self._strides[mic] = stride
+        stream = self._streams.get(mic)
+        if stream is not None:
+            stream.patch_stride = stride
 
     def _config_changed(self, _: AudioClassifierConfig) -> None:
         self._config_pending = True
@@ -106,6 +151,8 @@ class AudioClassifierStage:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._ready.wait(), IDLE_CHECK_S)
                     continue
+                if chunk.mic not in self._announced:
+                    await self._announce_levels(chunk.mic)
                 await self._analyse(chunk)
         finally:
             # Whoever follows an event must learn that it ended with us.
@@ -136,7 +183,13 @@ class AudioClassifierStage:
 
     def _new_stream(self, mic: str, config: AudioClassifierConfig) -> MicStream:
         families = [family.family(label) for label, family in config.classes_of_interest.items()]
-        stream = MicStream(mic, self._classifier, families, config.update_every_patches)
+        stream = MicStream(
+            mic,
+            self._classifier,
+            families,
+            config.update_every_patches,
+            patch_stride=self._strides.get(mic, 1),
+        )
         self._streams[mic] = stream
         self._door.metrics.gauge("mics", len(self._streams))
         return stream
@@ -160,6 +213,28 @@ class AudioClassifierStage:
                 self._door.metrics.count("events_lost")
                 log.warning("sound event not published", extra={"error": str(error)})
 
+    async def _announce_levels(self, mic: str) -> None:
+        levels = QosLevels(
+            source=AUDIO_CLASSIFIER,
+            analytic=analytic_name(mic),
+            levels=mic_levels(self._profile, self._door.root, mic),
+        )
+        try:
+            await self._door.publish(QOS_LEVELS, levels, analytic=levels.analytic)
+            self._announced.add(mic)
+        except PublishFailed as error:  # tried again with the mic's next chunk
+            log.warning("levels not published", extra={"mic": mic, "error": str(error)})
+
+    async def _withdraw_levels(self, mic: str) -> None:
+        """A silent mic frees its budget: clear its retained levels."""
+        if mic not in self._announced:
+            return
+        try:
+            await self._door.publish(QOS_LEVELS, b"", retain=True, analytic=analytic_name(mic))
+            self._announced.discard(mic)
+        except PublishFailed as error:
+            log.warning("levels not withdrawn", extra={"mic": mic, "error": str(error)})
+
     async def _apply_config(self) -> None:
         """New classes of interest: end every open event, then track with the new ones."""
         self._config_pending = False
@@ -180,6 +255,7 @@ class AudioClassifierStage:
             stream = self._streams.pop(mic, None)
             if stream is not None:
                 await self._publish_events(stream.close())
+            await self._withdraw_levels(mic)
             self._door.metrics.gauge("mics", len(self._streams))
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from schemas.topics import STAGES
-from services.bandwidth_allocator import profile_gas
+from services.bandwidth_allocator import profile_audio, profile_gas
 from services.cli.config_command import set_config
 from services.cli.qos_command import plan as qos_plan
 from services.cli.session import operator_settings
@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     profile_gas.add_arguments(
         profile_targets.add_parser("gas", help="gas sampling periods vs full rate")
     )
+    profile_audio.add_arguments(
+        profile_targets.add_parser("audio", help="audio classification rates vs full rate")
+    )
     return parser
 
 
@@ -71,7 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "run":
         raise SystemExit(_run_stage(args.stage))
     if args.command == "profile":
-        raise SystemExit(profile_gas.profile_command(args))
+        profiles = {"gas": profile_gas, "audio": profile_audio}
+        raise SystemExit(profiles[args.target].profile_command(args))
     settings = operator_settings(args.secrets)
     try:
         if args.command == "alerts":
