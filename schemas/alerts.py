@@ -24,7 +24,10 @@ class Alert(Envelope):
     type: EventType
     alert_id: str = Field(description="stable across new/update/end and redeliveries")
     sequence: int = Field(
-        default=0, ge=0, description="n-th message of this alert; `id` is alert_id.sequence"
+        default=0,
+        ge=0,
+        description="n-th message of this alert since the forwarder started (restarts count "
+        "again); `id` is `<alert_id>.<type>.<digest of the triggering event message id>`",
     )
     label: str
     severity: Severity

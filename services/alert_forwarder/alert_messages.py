@@ -1,18 +1,22 @@
 """Translation at the edges of the rules: schema events in, `Alert` messages out.
 
-Pure functions, no MQTT. The alert message id is
-``lifecycle_message_id(alert_id, sequence)``, so a redelivered event that
-produces the same decision produces a message with the same id, which the
-cloud side deduplicates.
+Pure functions, no MQTT. The alert message id is `alert_message_id`: alert
+id, action and a digest of the event message that caused the decision. Not
+the in-memory sequence: after a restart the rules start counting again, so
+an `end` of an alert opened before the restart would get the id of its `new`
+and the cloud's dedup would drop it. A redelivered event still yields the
+same id (the same event message makes the same decision), which the cloud
+side deduplicates; distinct alert messages never share one.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 from schemas.alerts import Alert, AlertPart
 from schemas.audio import SoundEvent
-from schemas.envelope import lifecycle_message_id
+from schemas.envelope import EventType
 from schemas.gas import GasEvent
 from schemas.topics import ALERT_FORWARDER
 from schemas.video import ObjectEvent
@@ -67,6 +71,16 @@ def incoming_from(event: AnyEventMessage) -> IncomingEvent:
     )
 
 
+def alert_message_id(alert_id: str, action: EventType, trigger_message_id: str) -> str:
+    """`<alert_id>.<action>.<digest of the triggering event message id>`.
+
+    An event message makes at most one decision per action for one alert, so
+    two distinct alert messages never share an id.
+    """
+    digest = hashlib.blake2b(trigger_message_id.encode(), digest_size=8).hexdigest()
+    return f"{alert_id}.{action}.{digest}"
+
+
 def _part_kind(kind: str) -> PartKind:
     # AlertPart knows the three modalities of today; a new one must extend it.
     for known in PART_KINDS:
@@ -82,7 +96,7 @@ def alert_from_rule(decision: PublishAlert, now: float) -> Alert:
     return Alert(
         source=ALERT_FORWARDER,
         ts=now,
-        id=lifecycle_message_id(decision.alert_id, decision.sequence),
+        id=alert_message_id(decision.alert_id, decision.action, decision.trigger_message_id),
         type=decision.action,
         alert_id=decision.alert_id,
         sequence=decision.sequence,
@@ -109,7 +123,7 @@ def alert_from_incident(decision: IncidentDecision, now: float) -> Alert:
     return Alert(
         source=ALERT_FORWARDER,
         ts=now,
-        id=lifecycle_message_id(decision.incident_id, decision.sequence),
+        id=alert_message_id(decision.incident_id, decision.action, decision.trigger_message_id),
         type=decision.action,
         alert_id=decision.incident_id,
         sequence=decision.sequence,

@@ -21,7 +21,10 @@ Decisions made here, once:
   an event joins in between; a part silent for ``stale_after_s`` counts as
   ended at its last message. `tick` emits ends; `handle` calls it first.
 * The incident id is a digest of the place and its first part, so a replay of
-  the same events yields the same id. Every collection is bounded.
+  the same events yields the same id. Each decision carries the message id
+  of the event that caused it (an end: the last event that changed the
+  incident), which names the alert message with the incident id and action.
+  Every collection is bounded.
 """
 
 from __future__ import annotations
@@ -113,6 +116,9 @@ class IncidentDecision:
     parts: tuple[IncidentPart, ...]
     start_ts: float
     end_ts: float | None
+    # The event message that caused this decision; for an end (from `tick`),
+    # the last one that changed the incident. Makes the alert message id.
+    trigger_message_id: str
 
 
 @dataclass(slots=True)
@@ -146,6 +152,7 @@ class _Incident:
     escalations: tuple[str, ...] = ()
     sequence: int = 0
     ends_at: float | None = None
+    last_message_id: str = ""
 
 
 @dataclass(slots=True)
@@ -169,6 +176,7 @@ class IncidentFusion:
         key = (event.source, event.event_id)
         incident = place.incident
         if incident is not None and key in incident.parts:
+            incident.last_message_id = event.message_id
             _refresh(incident.parts[key], event)
             out.extend(self._after_change(incident, joined=False))
             return out
@@ -177,6 +185,7 @@ class IncidentFusion:
         window = self._config.window_s
         if incident is not None and part.start_ts <= _last_activity(incident, event.ts) + window:
             if len(incident.parts) < self._config.max_parts:
+                incident.last_message_id = event.message_id
                 incident.parts[key] = part
                 out.extend(self._after_change(incident, joined=True))
             return out
@@ -185,7 +194,7 @@ class IncidentFusion:
             place.candidates.popitem(last=False)
         together = [c for c in place.candidates.values() if _coincide(c, part, window, event.ts)]
         if len({c.kind for c in together}) >= self._config.min_kinds:
-            out.append(self._open(place_name, place, together))
+            out.append(self._open(place_name, place, together, event.message_id))
         return out
 
     def tick(self, now: float) -> list[IncidentDecision]:
@@ -208,14 +217,16 @@ class IncidentFusion:
                     del place.candidates[key]
         return out
 
-    def _open(self, place_name: str, place: _Place, together: list[_Part]) -> IncidentDecision:
+    def _open(
+        self, place_name: str, place: _Place, together: list[_Part], message_id: str
+    ) -> IncidentDecision:
         together.sort(key=lambda p: (p.start_ts, p.source, p.event_id))
         together = together[: self._config.max_parts]
         first = together[0]
         digest = hashlib.blake2b(
             f"{place_name}\x00{first.source}\x00{first.event_id}".encode(), digest_size=10
         )
-        incident = _Incident(digest.hexdigest(), place_name, {})
+        incident = _Incident(digest.hexdigest(), place_name, {}, last_message_id=message_id)
         for part in together:
             place.candidates.pop((part.source, part.event_id), None)
             incident.parts[(part.source, part.event_id)] = part
@@ -266,6 +277,7 @@ class IncidentFusion:
             parts=tuple(p.frozen() for p in parts),
             start_ts=parts[0].start_ts,
             end_ts=end_ts,
+            trigger_message_id=incident.last_message_id,
         )
         incident.sequence += 1
         return decision

@@ -21,7 +21,11 @@ Decisions made here, once:
 * Severity is the rule's ``severity`` when set, else the event's hint, else
   ``warning``. An ``update`` is published only when severity or zones change.
 * The alert id is derived from source and event id, so a restart or a
-  redelivery produces the same id. Message ids already seen are dropped
+  redelivery produces the same id. Each decision carries the message id of
+  the event message that caused it (for `tick`, the latest one seen): one
+  event message makes at most one decision per action, so alert id, action
+  and that message id name each alert message uniquely, even after a
+  restart (see `alert_messages.alert_message_id`). Message ids already seen are dropped
   (bounded LRU). Tracked events are bounded; an alert whose end never comes
   is ended by `tick` after ``stale_after_s`` without messages.
 """
@@ -164,7 +168,7 @@ def alert_id_for(source: str, event_id: str) -> str:
 class PublishAlert:
     action: EventType
     alert_id: str
-    sequence: int  # 0 for new; with alert_id it makes the message id
+    sequence: int  # n-th message of this alert in this run (informational)
     source: str
     kind: str
     label: str
@@ -174,6 +178,9 @@ class PublishAlert:
     end_ts: float | None
     score: float | None
     event_id: str
+    # The event message this decision answers (for `tick` decisions: the
+    # latest one seen); with alert_id and action it makes the message id.
+    trigger_message_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +325,7 @@ class AlertRules:
             end_ts=end_ts,
             score=event.score,
             event_id=event.event_id,
+            trigger_message_id=event.message_id,
         )
         tracked.sequence += 1
         return decision

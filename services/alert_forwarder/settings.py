@@ -48,6 +48,25 @@ class AlertForwarderSettings(StageSettings):
     webhook_retries: int = Field(default=3, ge=0, le=20)
     webhook_timeout_s: float = Field(default=5.0, gt=0, le=120)
     webhook_retry_initial_s: float = Field(default=0.5, gt=0)
+    confirm_with_bridge: bool = Field(
+        default=True,
+        description="keep each alert until cloud-bridge confirms it on uplink/taken and "
+        "publish it again until then; false (no bridge): the gateway broker's PUBACK is "
+        "the last confirmation, so a broker crash within its autosave window loses alerts",
+    )
+    confirm_timeout_s: float = Field(
+        default=3.0, gt=0, le=600, description="first re-send of an unconfirmed alert"
+    )
+    confirm_backoff_cap_s: float = Field(
+        default=60.0, gt=0, le=3600, description="longest wait between re-sends of one alert"
+    )
+    outbox_max: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="unconfirmed alerts held; when reached, events wait at the broker",
+    )
+    resend_batch: int = Field(default=200, ge=1, le=10_000, description="re-sends per round")
 
     @field_validator("startup_config")
     @classmethod
@@ -58,6 +77,12 @@ class AlertForwarderSettings(StageSettings):
             except (orjson.JSONDecodeError, ValidationError) as error:
                 raise ValueError(f"not a valid alert-forwarder config: {error}") from None
         return value
+
+    @model_validator(mode="after")
+    def _cap_above_timeout(self) -> Self:
+        if self.confirm_backoff_cap_s < self.confirm_timeout_s:
+            raise ValueError("confirm_backoff_cap_s: must be >= confirm_timeout_s")
+        return self
 
     @field_validator("webhook_urls")
     @classmethod

@@ -4,6 +4,13 @@ Every event goes through the per-source rules (alert on `alert/<source>`) and
 through fusion (an incident on `alert/<place>`). Alerts are published at QoS 1
 before the event is acknowledged, so a crash between the two makes the broker
 redeliver the event and the alert is re-sent with the same message id.
+
+With `confirm_with_bridge` (the default) each alert also stays in an outbox
+until cloud-bridge confirms it has it on disk, and is published again until
+then (`confirmation`): the gateway broker's own PUBACK does not survive a
+broker crash within its autosave window. Without it (no bridge deployed:
+nothing would ever confirm), an alert counts as delivered on the broker's
+PUBACK, as before.
 """
 
 from __future__ import annotations
@@ -21,13 +28,14 @@ from services.alert_forwarder.alert_messages import (
     alert_from_rule,
     incoming_from,
 )
+from services.alert_forwarder.confirmation import BridgeConfirmation
 from services.alert_forwarder.fusion import IncidentDecision, IncidentFusion
 from services.alert_forwarder.rules import AlertDecision, AlertRules, PublishAlert
 from services.alert_forwarder.settings import AlertForwarderConfig, AlertForwarderSettings
 from services.alert_forwarder.webhooks import WebhookPolicy, WebhookSender
 from services.common.door import MqttDoor, PublishFailed, Received
 from services.common.runtime_config import RuntimeConfig
-from services.common.stage_runner import serve
+from services.common.stage_runner import Worker, serve
 
 log = logging.getLogger(__name__)
 PUBLISH_TRIES = 5
@@ -54,7 +62,20 @@ class AlertForwarderStage:
             ),
             door.metrics,
         )
+        self.confirmation = (
+            BridgeConfirmation(door, settings) if settings.confirm_with_bridge else None
+        )
         door.subscribe(EVENT, self.on_event)
+
+    def workers(self) -> list[Worker]:
+        workers: list[Worker] = [
+            self.tick,
+            self.webhooks.run,
+            self.watch_stop,
+        ]
+        if self.confirmation is not None:
+            workers += [self.confirmation.receive, self.confirmation.resend]
+        return workers
 
     def _reconfigure(self, config: AlertForwarderConfig) -> None:
         self._rules.reconfigure(config.rules)
@@ -64,6 +85,9 @@ class AlertForwarderStage:
             self._fusion_config = config.fusion
 
     async def on_event(self, message: Received[AnyEventMessage]) -> None:
+        if self.confirmation is not None:
+            # Backpressure: no new alerts while too many wait for the bridge.
+            await self.confirmation.wait_for_room(self._stop)
         event = incoming_from(message.payload)
         self._door.metrics.count(f"events_{event.kind}")
         # No await between the two: the tick worker never sees half an event.
@@ -84,6 +108,8 @@ class AlertForwarderStage:
             await self._publish(alert_from_incident(incident, now), incident.place)
 
     async def _publish(self, alert: Alert, topic_source: str) -> None:
+        if self.confirmation is not None:
+            self.confirmation.track(topic_source, alert)
         for attempt in range(PUBLISH_TRIES):
             try:
                 await self._door.publish(ALERT, alert, source=topic_source)
@@ -92,6 +118,8 @@ class AlertForwarderStage:
                 # Raising would dead-letter (and acknowledge) the event: try
                 # again while we run; the last failure goes up.
                 log.warning("alert not confirmed", extra={"error": str(error), "try": attempt})
+                if self.confirmation is not None:
+                    break  # in the outbox: the re-send worker takes over
                 if attempt == PUBLISH_TRIES - 1 or self._stop.is_set():
                     raise
         self._door.metrics.count(f"alerts_{alert.type}")
@@ -122,4 +150,4 @@ class AlertForwarderStage:
 async def run(settings: AlertForwarderSettings, stop: asyncio.Event | None = None) -> None:
     door = MqttDoor(settings, ALERT_FORWARDER)
     stage = AlertForwarderStage(door, settings)
-    await serve(door, [stage.tick, stage.webhooks.run, stage.watch_stop], stop=stop)
+    await serve(door, stage.workers(), stop=stop)

@@ -57,6 +57,13 @@ class CloudBridgeSettings(StageSettings):
     usage_interval_s: float = Field(default=5.0, gt=0)
     usage_window_s: float = Field(default=60.0, gt=0)
     spool_full_retry_s: float = Field(default=0.5, gt=0)
+    receipts_every_s: float = Field(
+        default=0.1, gt=0, le=10, description="how often uplink/taken receipts go out"
+    )
+    receipts_batch: int = Field(default=500, ge=1, le=1000, description="ids per receipt")
+    receipts_buffer: int = Field(
+        default=20_000, ge=1, description="ids waiting for a receipt; past it the oldest go"
+    )
 
     def startup_config(self) -> CloudBridgeConfig:
         return CloudBridgeConfig(budget_kbps=self.budget_kbps)

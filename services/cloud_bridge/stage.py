@@ -4,7 +4,8 @@ Gateway -> cloud: alerts, summaries and status are appended to the spool
 (durably, in a worker thread) inside the handler, so the door acknowledges a
 QoS 1 message to the gateway broker only once it is on disk; the uplink then
 sends it to the cloud. Cloud -> gateway: `config/#` of this gateway is
-republished retained on the gateway broker. The upload rate follows the
+republished retained on the gateway broker. Every alert taken is named in an
+`uplink/taken` receipt, so alert-forwarder stops publishing it again. The upload rate follows the
 retained `qos/uplink` knob, or the bridge's own config until one arrives.
 """
 
@@ -37,6 +38,7 @@ from services.cloud_bridge.settings import (
     CloudSettings,
 )
 from services.cloud_bridge.spool import MessageClass, Spool, SpooledMessage, SpoolFullError
+from services.cloud_bridge.taken_receipts import TakenReceipts
 from services.cloud_bridge.token_bucket import UplinkPacer
 from services.cloud_bridge.uplink import Uplink, UplinkPolicy
 from services.cloud_bridge.upload_accounting import UploadAccounting
@@ -94,6 +96,12 @@ class CloudBridgeStage:
                 mark_every_s=settings.mark_delivered_every_s,
                 in_flight=settings.cloud_in_flight,
             ),
+        )
+        self.receipts = TakenReceipts(
+            local,
+            every_s=settings.receipts_every_s,
+            batch=settings.receipts_batch,
+            buffer=settings.receipts_buffer,
         )
         local.subscribe(ALERT, self._on_alert)
         local.subscribe(SUMMARY, self._on_summary)
@@ -156,6 +164,9 @@ class CloudBridgeStage:
                         self.uplink.space_freed.wait(), self._settings.spool_full_retry_s
                     )
         self._local.metrics.count(f"spooled_{message_class}_{result.status}")
+        if message_class == "alert" and result.status != "refused":
+            # On disk now (or already): the forwarder may stop re-sending it.
+            self.receipts.note(message_id)
         if result.evicted or result.status == "refused":
             self._usage_due.set()
         if result.status == "stored" and result.seq is not None:
@@ -265,6 +276,10 @@ async def run(
         local = MqttDoor(settings, CLOUD_BRIDGE)
         cloud = MqttDoor(cloud_settings, CLOUD_BRIDGE, root=settings.root)
         stage = CloudBridgeStage(local, cloud, settings, spool)
-        await serve(local, [stage.cloud_link, stage.uplink.run, stage.report_usage], stop=stop)
+        await serve(
+            local,
+            [stage.cloud_link, stage.uplink.run, stage.report_usage, stage.receipts.run],
+            stop=stop,
+        )
     finally:
         await asyncio.to_thread(spool.close)

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 import orjson
 import pytest
 
-from schemas.envelope import lifecycle_message_id
 from schemas.gas import GasEvent
+from services.alert_forwarder.alert_messages import alert_message_id
 from tests.harness.broker import free_port
 from tests.harness.probe import Probe
 from tests.harness.stage_process import StageProcess
@@ -73,6 +73,8 @@ def test_events_become_alerts_once_with_lifecycle_ids_and_webhooks_get_them(
         EDGEGW_WEBHOOK_RETRY_INITIAL_S="0.1",
         EDGEGW_STARTUP_CONFIG=orjson.dumps(config).decode(),
         EDGEGW_HEALTH_INTERVAL_S="0.5",
+        # No cloud-bridge here: nothing would confirm, every alert would be re-sent.
+        EDGEGW_CONFIRM_WITH_BRIDGE="false",
     )
     watcher.wait_for(
         lambda m: m.topic.endswith("status/alert-forwarder") and m.payload == b"online"
@@ -96,7 +98,10 @@ def test_events_become_alerts_once_with_lifecycle_ids_and_webhooks_get_them(
     bodies = [m.json() for m in watcher.received(lambda m: m.topic.startswith(f"{root}/alert/"))]
     assert [b["type"] for b in bodies] == ["new", "end"]
     alert_id = bodies[0]["alert_id"]
-    assert [b["id"] for b in bodies] == [lifecycle_message_id(alert_id, n) for n in (0, 1)]
+    assert [b["id"] for b in bodies] == [
+        alert_message_id(alert_id, "new", new.id),
+        alert_message_id(alert_id, "end", end.id),
+    ]
     assert bodies[0]["severity"] == "critical" and bodies[0]["parts"][0]["event_id"] == event_id
     assert len(alerts) == 2
     assert "event_id" in letters[0].json()["reason"]  # names a missing field

@@ -7,12 +7,12 @@ import pytest
 
 from schemas.alerts import Alert
 from schemas.audio import SoundEvent
-from schemas.envelope import lifecycle_message_id
 from schemas.gas import GasEvent
 from schemas.video import Box, ObjectEvent
 from services.alert_forwarder.alert_messages import (
     alert_from_incident,
     alert_from_rule,
+    alert_message_id,
     incoming_from,
 )
 from services.alert_forwarder.fusion import FusionConfig, IncidentFusion
@@ -31,7 +31,8 @@ def _gas(type_: str = "new", **extra: object) -> GasEvent:
 
 def _person() -> ObjectEvent:
     return ObjectEvent(
-        source="object-detector", type="new", event_id="o1", camera="cam", label="person",
+        id="o1.0", source="object-detector", type="new",
+        event_id="o1", camera="cam", label="person",
         score=0.7, top_score=0.8, box=Box(x1=0, y1=0, x2=1, y2=1), frame_width=10,
         frame_height=10, current_zones=["door"], entered_zones=["hall"], start_ts=1000.0,
         ts=1000.5,
@@ -40,7 +41,8 @@ def _person() -> ObjectEvent:
 
 def _sound() -> SoundEvent:
     return SoundEvent(
-        source="audio-classifier", type="new", event_id="s1", mic="mic", label="smoke_alarm",
+        id="s1.0", source="audio-classifier", type="new",
+        event_id="s1", mic="mic", label="smoke_alarm",
         top_class="Smoke detector, smoke alarm", score=0.9, peak_score=0.9, start_ts=1000.0,
         ts=1000.2,
     )  # fmt: skip
@@ -59,19 +61,66 @@ def test_each_kind_maps_to_its_source_label_and_message_id() -> None:
     assert (sound.source, sound.kind, sound.score) == ("mic", "sound", 0.9)
 
 
-def test_rule_alert_has_a_stable_lifecycle_message_id_and_round_trips() -> None:
+def test_rule_alert_message_id_names_alert_action_and_trigger_and_round_trips() -> None:
+    new, end = _gas(id="g1.1"), _gas("end", end_ts=1010.0, id="g1.2")
     rules = AlertRules(AlertRulesConfig())
-    decisions = rules.handle(incoming_from(_gas()))
-    decisions += rules.handle(incoming_from(_gas("end", end_ts=1010.0)))
+    decisions = rules.handle(incoming_from(new)) + rules.handle(incoming_from(end))
     published = [d for d in decisions if isinstance(d, PublishAlert)]
     alerts = [alert_from_rule(d, now=2000.0) for d in published]
     assert [a.type for a in alerts] == ["new", "end"]
-    assert [a.id for a in alerts] == [lifecycle_message_id(alerts[0].alert_id, n) for n in (0, 1)]
+    alert_id = alerts[0].alert_id
+    assert [a.id for a in alerts] == [
+        alert_message_id(alert_id, "new", "g1.1"),
+        alert_message_id(alert_id, "end", "g1.2"),
+    ]
     assert Alert.from_bytes(alerts[1].to_bytes()) == alerts[1]
     assert alerts[1].end_ts == 1010.0
-    # The same event again (a replay after a restart) gives the same ids.
-    again = AlertRules(AlertRulesConfig()).handle(incoming_from(_gas()))
+    # The same event again (a replay after a restart) gives the same id.
+    again = AlertRules(AlertRulesConfig()).handle(incoming_from(new))
     assert alert_from_rule(again[0], now=3000.0).id == alerts[0].id  # type: ignore[arg-type]
+
+
+def _published_ids(rules: AlertRules, *events: GasEvent) -> list[str]:
+    ids = []
+    for event in events:
+        for decision in rules.handle(incoming_from(event)):
+            if isinstance(decision, PublishAlert):
+                ids.append(alert_from_rule(decision, now=2000.0).id)
+    return ids
+
+
+def test_after_a_restart_an_alert_message_never_reuses_an_earlier_id() -> None:
+    # Before the restart: new, then an update (severity changes).
+    new = _gas(id="g1.1")
+    update = _gas("update", severity="warning", id="g1.2", ts=1002.0)
+    before = _published_ids(AlertRules(AlertRulesConfig()), new, update)
+    # A fresh forwarder (its sequences start again at 0) gets the end.
+    end = _gas("end", end_ts=1010.0, id="g1.3", ts=1010.0)
+    after = _published_ids(AlertRules(AlertRulesConfig()), end)
+    assert len(before) == 2 and len(after) == 2  # the restart sends new + end
+    assert not set(before) & set(after)  # the end is not dropped as a duplicate
+    assert len(set(before + after)) == 4
+    # A redelivery of the end to that fresh forwarder yields the same ids.
+    assert _published_ids(AlertRules(AlertRulesConfig()), end) == after
+
+
+def test_incident_messages_have_distinct_ids_and_a_replay_repeats_them() -> None:
+    config = FusionConfig(
+        places={"kitchen-gas": "kitchen", "mic": "kitchen", "cam": "kitchen"}, linger_s=0
+    )
+    events = [_gas(id="g1.1"), _sound(), _person(), _gas("end", end_ts=1003.0, id="g1.2")]
+
+    def replay() -> list[str]:
+        fusion = IncidentFusion(config)
+        decisions = []
+        for event in events:
+            decisions += fusion.handle(incoming_from(event))
+        decisions += fusion.tick(5000.0)
+        return [alert_from_incident(d, now=2000.0).id for d in decisions]
+
+    ids = replay()
+    assert len(ids) == len(set(ids)) >= 3
+    assert replay() == ids
 
 
 def test_incident_alert_names_every_part_and_its_escalation() -> None:

@@ -1,13 +1,15 @@
 """The gateway broker SIGKILLed right after a burst the bridge has not taken yet.
 
-Mechanism under test: the gateway broker persists each second
-(`autosave_interval 1`, broker/mosquitto.conf) and keeps the queue of the
-bridge's persistent session; the bridge acknowledges an alert only once it
-is in its spool; the publisher repeats a publish until the broker confirms it.
-What this cannot cover: a kill within the autosave window (1-2 s) after the
-broker acknowledged a message — measured here, a kill 0 s after the burst
-lost 936 of 1000. Closing that needs an end-to-end confirmation (see the
-cloud-bridge report).
+Mechanism under test: end-to-end confirmation. The real alert-forwarder
+keeps every alert in its outbox until cloud-bridge names it in an
+`uplink/taken` receipt (sent once the alert is in the bridge's durable
+spool), and publishes it again (same id) until then. Broker persistence
+alone cannot do it: Mosquitto saves at most once a second, and a kill 0 s
+after the last PUBACK lost 936 of 1000 when the publisher trusted the PUBACK.
+
+Here the kill comes as soon as the 1000th alert is seen on the gateway
+broker, with the bridge frozen (SIGSTOP) after the first 300, so most of the
+burst exists only in the dead broker's memory and in the forwarder's outbox.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
+from schemas.gas import GasEvent
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import Probe
 from tests.harness.stage_process import StageProcess
@@ -28,16 +33,12 @@ from tests.integration.cloud.cloud_helpers import (
     alert_bytes,
     ids_in_order,
     on_topic,
-    publish_until_acked,
     wait_for_ids,
 )
 from tests.integration.cloud.cloud_probe import CloudProbe
 
 BURST = 1000
 TAKEN_BEFORE_PAUSE = 300
-# `autosave_interval 1` counts in whole seconds: a save lands 1-2 s after a
-# change (a kill 1.2 s after the burst lost 822 of 1000 once, on a busy machine).
-AUTOSAVE_WORST_S = 2.0
 
 
 @pytest.fixture
@@ -48,7 +49,30 @@ def gateway_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
     server.stop()
 
 
-def test_zero_alerts_lost_when_the_gateway_broker_is_killed_after_a_burst(
+def _gas_event(number: int, run: str) -> bytes:
+    """A distinct gas event: with the default rules, one `new` alert each."""
+    return GasEvent(
+        source="gas-average", type="new", event_id=f"{run}-{number}", sensor="kitchen",
+        gas="co", label="co_high", severity="critical", value=60.0, peak=60.0,
+        threshold=50.0, start_ts=time.time(),
+    ).to_bytes()  # fmt: skip
+
+
+def _alert_ids(probe: Probe, root: str) -> list[str]:
+    return ids_in_order(probe.received(on_topic(f"{root}/alert/")))
+
+
+def _wait_for_alert_count(probe: Probe, root: str, count: int, timeout_s: float) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ids = _alert_ids(probe, root)
+        if len(ids) >= count:
+            return ids
+        time.sleep(0.005)
+    raise AssertionError(f"the forwarder published {len(_alert_ids(probe, root))} of {count}")
+
+
+def test_zero_alerts_lost_when_the_gateway_broker_is_killed_right_after_a_burst(
     gateway_broker: MosquittoBroker,
     cloud: CloudBroker,
     cloud_probe: Callable[..., CloudProbe],
@@ -56,51 +80,130 @@ def test_zero_alerts_lost_when_the_gateway_broker_is_killed_after_a_burst(
     root: str,
     tmp_path: Path,
 ) -> None:
+    started = time.monotonic()
     watcher = cloud_probe()
     watcher.subscribe(f"{root}/alert/#")
     watcher.subscribe(f"{root}/status/cloud-bridge")
+    common = {"EDGEGW_RECONNECT_MAX_S": "1", "EDGEGW_HEALTH_INTERVAL_S": "0.5"}
+    bridge = StageProcess(
+        "cloud-bridge",
+        {
+            **gateway_broker.env_for("cloud-bridge", gateway_id),
+            **cloud.bridge_env(),
+            **common,
+            "EDGEGW_SPOOL_PATH": str(tmp_path / "spool.db"),
+            "EDGEGW_BUDGET_KBPS": "100000",
+        },
+        tmp_path,
+    )
+    forwarder = StageProcess(
+        "alert-forwarder",
+        {**gateway_broker.env_for("alert-forwarder", gateway_id), **common},
+        tmp_path,
+    )
+    probes: list[Probe] = []
+    try:
+        local = Probe(gateway_broker, "operator")
+        probes.append(local)
+        local.subscribe(f"{root}/alert/#")
+        local.subscribe(f"{root}/status/alert-forwarder")
+        watcher.wait_for(
+            lambda m: m.topic.endswith("status/cloud-bridge") and m.payload == b"online"
+        )
+        local.wait_for(
+            lambda m: m.topic.endswith("status/alert-forwarder") and m.payload == b"online"
+        )
+        gas = Probe(gateway_broker, "gas-average")
+        probes.append(gas)
+        run = uuid.uuid4().hex[:6]
+        for number in range(BURST):
+            if number == TAKEN_BEFORE_PAUSE:
+                _wait_for_alert_count(local, root, TAKEN_BEFORE_PAUSE, timeout_s=15)
+                # The bridge stops taking: the rest of the burst queues on the broker.
+                os.kill(bridge.pid, signal.SIGSTOP)
+            assert gas.publish(f"{root}/event/kitchen", _gas_event(number, run)) == 0
+        sent = _wait_for_alert_count(local, root, BURST, timeout_s=20)
+        gateway_broker.kill()  # right after the forwarder's last alert: no autosave since
+        killed_at = time.monotonic()
+        taken = len(ids_in_order(watcher.received(on_topic(f"{root}/alert/"))))
+        assert len(sent) == BURST  # one alert per event, each with its own id
+        gateway_broker.start()
+        os.kill(bridge.pid, signal.SIGCONT)
+
+        alerts = wait_for_ids(watcher, f"{root}/alert/", sent, timeout_s=30)
+        recovered_s = time.monotonic() - killed_at
+        assert set(ids_in_order(alerts)) == set(sent)  # nothing lost, nothing extra
+
+        # Every alert confirmed: the forwarder's outbox empties.
+        after = Probe(gateway_broker, "operator")
+        probes.append(after)
+        after.subscribe(f"{root}/metrics/alert-forwarder")
+        report = after.wait_for(
+            lambda m: m.json().get("gauges", {}).get("outbox_size") == 0, timeout_s=15
+        )[-1]
+        counters = report.json()["counters"]
+        print(
+            f"gateway broker kill: {taken} of {BURST} at the cloud before the kill, 0 lost; "
+            f"forwarder re-sent {counters.get('alerts_resent', 0)}, "
+            f"confirmed {counters.get('alerts_confirmed', 0)}; all at the cloud "
+            f"{recovered_s:.1f} s after the kill; test {time.monotonic() - started:.1f} s"
+        )
+        assert taken < BURST
+        assert counters.get("alerts_confirmed", 0) >= BURST
+        assert bridge.poll() is None and forwarder.poll() is None
+    finally:
+        for client in probes:
+            client.close()
+        if bridge.poll() is None:
+            os.kill(bridge.pid, signal.SIGCONT)
+        bridge.stop()
+        forwarder.stop()
+
+
+def test_receipts_name_the_alerts_the_bridge_took(
+    gateway_broker: MosquittoBroker,
+    cloud: CloudBroker,
+    gateway_id: str,
+    root: str,
+    tmp_path: Path,
+) -> None:
+    """The bridge confirms each alert it spooled, a repeat too, in batches."""
     bridge = StageProcess(
         "cloud-bridge",
         {
             **gateway_broker.env_for("cloud-bridge", gateway_id),
             **cloud.bridge_env(),
             "EDGEGW_SPOOL_PATH": str(tmp_path / "spool.db"),
-            "EDGEGW_BUDGET_KBPS": "100000",
-            "EDGEGW_RECONNECT_MAX_S": "1",
         },
         tmp_path,
     )
-    publisher: Probe | None = None
+    probes: list[Probe] = []
     try:
-        watcher.wait_for(
-            lambda m: m.topic.endswith("status/cloud-bridge") and m.payload == b"online"
-        )
-        time.sleep(AUTOSAVE_WORST_S + 0.5)  # the bridge's session is on the broker's disk
+        local = Probe(gateway_broker, "operator")
+        probes.append(local)
+        local.subscribe(f"{root}/uplink/taken")
+        local.subscribe(f"{root}/status/cloud-bridge")
+        local.wait_for(lambda m: m.topic.endswith("status/cloud-bridge") and m.payload == b"online")
         publisher = Probe(gateway_broker, "alert-forwarder")
+        probes.append(publisher)
         sent = []
-        for number in range(BURST):
-            if number == TAKEN_BEFORE_PAUSE:
-                # The bridge stops taking: the rest of the burst queues on the broker.
-                os.kill(bridge.pid, signal.SIGSTOP)
+        for number in range(50):
             message_id, payload = alert_bytes(number)
-            publish_until_acked(publisher, f"{root}/alert/kitchen", payload)
+            assert publisher.publish(f"{root}/alert/kitchen", payload) == 0
             sent.append(message_id)
-        publisher.close()
-        publisher = None
-        time.sleep(AUTOSAVE_WORST_S + 0.5)  # one autosave after the last acknowledgement
-        gateway_broker.kill()
-        taken = len(ids_in_order(watcher.received(on_topic(f"{root}/alert/"))))
-        os.kill(bridge.pid, signal.SIGCONT)
-        gateway_broker.start()
-        alerts = wait_for_ids(watcher, f"{root}/alert/", sent, timeout_s=40)
-        assert ids_in_order(alerts)[: len(sent)] == sent
-        print(f"gateway broker kill: {taken} of {BURST} at the cloud before the kill, 0 lost")
-        assert taken < BURST
-        assert bridge.poll() is None
+        assert publisher.publish(f"{root}/alert/kitchen", alert_bytes(0)[1]) == 0  # a re-send
+        deadline = time.monotonic() + 10
+        named: list[str] = []
+        while time.monotonic() < deadline:
+            receipts = local.received(on_topic(f"{root}/uplink/taken"))
+            named = [i for m in receipts for i in orjson.loads(m.payload)["message_ids"]]
+            if len(named) >= len(sent) + 1:
+                break
+            time.sleep(0.05)
+        assert sorted(set(named)) == sorted(sent)
+        assert named.count(sent[0]) == 2  # the repeat is confirmed again
+        assert len(receipts) < len(named)  # batched, not one receipt per alert
     finally:
-        if publisher is not None:
-            publisher.close()
-        with_stopped = bridge.poll() is None
-        if with_stopped:
-            os.kill(bridge.pid, signal.SIGCONT)
+        for client in probes:
+            client.close()
         bridge.stop()

@@ -1,0 +1,108 @@
+"""End-to-end confirmation of alerts by cloud-bridge (the async shell of `outbox`).
+
+Every alert goes into the outbox before it is published; `uplink/taken`
+receipts from the bridge take it out; a worker publishes again what stays
+unconfirmed (see `outbox` for the schedule).
+
+Receipts arrive on a second connection of their own. The event handler waits
+for outbox room when it is full, and the door hands messages to handlers one
+at a time: receipts on the same connection would queue behind the waiting
+event and never free the room. `LeaveUnacknowledged` alone would not do
+either: an unacknowledged event is only delivered again after a reconnect,
+and once the broker has `receive_maximum` of them in flight it sends nothing
+more on that connection, receipts included. So the handler waits (the broker
+keeps the events queued in the forwarder's persistent session: honest
+backpressure) and leaves the event unacknowledged only when the stage stops.
+The receipt connection has a clean session: receipts missed while it is down
+cost a re-send, which the bridge deduplicates and confirms again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from schemas.alerts import Alert, TakenReceipt
+from schemas.topics import ALERT, ALERT_FORWARDER, TAKEN
+from services.alert_forwarder.outbox import Outbox
+from services.alert_forwarder.settings import AlertForwarderSettings
+from services.common.door import LeaveUnacknowledged, MqttDoor, PublishFailed, Received
+from services.common.stage_metrics import StageMetrics
+
+log = logging.getLogger(__name__)
+RESEND_POLL_S = 0.2
+ROOM_POLL_S = 0.5
+
+
+class BridgeConfirmation:
+    def __init__(self, door: MqttDoor, settings: AlertForwarderSettings) -> None:
+        self._door = door
+        self._metrics: StageMetrics = door.metrics
+        self._settings = settings
+        self.outbox = Outbox(
+            settings.outbox_max, settings.confirm_timeout_s, settings.confirm_backoff_cap_s
+        )
+        self._room = asyncio.Event()
+        self._receipts = MqttDoor(settings, ALERT_FORWARDER, announce=False)
+        self._receipts.subscribe(TAKEN, self._on_receipt)
+        self._report()
+
+    def track(self, topic_source: str, alert: Alert) -> None:
+        """Call before publishing: a receipt may come back before the PUBACK."""
+        self.outbox.add(topic_source, alert, time.monotonic())
+        self._report()
+
+    async def wait_for_room(self, stopping: asyncio.Event) -> None:
+        """Return once the outbox has room; raise LeaveUnacknowledged when stopping."""
+        waited = False
+        while not self.outbox.has_room:
+            if stopping.is_set():
+                raise LeaveUnacknowledged("stopping with the outbox full")
+            if not waited:
+                self._metrics.count("outbox_full_waits")
+                self._metrics.degraded = "outbox full: waiting for cloud-bridge receipts"
+                log.warning("outbox full: holding events", extra={"size": len(self.outbox)})
+                waited = True
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), ROOM_POLL_S)
+        if waited:
+            self._metrics.degraded = None
+
+    async def _on_receipt(self, message: Received[TakenReceipt]) -> None:
+        confirmed = self.outbox.confirm(message.payload.message_ids)
+        self._metrics.count("alerts_confirmed", confirmed)
+        if self.outbox.has_room:
+            self._room.set()
+        self._report()
+
+    def _report(self) -> None:
+        self._metrics.gauge("outbox_size", len(self.outbox))
+
+    async def receive(self, stop: asyncio.Event) -> None:
+        """Worker: the receipt connection."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._receipts.run())
+            await stop.wait()
+            self._receipts.close()
+
+    async def resend(self, stop: asyncio.Event) -> None:
+        """Worker: publish again what no receipt confirmed in time."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RESEND_POLL_S)
+            due = self.outbox.take_due(time.monotonic(), self._settings.resend_batch)
+            for entry in due:
+                if entry.alert.id not in self.outbox or stop.is_set():
+                    continue  # confirmed while we were sending the batch
+                try:
+                    await self._door.publish(ALERT, entry.alert, source=entry.topic_source)
+                except PublishFailed as error:
+                    # Rescheduled already: the next round tries again.
+                    self._metrics.count("resend_failed")
+                    log.warning("re-send not confirmed", extra={"error": str(error)})
+                    break
+                self._metrics.count("alerts_resent")
+            self._report()
