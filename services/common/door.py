@@ -22,9 +22,8 @@ import contextlib
 import logging
 import ssl
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -37,12 +36,17 @@ from schemas.topics import DEAD_LETTER, STATUS, TopicSpec
 from services.common.backoff import Backoff
 from services.common.draining_client import DrainingClient
 from services.common.incoming_queue import bounded_queue_type
+from services.common.messages import Handler as Handler
+from services.common.messages import InvalidMessage as InvalidMessage
+from services.common.messages import LeaveUnacknowledged as LeaveUnacknowledged
+from services.common.messages import PublishFailed as PublishFailed
+from services.common.messages import Received as Received
+from services.common.messages import describe_validation_error as describe_validation_error
 from services.common.settings import StageSettings
 from services.common.stage_metrics import StageMetrics
 
 log = logging.getLogger(__name__)
 
-PayloadT = TypeVar("PayloadT")
 EXCERPT_BYTES = 200
 ACK_BATCH = 32  # well under the Receive Maximum, so the broker never stalls
 # CONNACK reason codes that mean "your credentials are refused": retrying
@@ -50,50 +54,11 @@ ACK_BATCH = 32  # well under the Receive Maximum, so the broker never stalls
 _AUTH_REFUSED = frozenset({4, 5, 134, 135})
 
 
-class InvalidMessage(Exception):
-    """A handler cannot use this message: it goes to the dead-letter topic."""
-
-
-class LeaveUnacknowledged(Exception):
-    """A handler cannot take this QoS 1 message now (its store is full, the
-    stage is stopping): it is neither acknowledged nor dead-lettered, so the
-    broker keeps it and delivers it again after the next connect."""
-
-
-class PublishFailed(Exception):
-    """The broker could not be reached, or did not confirm in time."""
-
-
-@dataclass(frozen=True)
-class Received(Generic[PayloadT]):
-    """A validated message. On a retained JSON topic, `payload` is None when
-    the retained message was cleared (an empty payload)."""
-
-    topic: str
-    params: dict[str, str]
-    payload: PayloadT
-    raw: bytes
-    retained: bool
-    properties: dict[str, str]
-
-
-Handler = Callable[[Received[Any]], Awaitable[None]]
-
-
 @dataclass(frozen=True)
 class _Route:
     spec: TopicSpec
     subscription: str
     handler: Handler
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """'field: reason; field: reason' — what a dead letter or a rejection says."""
-    parts = []
-    for issue in error.errors():
-        field = ".".join(str(part) for part in issue["loc"]) or "payload"
-        parts.append(f"{field}: {issue['msg']}")
-    return "; ".join(parts)
 
 
 def _user_properties(properties: Properties | None) -> dict[str, str]:
