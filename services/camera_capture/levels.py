@@ -1,38 +1,28 @@
 """The QoS levels a camera offers: fps x width x JPEG quality.
 
-Cost is measured: the frames given are encoded at each size and quality and
-the mean JPEG size times the fps is the level's kbit/s (every frame
-published, i.e. the motion gate off: the worst case the allocator must budget).
+Utility is measured, not modelled: it comes from the video profile
+(`video_levels.json`, written by `python -m services.bandwidth_allocator.profile_video`;
+see there for the measurement — person-event recall x mean IoU of the
+detections against the full-rate, full-size run — and how to regenerate it).
+A combination the profile did not measure is not offered.
 
-Utility is NOT measured — that would need the detector's recall at each level
-against a full-rate run, which the camera cannot know. It comes from a
-documented monotone model instead, so the allocator at least prefers more of
-everything at equal cost:
-
-    utility = (fps / fps_max) ** 0.5 * (width / width_max) ** 0.5
-              * (0.7 + 0.3 * quality / quality_max)
-
-Square roots because tracking degrades slowly with fps (an object stays in
-view for many frames) and an SSD at 300x300 input gains less from pixels
-beyond its input size; quality weighs least because the detector tolerates
-JPEG artefacts well.
+Cost is measured live: the camera's own frames are encoded at each size and
+quality and the mean JPEG size times the fps is the level's kbit/s (every
+frame published, i.e. the motion gate off: the worst case the allocator must
+budget). A camera whose scene compresses differently from the profiled
+video is priced by its own frames.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from schemas.qos import MAX_LEVELS, QosLevel
 from services.camera_capture.encode import Frame, encode_jpeg, fit_size, resize_to_fit
+from services.camera_capture.video_profile import VideoProfile
 
-
-def level_utility(
-    fps: float, width: int, quality: int, fps_max: float, width_max: int, quality_max: int
-) -> float:
-    value: float = (
-        (fps / fps_max) ** 0.5 * (width / width_max) ** 0.5 * (0.7 + 0.3 * quality / quality_max)
-    )
-    return round(min(1.0, max(0.0, value)), 4)
+log = logging.getLogger(__name__)
 
 
 def measure_levels(
@@ -40,29 +30,43 @@ def measure_levels(
     fps_choices: Sequence[float],
     width_choices: Sequence[int],
     quality_choices: Sequence[int],
+    profile: VideoProfile,
 ) -> list[QosLevel]:
-    """Every combination, cost from the frames' real JPEG sizes. Widths above
-    the source's are folded into the source width (frames are never upscaled)."""
+    """Every profiled combination, cost from the frames' real JPEG sizes.
+    Widths above the source's are folded into the source width (frames are
+    never upscaled): of several knob widths giving one frame size, the
+    largest is kept, which is how the profile names them too."""
     if not frames:
         raise ValueError("at least one frame is needed to measure JPEG sizes")
     height, width = frames[0].shape[:2]
-    widths = sorted({min(w, width) for w in width_choices})
+    by_size: dict[int, int] = {}
+    for knob_width in sorted(set(width_choices)):
+        by_size[min(knob_width, width)] = knob_width
     fps_list = sorted(set(fps_choices))
     qualities = sorted(set(quality_choices))
-    if len(widths) * len(fps_list) * len(qualities) > MAX_LEVELS:
+    if len(by_size) * len(fps_list) * len(qualities) > MAX_LEVELS:
         raise ValueError(f"more than {MAX_LEVELS} levels: use fewer fps, widths or qualities")
     levels: list[QosLevel] = []
-    for level_width in widths:
+    for level_width, knob_width in sorted(by_size.items()):
         # The height that keeps the aspect ratio, so fit_size lands on this width.
         level_height = max(16, round(level_width * height / width))
         out_width, _ = fit_size(width, height, level_width, level_height)
         for quality in qualities:
+            profiled = {fps: profile.camera_utility(fps, knob_width, quality) for fps in fps_list}
+            if all(utility is None for utility in profiled.values()):
+                log.warning(
+                    "level not profiled, not offered",
+                    extra={"max_width": knob_width, "jpeg_quality": quality},
+                )
+                continue
             sizes = [
                 len(encode_jpeg(resize_to_fit(frame, level_width, level_height), quality))
                 for frame in frames
             ]
             mean_bytes = sum(sizes) / len(sizes)
-            for fps in fps_list:
+            for fps, utility in profiled.items():
+                if utility is None:
+                    continue
                 levels.append(
                     QosLevel(
                         name=f"{fps:g}fps-{out_width}w-q{quality}",
@@ -73,9 +77,9 @@ def measure_levels(
                             "jpeg_quality": quality,
                         },
                         cost_kbps=round(mean_bytes * 8 * fps / 1000, 1),
-                        utility=level_utility(
-                            fps, out_width, quality, fps_list[-1], widths[-1], qualities[-1]
-                        ),
+                        utility=utility,
                     )
                 )
+    if not levels:
+        raise ValueError("no level of the configured grid is in the video profile")
     return levels

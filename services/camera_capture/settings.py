@@ -3,11 +3,13 @@ values of the runtime knobs, and how knobs from config and QoS combine."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from schemas.envelope import Model
+from services.camera_capture.video_profile import VIDEO_PROFILE_PATH
 from services.common.settings import StageSettings
 
 
@@ -61,6 +63,11 @@ class CameraCaptureSettings(StageSettings):
     )
     max_frames: int = Field(default=0, ge=0, description="stop after this many; 0: never")
     publish_levels: bool = True
+    levels_profile: Path = Field(
+        default=VIDEO_PROFILE_PATH,
+        description="measured utility per level (edgegw profile video); the grid below "
+        "offers only the combinations it holds",
+    )
     level_fps: tuple[float, ...] = (2.0, 5.0, 10.0)
     level_widths: tuple[int, ...] = (320, 640, 1280)
     level_qualities: tuple[int, ...] = (50, 80)

@@ -30,6 +30,7 @@ from services.camera_capture.settings import (
     KnobParams,
     effective_knobs,
 )
+from services.camera_capture.video_profile import VideoProfile, load_video_profile
 from services.common.door import (
     InvalidMessage,
     MqttDoor,
@@ -59,9 +60,12 @@ class Shot:
 
 
 class CameraStage:
-    def __init__(self, door: MqttDoor, settings: CameraCaptureSettings) -> None:
+    def __init__(
+        self, door: MqttDoor, settings: CameraCaptureSettings, profile: VideoProfile
+    ) -> None:
         self._door = door
         self._settings = settings
+        self._profile = profile
         self.config = RuntimeConfig(door, CaptureConfig, settings.startup_config())
         self._knob: KnobParams | None = None
         self._gate = MotionGate(self._motion_settings(self.knobs))
@@ -204,6 +208,7 @@ class CameraStage:
             settings.level_fps,
             settings.level_widths,
             settings.level_qualities,
+            self._profile,
         )
         message = QosLevels(source=CAMERA_CAPTURE, analytic=settings.analytic, levels=levels)
         try:
@@ -216,6 +221,8 @@ class CameraStage:
 
 
 async def run(settings: CameraCaptureSettings, stop: asyncio.Event | None = None) -> None:
+    # A missing or broken profile fails here, at start-up, naming the file.
+    profile = await asyncio.to_thread(load_video_profile, settings.levels_profile)
     door = MqttDoor(settings, CAMERA_CAPTURE)
-    stage = CameraStage(door, settings)
+    stage = CameraStage(door, settings, profile)
     await serve(door, [stage.capture], stop=stop)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from schemas.topics import STAGES
-from services.bandwidth_allocator import profile_audio, profile_gas
+from services.bandwidth_allocator import profile_audio, profile_gas, profile_video
 from services.cli.config_command import set_config
 from services.cli.qos_command import plan as qos_plan
 from services.cli.session import operator_settings
@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     profile_audio.add_arguments(
         profile_targets.add_parser("audio", help="audio classification rates vs full rate")
     )
+    profile_video.add_arguments(
+        profile_targets.add_parser("video", help="camera and detector levels vs full rate")
+    )
     return parser
 
 
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "run":
         raise SystemExit(_run_stage(args.stage))
     if args.command == "profile":
-        profiles = {"gas": profile_gas, "audio": profile_audio}
+        profiles = {"gas": profile_gas, "audio": profile_audio, "video": profile_video}
         raise SystemExit(profiles[args.target].profile_command(args))
     settings = operator_settings(args.secrets)
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from schemas.envelope import Model
+from services.camera_capture.video_profile import VIDEO_PROFILE_PATH
 from services.common.settings import StageSettings
 from services.object_detector.zones import Zone
 
@@ -49,6 +50,13 @@ class DetectorConfig(Model):
         default_factory=dict, description="camera -> its zones"
     )
     snapshots: bool = Field(default=True, description="a retained JPEG crop on every `new`")
+    result_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description="detections messages per second per camera at most (events are "
+        "unaffected); 0: one per processed frame",
+    )
 
     def zones_of(self, camera: str) -> list[Zone]:
         return [zone.to_zone() for zone in self.zones.get(camera, [])]
@@ -56,6 +64,22 @@ class DetectorConfig(Model):
     @property
     def label_filter(self) -> frozenset[str] | None:
         return frozenset(self.labels) if self.labels else None
+
+
+class DetectorKnobParams(Model):
+    """The knob values a `qos/detector.<cam>` level may carry; each one given
+    overrides the config for that camera (the allocator decides what the
+    uplink can afford)."""
+
+    result_rate: float | None = Field(default=None, gt=0, le=60)
+    snapshots: bool | None = None
+
+
+def effective_config(config: DetectorConfig, knob: DetectorKnobParams | None) -> DetectorConfig:
+    """The config in force for one camera with every value its knob sets laid over it."""
+    if knob is None:
+        return config
+    return config.model_copy(update=knob.model_dump(exclude_none=True))
 
 
 class ObjectDetectorSettings(StageSettings):
@@ -81,6 +105,20 @@ class ObjectDetectorSettings(StageSettings):
     min_score: float = Field(default=0.6, ge=0, le=1)
     detection_min_score: float = Field(default=0.5, ge=0, le=1)
     snapshots: bool = True
+    result_rate: float = Field(default=0.0, ge=0, le=60)
+    publish_levels: bool = True
+    levels_profile: Path = Field(
+        default=VIDEO_PROFILE_PATH, description="measured utility per level (edgegw profile video)"
+    )
+    levels_after_frames: int = Field(
+        default=20, ge=1, description="frames of a camera measured before its levels are priced"
+    )
+    levels_reprice_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="levels are re-priced from new measurements at most this often "
+        "(each change makes the allocator re-solve)",
+    )
 
     def startup_config(self) -> DetectorConfig:
         fields = set(DetectorConfig.model_fields) - {"zones"}

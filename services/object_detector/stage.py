@@ -18,17 +18,38 @@ import time
 from dataclasses import dataclass, field
 
 import cv2
+from pydantic import ValidationError
 
 from schemas.envelope import lifecycle_message_id
-from schemas.topics import DETECTIONS, EVENT, FRAME, OBJECT_DETECTOR, SNAPSHOT
+from schemas.qos import QosKnob, QosLevel, QosLevels
+from schemas.topics import DETECTIONS, EVENT, FRAME, OBJECT_DETECTOR, QOS_KNOB, QOS_LEVELS, SNAPSHOT
 from schemas.video import FRAME_PROPERTIES, Box, DetectedObject, Detections, ObjectEvent
 from services.camera_capture.encode import CorruptJpegError, Frame, decode_jpeg
-from services.common.door import InvalidMessage, MqttDoor, PublishFailed, Received
+from services.camera_capture.video_profile import VideoProfile, load_video_profile
+from services.common.door import (
+    InvalidMessage,
+    MqttDoor,
+    PublishFailed,
+    Received,
+    describe_validation_error,
+)
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
 from services.object_detector import events as lifecycle
+from services.object_detector.levels import (
+    MQTT_OVERHEAD_BYTES,
+    CameraUsage,
+    analytic_name,
+    price_levels,
+    repricing_needed,
+)
 from services.object_detector.mailbox import LatestFrames, PendingFrame, TooManyCameras
-from services.object_detector.settings import DetectorConfig, ObjectDetectorSettings
+from services.object_detector.settings import (
+    DetectorConfig,
+    DetectorKnobParams,
+    ObjectDetectorSettings,
+    effective_config,
+)
 from services.object_detector.ssd import Box as PixelBox
 from services.object_detector.ssd import SSDDetector, load_detector
 from services.object_detector.tracker import IouTracker, TrackerStep
@@ -63,6 +84,11 @@ class CameraState:
     tracker: IouTracker
     events: lifecycle.ObjectEventBuilder
     last_frame: float = field(default_factory=time.monotonic)
+    last_result_ts: float | None = None  # capture time of the latest published detections
+    usage: CameraUsage = field(default_factory=CameraUsage)
+    published_levels: list[QosLevel] | None = None
+    priced_at: float = 0.0  # monotonic
+    frames_at_pricing: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,17 +136,51 @@ def to_message(event: lifecycle.ObjectEvent, has_snapshot: bool) -> ObjectEvent:
 
 class DetectorStage:
     def __init__(
-        self, door: MqttDoor, settings: ObjectDetectorSettings, detector: SSDDetector
+        self,
+        door: MqttDoor,
+        settings: ObjectDetectorSettings,
+        detector: SSDDetector,
+        profile: VideoProfile,
     ) -> None:
         self._door = door
         self._settings = settings
         self._detector = detector
+        self._profile = profile
+        # camera -> the allocator's knob; kept apart from CameraState so a
+        # retained knob that arrives before the camera's first frame holds.
+        self._knobs: dict[str, DetectorKnobParams] = {}
         self.config = RuntimeConfig(door, DetectorConfig, settings.startup_config())
         self.config.on_change(self._reconfigure)
         self._mailbox = LatestFrames(settings.max_cameras)
         self._cameras: dict[str, CameraState] = {}
         params = {"camera": settings.camera} if settings.camera else {}
         door.subscribe(FRAME, self.on_frame, share_group=settings.share_group or None, **params)
+        # Every detector replica obeys every knob (not a shared subscription).
+        knob_params = {"analytic": analytic_name(settings.camera)} if settings.camera else {}
+        door.subscribe(QOS_KNOB, self.on_knob, **knob_params)
+
+    def config_of(self, camera: str) -> DetectorConfig:
+        """The config in force for `camera`: the operator's, with its knob laid over."""
+        return effective_config(self.config.current, self._knobs.get(camera))
+
+    async def on_knob(self, message: Received[QosKnob | None]) -> None:
+        analytic = message.params["analytic"]
+        prefix = analytic_name("")
+        if not analytic.startswith(prefix):
+            return  # another analytic's knob: the wildcard subscription sees them all
+        camera = analytic[len(prefix) :]
+        if message.payload is None:  # cleared: the config alone rules again
+            if self._knobs.pop(camera, None) is not None:
+                log.info("qos knob cleared", extra={"camera": camera})
+            return
+        try:
+            knob = DetectorKnobParams.model_validate(message.payload.level.params)
+        except ValidationError as error:
+            raise InvalidMessage(f"level params: {describe_validation_error(error)}") from None
+        if camera not in self._knobs and len(self._knobs) >= self._settings.max_cameras:
+            raise InvalidMessage(f"more than {self._settings.max_cameras} cameras have knobs")
+        self._knobs[camera] = knob
+        log.info("qos knob applied", extra={"camera": camera, "level": message.payload.level.name})
 
     async def on_frame(self, message: Received[bytes]) -> None:
         seq, capture_ts, width, height = parse_frame_properties(message.properties)
@@ -227,7 +287,8 @@ class DetectorStage:
         try:
             # The state is made here, on the loop, where config changes touch it.
             state = self._state_of(pending.camera)
-            analysis = await asyncio.to_thread(self._analyse, pending, state, self.config.current)
+            config = self.config_of(pending.camera)
+            analysis = await asyncio.to_thread(self._analyse, pending, state, config)
         except InvalidMessage as error:
             await self._door.dead_letter(pending.topic, pending.raw, str(error))
             return
@@ -235,26 +296,84 @@ class DetectorStage:
         metrics.count("frames_processed")
         metrics.gauge("inference_ms", analysis.detections.inference_ms)
         metrics.gauge("frames_dropped_total", self._mailbox.dropped)
-        with contextlib.suppress(PublishFailed):  # QoS 0: the next frame's replaces it
-            await self._door.publish(DETECTIONS, analysis.detections, camera=pending.camera)
+        detections = analysis.detections
+        state.usage.observe_frame(pending.capture_ts, self._wire_bytes(detections.to_bytes()))
+        if self._result_due(state, config, pending.capture_ts):
+            state.last_result_ts = pending.capture_ts
+            with contextlib.suppress(PublishFailed):  # QoS 0: the next frame's replaces it
+                await self._door.publish(DETECTIONS, detections, camera=pending.camera)
+        else:
+            metrics.count("detections_throttled")
         metrics.gauge("latency_ms", round((time.time() - pending.capture_ts) * 1000, 3))
         for event in analysis.events:
-            await self._publish_event(event, analysis.snapshots.get(event.id))
+            await self._publish_event(event, analysis.snapshots.get(event.id), state.usage)
+        await self._maybe_publish_levels(pending.camera, state)
 
-    async def _publish_event(self, event: lifecycle.ObjectEvent, snapshot: bytes | None) -> None:
+    @staticmethod
+    def _result_due(state: CameraState, config: DetectorConfig, capture_ts: float) -> bool:
+        """At most `result_rate` detections messages per second, paced on the
+        frames' capture times (regular, unlike arrival times)."""
+        if config.result_rate <= 0 or state.last_result_ts is None:
+            return True
+        gap = capture_ts - state.last_result_ts
+        # 5 % slack: a camera at exactly the rate must not lose every other frame to jitter.
+        return gap < 0 or gap >= 0.95 / config.result_rate
+
+    def _wire_bytes(self, payload: bytes) -> int:
+        # A typical topic length: the exact one differs by a few bytes per camera.
+        return len(payload) + len(self._door.root) + 24 + MQTT_OVERHEAD_BYTES
+
+    async def _maybe_publish_levels(self, camera: str, state: CameraState) -> None:
+        usage, every = state.usage, self._settings.levels_after_frames
+        if not self._settings.publish_levels or usage.frames - state.frames_at_pricing < every:
+            return
+        now = time.monotonic()
+        recent = now - state.priced_at < self._settings.levels_reprice_s
+        if state.published_levels is not None and recent:
+            return
+        state.frames_at_pricing, state.priced_at = usage.frames, now
+        analytic = analytic_name(camera)
+        levels = price_levels(usage, self._profile)
+        if state.published_levels is not None and not repricing_needed(
+            state.published_levels, levels
+        ):
+            return
+        try:
+            message = QosLevels(source=OBJECT_DETECTOR, analytic=analytic, levels=levels)
+        except ValidationError as error:  # a camera name too long for an analytic name
+            log.warning("qos levels not valid", extra={"error": describe_validation_error(error)})
+            state.published_levels = levels
+            return
+        try:
+            await self._door.publish(QOS_LEVELS, message, analytic=analytic)
+        except PublishFailed as error:
+            log.warning("qos levels not published", extra={"error": str(error)})
+            return
+        state.published_levels = levels
+        log.info("qos levels published", extra={"camera": camera, "levels": len(levels)})
+
+    async def _publish_event(
+        self,
+        event: lifecycle.ObjectEvent,
+        snapshot: bytes | None,
+        usage: CameraUsage | None = None,
+    ) -> None:
+        message = to_message(event, snapshot is not None)
         try:
             if snapshot is not None:
                 # COCO has labels with spaces ("traffic light"): not a topic level.
                 label = event.label.replace(" ", "_")
                 await self._door.publish(SNAPSHOT, snapshot, camera=event.camera, label=label)
-            await self._door.publish(
-                EVENT, to_message(event, snapshot is not None), source=event.camera
-            )
+            await self._door.publish(EVENT, message, source=event.camera)
         except PublishFailed as error:
             self._door.metrics.count("events_lost")
             log.warning("event not published", extra={"event_id": event.id, "error": str(error)})
             return
         self._door.metrics.count(f"events_{event.type}")
+        if usage is not None:
+            usage.observe_event(event.type, self._wire_bytes(message.to_bytes()))
+            if snapshot is not None:
+                usage.observe_snapshot(self._wire_bytes(snapshot))
         log.info(
             "object event",
             extra={"event_id": event.id, "type": event.type, "label": event.label},
@@ -279,6 +398,7 @@ async def run(settings: ObjectDetectorSettings, stop: asyncio.Event | None = Non
     detector = await asyncio.to_thread(
         load_detector, settings.model_path, settings.labels_path, settings.threads
     )
+    profile = await asyncio.to_thread(load_video_profile, settings.levels_profile)
     door = MqttDoor(settings, OBJECT_DETECTOR)
-    stage = DetectorStage(door, settings, detector)
+    stage = DetectorStage(door, settings, detector, profile)
     await serve(door, [stage.detect_frames], stop=stop)

@@ -10,9 +10,11 @@ import pytest
 
 from services.camera_capture.levels import measure_levels
 from services.camera_capture.settings import CaptureConfig, KnobParams, effective_knobs
+from services.camera_capture.video_profile import load_video_profile
 from services.common.door import InvalidMessage
+from services.object_detector.levels import CameraUsage, price_levels, repricing_needed
 from services.object_detector.mailbox import LatestFrames, PendingFrame, TooManyCameras
-from services.object_detector.settings import DetectorConfig
+from services.object_detector.settings import DetectorConfig, DetectorKnobParams, effective_config
 from services.object_detector.stage import parse_frame_properties
 
 
@@ -69,16 +71,39 @@ def test_unknown_knob_params_are_refused() -> None:
 def test_levels_cost_grows_with_fps_size_and_quality() -> None:
     rng = np.random.default_rng(1)
     frame = rng.integers(0, 255, size=(240, 320, 3), dtype=np.uint8)
-    levels = measure_levels([frame], (2, 10), (160, 320, 640), (50, 90))
-    assert len(levels) == 2 * 2 * 2  # 640 folds into the source's 320
+    profile = load_video_profile()
+    levels = measure_levels([frame], (2, 10), (160, 320, 640), (50, 80, 90), profile)
+    # 160 and quality 90 are not profiled; 640 folds into the source's 320.
+    assert len(levels) == 2 * 1 * 2
     by_name = {level.name: level for level in levels}
-    assert by_name["10fps-320w-q90"].cost_kbps > by_name["10fps-320w-q50"].cost_kbps
-    assert by_name["10fps-320w-q50"].cost_kbps > by_name["10fps-160w-q50"].cost_kbps
-    assert by_name["10fps-160w-q50"].cost_kbps == pytest.approx(
-        5 * by_name["2fps-160w-q50"].cost_kbps, rel=0.01
+    assert by_name["10fps-320w-q80"].cost_kbps > by_name["10fps-320w-q50"].cost_kbps
+    assert by_name["10fps-320w-q50"].cost_kbps == pytest.approx(
+        5 * by_name["2fps-320w-q50"].cost_kbps, rel=0.01
     )
-    assert by_name["10fps-320w-q90"].utility == 1.0
-    assert all(0 < level.utility < 1 for level in levels if level.name != "10fps-320w-q90")
+    # The folded width takes the utility profiled for the largest knob value.
+    assert by_name["10fps-320w-q80"].utility == profile.camera_utility(10, 640, 80)
+
+
+def test_video_profile_utilities_come_from_measurement() -> None:
+    profile = load_video_profile()
+    best = max(profile.camera, key=lambda row: row.utility)
+    assert (best.fps, best.jpeg_quality) == (10, 80)
+    for camera_row in profile.camera:
+        assert camera_row.utility == pytest.approx(
+            camera_row.event_recall * camera_row.mean_iou, abs=1e-3
+        )
+    # More pixels at the same fps and quality never localise worse (beyond noise).
+    for fps in (2.0, 5.0, 10.0):
+        ious = [
+            r.mean_iou
+            for r in sorted(profile.camera, key=lambda r: r.max_width)
+            if r.fps == fps and r.jpeg_quality == 80
+        ]
+        assert ious == sorted(ious)
+    snapshot_gain = {row.result_rate: row.utility for row in profile.detector if row.snapshots}
+    for row in profile.detector:
+        if not row.snapshots:
+            assert snapshot_gain[row.result_rate] > row.utility
 
 
 def test_frame_properties_are_checked() -> None:
@@ -94,3 +119,52 @@ def test_zone_outside_the_frame_is_refused_naming_it() -> None:
         DetectorConfig.model_validate(
             {"zones": {"cam1": [{"name": "door", "polygon": [[0, 0], [1.5, 0], [1, 1]]}]}}
         )
+
+
+def test_detector_knob_overrides_config_and_clears_back() -> None:
+    config = DetectorConfig(result_rate=0.0, snapshots=True)
+    knob = DetectorKnobParams(result_rate=1.0, snapshots=False)
+    merged = effective_config(config, knob)
+    assert (merged.result_rate, merged.snapshots) == (1.0, False)
+    assert effective_config(config, DetectorKnobParams(result_rate=2.0)).snapshots is True
+    assert effective_config(config, None) == config
+    with pytest.raises(ValueError, match="result_rate"):
+        DetectorKnobParams.model_validate({"result_rate": 0})
+
+
+def test_detector_levels_are_priced_from_what_the_camera_produced() -> None:
+    profile = load_video_profile()
+    usage = CameraUsage()
+    for seq in range(20):
+        usage.observe_frame(100.0 + seq / 10, 1000)
+    for kind in ("new", "update", "end", "new"):
+        usage.observe_event(kind, 500)
+    usage.observe_snapshot(4000)
+    levels = {level.name: level for level in price_levels(usage, profile)}
+    assert len(levels) == len(profile.detector)
+    seconds = 1.9
+    events_kbps = 4 * 500 * 8 / seconds / 1000
+    assert levels["1hz-results"].cost_kbps == pytest.approx(8 + events_kbps, abs=0.01)
+    # Snapshots: 4000-byte crops at 2 new events in 1.9 s.
+    snapshot_kbps = 4000 * 8 * 2 / seconds / 1000
+    assert levels["1hz-snapshots"].cost_kbps == pytest.approx(
+        8 + events_kbps + snapshot_kbps, abs=0.01
+    )
+    assert levels["10hz-results"].cost_kbps == pytest.approx(80 + events_kbps, abs=0.01)
+    assert levels["10hz-snapshots"].utility > levels["10hz-results"].utility
+    priced = list(levels.values())
+    assert not repricing_needed(priced, priced)
+    usage.observe_snapshot(40_000)  # crops got much bigger
+    assert repricing_needed(priced, price_levels(usage, profile))
+
+
+def test_detector_levels_fall_back_to_the_profile_before_events() -> None:
+    profile = load_video_profile()
+    usage = CameraUsage()
+    usage.observe_frame(1.0, 1000)
+    usage.observe_frame(2.0, 1000)
+    levels = {level.name: level for level in price_levels(usage, profile)}
+    costs = profile.detector_costs
+    expected = costs.snapshot_bytes * costs.new_events_per_s * 8 / 1000
+    gap = levels["2hz-snapshots"].cost_kbps - levels["2hz-results"].cost_kbps
+    assert gap == pytest.approx(expected, abs=0.02)
