@@ -99,6 +99,7 @@ def config_model_for(class_names: Collection[str]) -> type[AudioClassifierConfig
 
 
 class AudioClassifierSettings(StageSettings):
+    summary_period_s: float = Field(default=60.0, gt=0, description="summary/<stage> period")
     model_dir: Path = Field(
         default=Path(".cache/models/yamnet"),
         description=f"folder holding {MODEL_FILE} (+ model.data) and {CLASS_MAP_FILE}",

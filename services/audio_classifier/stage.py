@@ -58,6 +58,7 @@ from services.common.door import (
     Received,
     describe_validation_error,
 )
+from services.common.periodic_summary import Tally, publish_summaries
 from services.common.runtime_config import RuntimeConfig
 from services.common.settings import ENV_PREFIX
 from services.common.stage_runner import serve
@@ -78,6 +79,7 @@ class AudioClassifierStage:
         self._door = door
         self._settings = settings
         self._classifier = classifier
+        self.summary = Tally(time.time())
         self.config = RuntimeConfig(door, config_model_for(classifier.class_names), startup)
         self.config.on_change(self._config_changed)
         self._config_pending = False
@@ -176,6 +178,8 @@ class AudioClassifierStage:
             metrics.gauge("real_time_factor", round(chunk.seconds / elapsed, 1))
         metrics.gauge("backlog_chunks", len(self._backlog))
         for classes in analysis.classes:
+            if classes.top:
+                self.summary.add("top_class", f"{chunk.mic}.{classes.top[0].name}")
             # QoS 0: a lost score is replaced by the next patch's, 0.48 s later.
             with contextlib.suppress(PublishFailed):
                 await self._door.publish(AUDIO_CLASSES, classes, mic=chunk.mic)
@@ -199,6 +203,8 @@ class AudioClassifierStage:
             try:
                 await self._door.publish(EVENT, event, source=event.mic)
                 self._door.metrics.count(f"events_{event.type}")
+                if event.type == "new":
+                    self.summary.add("sound_events", f"{event.mic}.{event.label}")
                 log.info(
                     "sound event",
                     extra={
@@ -280,4 +286,10 @@ async def run(settings: AudioClassifierSettings, stop: asyncio.Event | None = No
     log.info("model loaded", extra={"runtime": classifier.runtime, "threads": settings.threads})
     door = MqttDoor(settings, AUDIO_CLASSIFIER)
     stage = AudioClassifierStage(door, settings, classifier, startup)
-    await serve(door, [stage.classify], stop=stop)
+
+    async def summaries(stop: asyncio.Event) -> None:
+        await publish_summaries(
+            door, AUDIO_CLASSIFIER, stage.summary, settings.summary_period_s, stop
+        )
+
+    await serve(door, [stage.classify, summaries], stop=stop)

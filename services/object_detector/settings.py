@@ -83,6 +83,7 @@ def effective_config(config: DetectorConfig, knob: DetectorKnobParams | None) ->
 
 
 class ObjectDetectorSettings(StageSettings):
+    summary_period_s: float = Field(default=60.0, gt=0, description="summary/<stage> period")
     model_path: Path = MODELS / "mobilenet_ssd_v2_coco_quant_postprocess.tflite"
     labels_path: Path = MODELS / "coco_labels.txt"
     threads: int = Field(default=1, ge=1, le=16, description="interpreter threads")

@@ -33,6 +33,7 @@ from services.common.door import (
     Received,
     describe_validation_error,
 )
+from services.common.periodic_summary import Tally, publish_summaries
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
 from services.object_detector import events as lifecycle
@@ -146,6 +147,7 @@ class DetectorStage:
         self._settings = settings
         self._detector = detector
         self._profile = profile
+        self.summary = Tally(time.time())
         # camera -> the allocator's knob; kept apart from CameraState so a
         # retained knob that arrives before the camera's first frame holds.
         self._knobs: dict[str, DetectorKnobParams] = {}
@@ -370,6 +372,8 @@ class DetectorStage:
             log.warning("event not published", extra={"event_id": event.id, "error": str(error)})
             return
         self._door.metrics.count(f"events_{event.type}")
+        if event.type == "new":
+            self.summary.add("new_objects", f"{event.camera}.{event.label}")
         if usage is not None:
             usage.observe_event(event.type, self._wire_bytes(message.to_bytes()))
             if snapshot is not None:
@@ -401,4 +405,10 @@ async def run(settings: ObjectDetectorSettings, stop: asyncio.Event | None = Non
     profile = await asyncio.to_thread(load_video_profile, settings.levels_profile)
     door = MqttDoor(settings, OBJECT_DETECTOR)
     stage = DetectorStage(door, settings, detector, profile)
-    await serve(door, [stage.detect_frames], stop=stop)
+
+    async def summaries(stop: asyncio.Event) -> None:
+        await publish_summaries(
+            door, OBJECT_DETECTOR, stage.summary, settings.summary_period_s, stop
+        )
+
+    await serve(door, [stage.detect_frames, summaries], stop=stop)
