@@ -39,10 +39,12 @@ class GasAverageStage:
             self._door.metrics.count("duplicate_readings")
             return
         try:
-            outcome = self._book.observe(reading, time.time())
+            now = time.time()
+            outcome = self._book.observe(reading, now)
         except TooManySeries as error:
             raise InvalidMessage(str(error)) from None
         self._door.metrics.count("readings")
+        self._door.metrics.gauge("last_reading_ts", now)
         self.summary.observe(reading)
         self._door.metrics.gauge("series", len(self._book))
         if outcome.average is not None:

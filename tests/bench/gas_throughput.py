@@ -146,13 +146,15 @@ def stage_rate(broker: MosquittoBroker, lines: bytes, count: int, logs: Path) ->
         while time.perf_counter() < deadline:
             metrics = observer.received(lambda m: m.topic == f"{ROOT}/metrics/gas-average")
             if metrics:
-                latest = metrics[-1].json()["counters"].get("readings", 0)
+                report = metrics[-1].json()
+                latest = report["counters"].get("readings", 0)
                 if latest > processed:
-                    processed, processed_at = latest, metrics[-1].at
+                    # when the stage handled its latest reading (its own clock)
+                    processed, processed_at = latest, report["gauges"]["last_reading_ts"]
                 if processed >= counter.count:
                     break
             time.sleep(0.2)
-        # metrics are stamped on arrival with wall time; convert to the perf clock
+        # the stage's wall-clock stamp, on this process's perf clock
         finished = processed_at - time.time() + time.perf_counter()
         letters = observer.received(lambda m: m.topic == f"{ROOT}/deadletter/gas-average")
         elapsed = finished - started
