@@ -27,6 +27,26 @@ def mosquitto_binary() -> str:
     return found
 
 
+def start_mosquitto(
+    conf: Path, log: Path, host: str, port: int, timeout_s: float = 10.0
+) -> subprocess.Popen[bytes]:
+    """Start Mosquitto on `conf` and return once it accepts connections."""
+    process = subprocess.Popen(
+        [mosquitto_binary(), "-c", str(conf)], stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mosquitto ({conf.name}) exited: {log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"mosquitto ({conf.name}) did not listen on {port} within {timeout_s} s")
+
+
 class MosquittoBroker:
     def __init__(self, directory: Path, port: int | None = None) -> None:
         self.directory = directory
@@ -38,20 +58,7 @@ class MosquittoBroker:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 10.0) -> None:
-        log = self.log.open("ab")
-        self._process = subprocess.Popen(
-            [mosquitto_binary(), "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-2000:]}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not listen on {self.port} within {timeout_s} s")
+        self._process = start_mosquitto(self.conf, self.log, self.host, self.port, timeout_s)
 
     def kill(self) -> None:
         """SIGKILL: no chance to save anything the autosave has not written."""

@@ -29,6 +29,25 @@ class Seen:
         return orjson.loads(self.payload)  # type: ignore[no-any-return]
 
 
+def wait_until(
+    received: Callable[[Callable[[Seen], bool]], list[Seen]],
+    where: Callable[[Seen], bool],
+    count: int,
+    timeout_s: float,
+    label: str = "",
+) -> list[Seen]:
+    """Poll `received(where)` until it holds `count` messages, or fail saying what came."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = received(where)
+        if len(found) >= count:
+            return found
+        time.sleep(0.02)
+    found = received(where)
+    topics = [(m.topic, m.payload[:60]) for m in received(lambda _: True)]
+    raise AssertionError(f"{label}wanted {count}, got {len(found)} in {timeout_s} s: {topics}")
+
+
 class ConnectRefused(Exception):
     pass
 
@@ -124,15 +143,7 @@ class Probe:
     def wait_for(
         self, where: Callable[[Seen], bool], count: int = 1, timeout_s: float = 10.0
     ) -> list[Seen]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = self.received(where)
-            if len(found) >= count:
-                return found
-            time.sleep(0.02)
-        found = self.received(where)
-        topics = [(m.topic, m.payload[:60]) for m in self.received()]
-        raise AssertionError(f"wanted {count}, got {len(found)} in {timeout_s} s: {topics}")
+        return wait_until(self.received, where, count, timeout_s)
 
     def clear(self) -> None:
         with self._lock:

@@ -12,13 +12,11 @@ import getpass
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness.broker import free_port, mosquitto_binary
+from tests.harness.broker import free_port, start_mosquitto
 
 GATEWAY_USER = "edge-gateway"  # the gateway's account on the cloud broker
 CLOUD_OPERATOR = "cloud-operator"  # the cloud-side consumer and config author
@@ -120,21 +118,7 @@ class CloudBroker:
         )
 
     def start(self, timeout_s: float = 10.0) -> None:
-        self._process = subprocess.Popen(
-            [mosquitto_binary(), "-c", str(self.conf)],
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"cloud mosquitto exited: {self.log.read_text()[-2000:]}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"cloud mosquitto did not listen on {self.port}")
+        self._process = start_mosquitto(self.conf, self.log, self.host, self.port, timeout_s)
 
     def stop(self) -> None:
         """SIGTERM: Mosquitto saves its persistence file on the way out."""

@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tests.harness.probe import Seen
+from tests.harness.probe import Seen, wait_until
 from tests.integration.cloud.cloud_broker import CLOUD_OPERATOR, CloudBroker
 
 
@@ -90,14 +90,7 @@ class CloudProbe:
     def wait_for(
         self, where: Callable[[Seen], bool], count: int = 1, timeout_s: float = 10.0
     ) -> list[Seen]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = self.received(where)
-            if len(found) >= count:
-                return found
-            time.sleep(0.02)
-        found = self.received(where)
-        raise AssertionError(f"cloud: wanted {count}, got {len(found)} in {timeout_s} s")
+        return wait_until(self.received, where, count, timeout_s, label="cloud: ")
 
     def close(self) -> None:
         self._client.disconnect()
