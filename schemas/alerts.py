@@ -64,6 +64,9 @@ class UplinkUsage(Envelope):
     budget_source: Literal["config", "allocator"] = "config"
     spool_max_bytes: int = Field(default=0, ge=0)
     messages_by_class: dict[str, int] = {}
+    analytic_rates_kbps: dict[str, float] = Field(
+        default={}, description="upload rate per analytic, from the allocator's knobs"
+    )
 
 
 class TakenReceipt(Envelope):

@@ -35,6 +35,9 @@ class CloudBridgeConfig(Model):
     budget_kbps: float = Field(
         default=256.0, gt=0, description="upload budget until the allocator publishes qos/uplink"
     )
+    upload_snapshots: bool = Field(
+        default=True, description="send camera snapshots to the cloud (at their analytic's rate)"
+    )
 
 
 class CloudBridgeSettings(StageSettings):
@@ -61,12 +64,18 @@ class CloudBridgeSettings(StageSettings):
         default=0.1, gt=0, le=10, description="how often uplink/taken receipts go out"
     )
     receipts_batch: int = Field(default=500, ge=1, le=1000, description="ids per receipt")
+    snapshots_pending_max: int = Field(
+        default=64, ge=1, le=10_000, description="snapshot topics waiting; past it the oldest go"
+    )
+    upload_snapshots: bool = Field(default=True, description="start-up value of the config field")
     receipts_buffer: int = Field(
         default=20_000, ge=1, description="ids waiting for a receipt; past it the oldest go"
     )
 
     def startup_config(self) -> CloudBridgeConfig:
-        return CloudBridgeConfig(budget_kbps=self.budget_kbps)
+        return CloudBridgeConfig(
+            budget_kbps=self.budget_kbps, upload_snapshots=self.upload_snapshots
+        )
 
     def ttl_s(self) -> dict[MessageClass, float | None]:
         return {

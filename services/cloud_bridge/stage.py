@@ -5,8 +5,12 @@ Gateway -> cloud: alerts, summaries and status are appended to the spool
 QoS 1 message to the gateway broker only once it is on disk; the uplink then
 sends it to the cloud. Cloud -> gateway: `config/#` of this gateway is
 republished retained on the gateway broker. Every alert taken is named in an
-`uplink/taken` receipt, so alert-forwarder stops publishing it again. The upload rate follows the
-retained `qos/uplink` knob, or the bridge's own config until one arrives.
+`uplink/taken` receipt, so alert-forwarder stops publishing it again.
+
+Rates: the whole upload follows the retained `qos/uplink` knob (the bridge's
+own config until one arrives); what is uploaded on an analytic's behalf —
+today camera snapshots, for `detector.<cam>` — also follows that analytic's
+own knob (`qos/<analytic>`: the chosen level's cost), see snapshot_uplink.
 """
 
 from __future__ import annotations
@@ -28,15 +32,18 @@ from schemas.topics import (
     CONFIG,
     CONFIG_STATE,
     QOS_KNOB,
+    SNAPSHOT,
     STATUS,
     SUMMARY,
     UPLINK_USAGE,
 )
+from services.cloud_bridge.analytic_rates import AnalyticRates
 from services.cloud_bridge.settings import (
     CloudBridgeConfig,
     CloudBridgeSettings,
     CloudSettings,
 )
+from services.cloud_bridge.snapshot_uplink import SnapshotUplink
 from services.cloud_bridge.spool import MessageClass, Spool, SpooledMessage, SpoolFullError
 from services.cloud_bridge.taken_receipts import TakenReceipts
 from services.cloud_bridge.token_bucket import UplinkPacer
@@ -53,6 +60,7 @@ from services.common.door import (
 from services.common.runtime_config import RuntimeConfig
 from services.common.settings import load_settings
 from services.common.stage_runner import serve
+from services.object_detector.levels import analytic_name as detector_analytic
 
 log = logging.getLogger(__name__)
 UPLINK_ANALYTIC = "uplink"
@@ -97,6 +105,17 @@ class CloudBridgeStage:
                 in_flight=settings.cloud_in_flight,
             ),
         )
+        self.rates = AnalyticRates(burst_s=settings.burst_s)
+        self.snapshots = SnapshotUplink(
+            cloud,
+            self._pacer,
+            self.rates,
+            self._accounting,
+            local.metrics,
+            max_pending=settings.snapshots_pending_max,
+            publish_timeout_s=settings.cloud_publish_timeout_s,
+        )
+        self.snapshots.set_enabled(self.config.current.upload_snapshots)
         self.receipts = TakenReceipts(
             local,
             every_s=settings.receipts_every_s,
@@ -107,7 +126,8 @@ class CloudBridgeStage:
         local.subscribe(SUMMARY, self._on_summary)
         local.subscribe(STATUS, self._on_status)
         local.subscribe(CONFIG_STATE, self._on_config_state)
-        local.subscribe(QOS_KNOB, self._on_knob, analytic=UPLINK_ANALYTIC)
+        local.subscribe(QOS_KNOB, self._on_knob)
+        local.subscribe(SNAPSHOT, self._on_snapshot)
         cloud.subscribe(CONFIG, self._on_cloud_config)
 
     # -- gateway -> spool ---------------------------------------------------
@@ -184,10 +204,25 @@ class CloudBridgeStage:
             )
             self.uplink.offer_live(spooled)
 
+    async def _on_snapshot(self, message: Received[bytes]) -> None:
+        analytic = detector_analytic(message.params["camera"])
+        self.snapshots.offer(message.topic, message.raw, analytic)
+
     # -- budget -------------------------------------------------------------
 
-    async def _on_knob(self, message: Received[QosKnob]) -> None:
+    async def _on_knob(self, message: Received[QosKnob | None]) -> None:
+        analytic = message.params["analytic"]
         knob = message.payload
+        if analytic != UPLINK_ANALYTIC:
+            # An analytic's own upload rate: the cost of the level it was given.
+            if knob is None:
+                self.rates.forget(analytic)
+            else:
+                self.rates.set_rate(analytic, knob.level.cost_kbps, time.monotonic())
+            self._usage_due.set()
+            return
+        if knob is None:
+            return  # the allocator went away: keep the last budget
         kbps = knob.level.params.get("kbps", knob.budget_kbps)
         if isinstance(kbps, bool) or not isinstance(kbps, int | float) or kbps <= 0:
             raise InvalidMessage("qos/uplink: level.params.kbps or budget_kbps must be > 0")
@@ -195,6 +230,7 @@ class CloudBridgeStage:
         self._set_budget(float(kbps))
 
     def _on_config(self, config: CloudBridgeConfig) -> None:
+        self.snapshots.set_enabled(config.upload_snapshots)
         if self._budget_source == "config":
             self._set_budget(config.budget_kbps)
 
@@ -242,6 +278,7 @@ class CloudBridgeStage:
             stats,
             cloud_connected=self._cloud.connected.is_set(),
             budget_source=self._budget_source,
+            analytic_rates_kbps=self.rates.all_kbit_per_s(),
         )
         self._local.metrics.gauge("spool_entries", stats.total_entries)
         self._local.metrics.gauge("spool_bytes", stats.total_bytes)
@@ -278,7 +315,13 @@ async def run(
         stage = CloudBridgeStage(local, cloud, settings, spool)
         await serve(
             local,
-            [stage.cloud_link, stage.uplink.run, stage.report_usage, stage.receipts.run],
+            [
+                stage.cloud_link,
+                stage.uplink.run,
+                stage.snapshots.run,
+                stage.report_usage,
+                stage.receipts.run,
+            ],
             stop=stop,
         )
     finally:

@@ -4,7 +4,7 @@ Everything takes `now` (seconds on a monotonic clock) from the caller and
 answers how long to wait instead of sleeping, so the policy is tested without
 time passing and the async shell owns the only `asyncio.sleep`.
 
-Policy of `UplinkPacer` (two lanes sharing one budget):
+Policy of `UplinkPacer` (three lanes sharing one budget):
 
 * ``live`` — a message that arrived while the cloud link is up. It is limited
   only by the shared bucket (the allocated rate, with a burst).
@@ -14,6 +14,8 @@ Policy of `UplinkPacer` (two lanes sharing one budget):
   live bytes and its own need). While live traffic was seen in the last
   ``live_quiet_s`` it is further capped at ``backlog_share`` of the rate by a
   second bucket. With no live traffic, the drain may use the whole rate.
+* ``media`` — camera snapshots (snapshot_uplink). Paced exactly like the
+  backlog: images never delay an alert.
 
 So a live alert during a 10 000-message drain waits at most for the tokens
 its own bytes need (plus any pending live bytes ahead of it), and the drain
@@ -25,7 +27,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-Lane = Literal["live", "backlog"]
+Lane = Literal["live", "backlog", "media"]
 
 # The shortest wait handed to a backlog that yields to pending live bytes.
 _RETRY_S = 0.001

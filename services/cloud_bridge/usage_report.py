@@ -15,6 +15,7 @@ def usage_message(
     *,
     cloud_connected: bool,
     budget_source: Literal["config", "allocator"],
+    analytic_rates_kbps: dict[str, float] | None = None,
 ) -> UplinkUsage:
     """`accounting` is `UploadAccounting.snapshot()`; losses are cumulative."""
     by_class: dict[str, dict[str, int]] = accounting["by_class"]
@@ -40,4 +41,5 @@ def usage_message(
         cloud_connected=cloud_connected,
         budget_used=accounting["budget_used"],
         budget_source=budget_source,
+        analytic_rates_kbps=analytic_rates_kbps or {},
     )

@@ -79,6 +79,7 @@ topic write edgegw/+/alert/#
 topic write edgegw/+/summary/#
 topic write edgegw/+/status/#
 topic write edgegw/+/deadletter/#
+topic write edgegw/+/snapshot/#
 topic read edgegw/+/config/#
 
 user {CLOUD_OPERATOR}
