@@ -23,9 +23,15 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
-from numpy.typing import NDArray
 
-from services.bandwidth_allocator.levels import Analytic, ReducedInstance, reduce_levels
+from services.bandwidth_allocator.hull_greedy import greedy_columns, spend_leftover
+from services.bandwidth_allocator.levels import (
+    Analytic,
+    Floats,
+    Ints,
+    ReducedInstance,
+    reduce_levels,
+)
 
 BUDGET_TOLERANCE = 1e-9
 # Budget cells of the DP: at most DP_MAX_STEPS, fewer for many analytics so
@@ -36,9 +42,6 @@ DP_WORK_CELLS = 1 << 24
 # Size cap of the solvers' choice tables (one byte per cell).
 MAX_TABLE_CELLS = 100_000_000
 FPTAS_DEFAULT_EPS = 0.05
-
-Floats = NDArray[np.float64]
-Ints = NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,113 +174,14 @@ def _dp_core(instance: ReducedInstance, max_steps: int) -> tuple[Ints, float | N
     if not exact:
         # Rounding up left real budget unused; spend it like the greedy does.
         rows = np.arange(n)
-        _spend_leftover(instance, columns, instance.spare - float(cost[rows, columns].sum()))
+        spend_leftover(instance, columns, instance.spare - float(cost[rows, columns].sum()))
     return columns, unit
-
-
-def _hull_increments(instance: ReducedInstance) -> tuple[Ints, Ints, Floats, Floats]:
-    """Rows, columns, cost and profit steps along each analytic's upper convex
-    hull of (upgrade cost, profit), sorted by falling efficiency."""
-    cost, profit = instance.cost, instance.profit
-    n, width = cost.shape
-    keep = np.isfinite(cost)
-    columns = np.broadcast_to(np.arange(width), (n, width))
-    with np.errstate(invalid="ignore"):
-        while True:
-            before = np.maximum.accumulate(np.where(keep, columns, -1), axis=1)
-            after = np.minimum.accumulate(np.where(keep, columns, width)[:, ::-1], axis=1)
-            prev = np.full((n, width), -1)
-            prev[:, 1:] = before[:, :-1]
-            nxt = np.full((n, width), width)
-            nxt[:, :-1] = after[:, ::-1][:, 1:]
-            inner = keep & (prev >= 0) & (nxt < width)
-            p_idx, n_idx = np.clip(prev, 0, width - 1), np.clip(nxt, 0, width - 1)
-            c_prev, c_next = np.take_along_axis(cost, p_idx, 1), np.take_along_axis(cost, n_idx, 1)
-            f_prev = np.take_along_axis(profit, p_idx, 1)
-            f_next = np.take_along_axis(profit, n_idx, 1)
-            # Below the hull: slope in < slope out (costs strictly rise, so cross-multiply).
-            # Points on a hull edge stay: finer steps let the greedy fill the budget.
-            below = (profit - f_prev) * (c_next - cost) < (f_next - profit) * (cost - c_prev)
-            dropped = inner & below
-            if not dropped.any():
-                break
-            keep &= ~dropped
-    before = np.maximum.accumulate(np.where(keep, columns, -1), axis=1)
-    rows, cols = np.nonzero(keep[:, 1:])
-    cols = cols + 1
-    prev_cols = before[rows, cols - 1]
-    d_cost = cost[rows, cols] - cost[rows, prev_cols]
-    d_profit = profit[rows, cols] - profit[rows, prev_cols]
-    # Float noise must not let a later step of a row outrank an earlier one.
-    efficiency = np.full((n, width), np.inf)
-    with np.errstate(over="ignore"):  # a near-free upgrade is infinitely efficient: first
-        efficiency[rows, cols] = d_profit / d_cost
-    efficiency = np.minimum.accumulate(efficiency, axis=1)[rows, cols]
-    order = np.lexsort((cols, rows, -efficiency))
-    return rows[order], cols[order], d_cost[order], d_profit[order]
-
-
-def _greedy_columns(instance: ReducedInstance) -> tuple[Ints, float]:
-    """Greedy on hull increments, then spend what is left; also the LP bound."""
-    cost, profit = instance.cost, instance.profit
-    n = cost.shape[0]
-    rows, cols, d_cost, d_profit = _hull_increments(instance)
-    spare, slack = instance.spare, instance.slack
-    # LP relaxation: whole increments in efficiency order, then a fraction of the
-    # next; over spare + slack so that it bounds whatever a solver may pick.
-    spent = np.cumsum(d_cost)
-    limit = spare + slack
-    whole = int(np.searchsorted(spent, limit, side="right"))
-    lp_bound = float(d_profit[:whole].sum())
-    if whole < len(d_cost):
-        used = float(spent[whole - 1]) if whole else 0.0
-        lp_bound += float(d_profit[whole]) * (limit - used) / float(d_cost[whole])
-    level = [0] * n
-    blocked = [False] * n
-    left = spare
-    for row, col, step in zip(rows.tolist(), cols.tolist(), d_cost.tolist(), strict=True):
-        if blocked[row]:
-            continue
-        if step <= left + slack:
-            level[row] = col
-            left -= step
-        else:
-            blocked[row] = True  # its later hull steps need this one first
-    columns: Ints = np.array(level, dtype=np.int64)
-    _spend_leftover(instance, columns, left)
-    # A single large upgrade can beat the greedy (the classic 1/2 guarantee).
-    fits = np.where(cost <= spare + slack, profit, -np.inf)
-    flat = int(fits.argmax())
-    row_of_best, col_of_best = divmod(flat, cost.shape[1])
-    rows_all = np.arange(n)
-    if fits[row_of_best, col_of_best] > profit[rows_all, columns].sum():
-        columns = np.zeros(n, dtype=np.int64)
-        columns[row_of_best] = col_of_best
-        _spend_leftover(instance, columns, spare - float(cost[row_of_best, col_of_best]))
-    return columns, lp_bound
-
-
-def _spend_leftover(instance: ReducedInstance, columns: Ints, left: float) -> None:
-    """Fix-up: repeatedly take the best-gain level switch the leftover pays for."""
-    cost, profit = instance.cost, instance.profit
-    rows = np.arange(cost.shape[0])
-    for _ in range(cost.size):
-        extra = cost - cost[rows, columns][:, None]
-        gain = profit - profit[rows, columns][:, None]
-        with np.errstate(invalid="ignore"):
-            gain = np.where((extra <= left + instance.slack) & (gain > 1e-12), gain, -np.inf)
-        flat = int(gain.argmax())
-        row, col = divmod(flat, cost.shape[1])
-        if not np.isfinite(gain[row, col]):
-            return
-        left -= float(extra[row, col])
-        columns[row] = col
 
 
 def _fptas_core(instance: ReducedInstance, eps: float) -> tuple[Ints, float | None]:
     cost, profit = instance.cost, instance.profit
     n, width = cost.shape
-    greedy, lp_bound = _greedy_columns(instance)
+    greedy, lp_bound = greedy_columns(instance)
     lower = float(profit[np.arange(n), greedy].sum())
     upgradable = int((np.isfinite(cost[:, 1:]).any(axis=1)).sum()) if width > 1 else 0
     if lower <= 0 or upgradable == 0:
@@ -378,7 +282,7 @@ def solve_greedy_hull(analytics: Sequence[Analytic], budget_kbps: float) -> Allo
     (cost, utility), then the leftover is spent on the best-gain switches,
     and the result is compared with the best single upgrade."""
     return _solve(
-        "greedy_hull", analytics, budget_kbps, lambda inst: (_greedy_columns(inst)[0], None)
+        "greedy_hull", analytics, budget_kbps, lambda inst: (greedy_columns(inst)[0], None)
     )
 
 
@@ -415,7 +319,7 @@ def lp_upper_bound(analytics: Sequence[Analytic], budget_kbps: float) -> float |
     if budget_kbps < cheapest - slack:
         return None
     instance = reduce_levels(analytics, budget_kbps - cheapest, slack)
-    return instance.base_profit + _greedy_columns(instance)[1]
+    return instance.base_profit + greedy_columns(instance)[1]
 
 
 Solver = Callable[[Sequence[Analytic], float], Allocation]

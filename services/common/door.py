@@ -5,6 +5,8 @@ One connection per stage, MQTT 5, the stage's own credentials, a retained
 exponential backoff and jitter, resubscription on every connect, persistent
 sessions for QoS 1 consumers, validation on receipt with dead letters for
 anything invalid, and QoS 1 acknowledgement only after the handler returned.
+The client's connect options are built in `stage_client`, and the routing
+table and payload checks live in `subscriptions`.
 
 Acknowledge-after-handling: aiomqtt 2.5 builds its paho client with automatic
 acknowledgement, so the door switches the paho client to manual acks
@@ -20,22 +22,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import uuid
-from dataclasses import dataclass
-from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from schemas.envelope import Envelope
 from schemas.service import OFFLINE, ONLINE, DeadLetter
 from schemas.topics import DEAD_LETTER, STATUS, TopicSpec
 from services.common.backoff import Backoff
-from services.common.draining_client import DrainingClient
-from services.common.incoming_queue import bounded_queue_type
 from services.common.messages import Handler as Handler
 from services.common.messages import InvalidMessage as InvalidMessage
 from services.common.messages import LeaveUnacknowledged as LeaveUnacknowledged
@@ -43,22 +40,14 @@ from services.common.messages import PublishFailed as PublishFailed
 from services.common.messages import Received as Received
 from services.common.messages import describe_validation_error as describe_validation_error
 from services.common.settings import StageSettings
+from services.common.stage_client import build_client, credentials_refused
 from services.common.stage_metrics import StageMetrics
+from services.common.subscriptions import Subscriptions, decode_payload
 
 log = logging.getLogger(__name__)
 
 EXCERPT_BYTES = 200
 ACK_BATCH = 32  # well under the Receive Maximum, so the broker never stalls
-# CONNACK reason codes that mean "your credentials are refused": retrying
-# quickly cannot help, so the door reports them and waits `auth_retry_s`.
-_AUTH_REFUSED = frozenset({4, 5, 134, 135})
-
-
-@dataclass(frozen=True)
-class _Route:
-    spec: TopicSpec
-    subscription: str
-    handler: Handler
 
 
 def _user_properties(properties: Properties | None) -> dict[str, str]:
@@ -102,7 +91,7 @@ class MqttDoor:
             if announce
             else f"{user}-{uuid.uuid4().hex[:10]}"
         )
-        self._routes: list[_Route] = []
+        self._subscriptions = Subscriptions(user, self.root)
         self._client: aiomqtt.Client | None = None
         self._epoch = 0
         self._stop = asyncio.Event()
@@ -120,16 +109,11 @@ class MqttDoor:
         **params: str,
     ) -> None:
         """Route messages of `spec` (parameters not given are wildcards)."""
-        if not spec.may_subscribe(self.user, params):
-            raise PermissionError(f"{self.user} may not subscribe to {spec.name}")
-        subscription = spec.filter(self.root, **params)
-        if share_group:
-            subscription = f"$share/{share_group}/{subscription}"
-        self._routes.append(_Route(spec, subscription, handler))
+        self._subscriptions.add(spec, handler, share_group=share_group, params=params)
 
     @property
     def _persistent(self) -> bool:
-        return any(route.spec.qos > 0 for route in self._routes) and self._announce
+        return self._subscriptions.any_qos1 and self._announce
 
     # -- publishing ----------------------------------------------------------
 
@@ -266,9 +250,7 @@ class MqttDoor:
                 await asyncio.wait_for(self._stop.wait(), delay or backoff.next_delay())
 
     def _connect_refused(self, error: BaseException) -> float | None:
-        code = getattr(error, "rc", None)
-        value = getattr(code, "value", code)
-        if value in _AUTH_REFUSED:
+        if credentials_refused(error):
             self.metrics.count("auth_refused")
             self.credentials_refused.set()
             log.error(
@@ -280,39 +262,14 @@ class MqttDoor:
         return None
 
     def _make_client(self) -> aiomqtt.Client:
-        settings = self.settings
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = settings.session_expiry_s if self._persistent else 0
-        properties.ReceiveMaximum = settings.receive_maximum
-        will = None
-        if self._announce:
-            status_topic = STATUS.topic(self.root, stage=self.user)
-            will = aiomqtt.Will(status_topic, OFFLINE, qos=1, retain=True)
-        tls_context = None
-        if settings.mqtt_tls_ca:
-            # Certificate and host name are always checked: there is no switch to turn it off.
-            tls_context = ssl.create_default_context(cafile=settings.mqtt_tls_ca)
-            if settings.mqtt_tls_cert:
-                tls_context.load_cert_chain(settings.mqtt_tls_cert, settings.mqtt_tls_key)
-        client = DrainingClient(
-            settings.mqtt_host,
-            settings.mqtt_port,
-            username=settings.mqtt_username or self.user,
-            password=settings.mqtt_password.get_secret_value(),
-            identifier=self._client_id,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            will=will,
-            clean_start=not self._persistent,
-            keepalive=settings.keepalive_s,
-            timeout=settings.operation_timeout_s,
-            queue_type=bounded_queue_type(settings.max_queued_qos0, self.metrics),
-            max_inflight_messages=settings.max_inflight,
-            properties=properties,
-            tls_context=tls_context,
+        return build_client(
+            self.settings,
+            user=self.user,
+            client_id=self._client_id,
+            persistent=self._persistent,
+            will_topic=STATUS.topic(self.root, stage=self.user) if self._announce else None,
+            metrics=self.metrics,
         )
-        # See the module docstring: we acknowledge QoS 1 after handling.
-        client._client.manual_ack_set(True)
-        return client
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         self._epoch += 1
@@ -320,8 +277,9 @@ class MqttDoor:
         if epoch > 1:
             self.reconnects += 1
         self._client = client
-        if self._routes:
-            await client.subscribe([(route.subscription, route.spec.qos) for route in self._routes])
+        filters = self._subscriptions.filters()
+        if filters:
+            await client.subscribe(filters)
         if self._announce:  # after subscribing: `online` means ready to receive
             status_topic = STATUS.topic(self.root, stage=self.user)
             await client.publish(status_topic, ONLINE, qos=1, retain=True)
@@ -378,13 +336,6 @@ class MqttDoor:
                 client._client.ack(message.mid, message.qos)
         handled.clear()
 
-    def _route_for(self, topic: str) -> tuple[_Route, dict[str, str]] | None:
-        for route in self._routes:
-            params = route.spec.match(self.root, topic)
-            if params is not None:
-                return route, params
-        return None
-
     async def _dispatch(self, message: aiomqtt.Message) -> bool:
         """Handle one message; False when it must stay unacknowledged."""
         topic = message.topic.value
@@ -392,13 +343,13 @@ class MqttDoor:
         if isinstance(message.payload, bytearray):
             raw = bytes(message.payload)
         self.metrics.count("received")
-        found = self._route_for(topic)
+        found = self._subscriptions.match(topic)
         if found is None:
             await self.dead_letter(topic, raw, "no handler for this topic")
             return True
         route, params = found
         try:
-            payload = self._decode(route.spec, raw)
+            payload = decode_payload(route.spec, raw)
             received = Received(
                 topic=topic,
                 params=params,
@@ -419,21 +370,3 @@ class MqttDoor:
             log.exception("handler failed", extra={"topic": topic})
             await self.dead_letter(topic, raw, f"handler failed: {error!r}")
         return True
-
-    @staticmethod
-    def _decode(spec: TopicSpec, raw: bytes) -> Any:
-        if len(raw) > spec.max_bytes:
-            raise InvalidMessage(
-                f"payload of {len(raw)} bytes exceeds the "
-                f"{spec.max_bytes}-byte limit of {spec.name}"
-            )
-        if not spec.is_json:
-            return raw
-        if not raw and spec.retained:
-            return None  # the retained message was cleared: handlers get None
-        if not raw:
-            raise InvalidMessage("empty payload")
-        try:
-            return spec.decode(raw)
-        except ValidationError as error:
-            raise InvalidMessage(describe_validation_error(error)) from None

@@ -17,14 +17,12 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import cv2
 from pydantic import ValidationError
 
-from schemas.envelope import lifecycle_message_id
 from schemas.qos import QosKnob, QosLevel, QosLevels
 from schemas.topics import DETECTIONS, EVENT, FRAME, OBJECT_DETECTOR, QOS_KNOB, QOS_LEVELS, SNAPSHOT
-from schemas.video import FRAME_PROPERTIES, Box, DetectedObject, Detections, ObjectEvent
-from services.camera_capture.encode import CorruptJpegError, Frame, decode_jpeg
+from schemas.video import FRAME_PROPERTIES, Box, DetectedObject, Detections
+from services.camera_capture.encode import CorruptJpegError, decode_jpeg
 from services.camera_capture.video_profile import VideoProfile, load_video_profile
 from services.common.door import (
     InvalidMessage,
@@ -37,6 +35,8 @@ from services.common.periodic_summary import Tally, publish_summaries
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
 from services.object_detector import events as lifecycle
+from services.object_detector.event_messages import crop_snapshot as crop_snapshot
+from services.object_detector.event_messages import to_message as to_message
 from services.object_detector.levels import (
     MQTT_OVERHEAD_BYTES,
     CameraUsage,
@@ -51,14 +51,11 @@ from services.object_detector.settings import (
     ObjectDetectorSettings,
     effective_config,
 )
-from services.object_detector.ssd import Box as PixelBox
 from services.object_detector.ssd import SSDDetector, load_detector
 from services.object_detector.tracker import IouTracker, TrackerStep
 
 log = logging.getLogger(__name__)
 IDLE_CHECK_S = 0.5
-SNAPSHOT_MARGIN = 0.1  # of the box size, on every side of the crop
-SNAPSHOT_QUALITY = 85
 
 
 def parse_frame_properties(properties: dict[str, str]) -> tuple[int, float, int, int]:
@@ -97,42 +94,6 @@ class Analysis:
     detections: Detections
     events: list[lifecycle.ObjectEvent]
     snapshots: dict[str, bytes]  # event id -> JPEG crop
-
-
-def crop_snapshot(frame: Frame, box: PixelBox) -> bytes | None:
-    height, width = frame.shape[:2]
-    margin_x, margin_y = box.width * SNAPSHOT_MARGIN, box.height * SNAPSHOT_MARGIN
-    x1, y1 = max(0, int(box.x1 - margin_x)), max(0, int(box.y1 - margin_y))
-    x2, y2 = min(width, int(box.x2 + margin_x) + 1), min(height, int(box.y2 + margin_y) + 1)
-    if x2 - x1 < 2 or y2 - y1 < 2:
-        return None
-    ok, buffer = cv2.imencode(
-        ".jpg", frame[y1:y2, x1:x2], [cv2.IMWRITE_JPEG_QUALITY, SNAPSHOT_QUALITY]
-    )
-    return bytes(buffer.tobytes()) if ok else None
-
-
-def to_message(event: lifecycle.ObjectEvent, has_snapshot: bool) -> ObjectEvent:
-    box = event.box
-    return ObjectEvent(
-        source=OBJECT_DETECTOR,
-        id=lifecycle_message_id(event.id, event.sequence),
-        type=event.type,
-        event_id=event.id,
-        camera=event.camera,
-        label=event.label,
-        score=min(1.0, max(0.0, event.score)),
-        top_score=min(1.0, max(0.0, event.top_score)),
-        box=Box(x1=box.x1, y1=box.y1, x2=box.x2, y2=box.y2),
-        frame_width=max(1, event.frame_width),
-        frame_height=max(1, event.frame_height),
-        current_zones=sorted(event.current_zones),
-        entered_zones=list(event.entered_zones),
-        start_ts=event.start_time,
-        end_ts=event.end_time,
-        has_snapshot=has_snapshot,
-        frame_ts=event.frame_time,
-    )
 
 
 class DetectorStage:

@@ -83,3 +83,14 @@ def wait_for_ids(
     found = watcher.received(on_topic(prefix))
     missing = sorted(want - set(ids_in_order(found)))
     raise AssertionError(f"{len(missing)} of {len(want)} never reached the cloud: {missing[:20]}")
+
+
+def cloud_kbps(
+    watcher: CloudProbe, where: Callable[[Seen], bool], start: float, window_s: float
+) -> float:
+    """kbit/s (topic + payload) of what matched `where` and arrived in
+    [start, start + window_s), waiting for the window to end."""
+    end = start + window_s
+    time.sleep(max(0.0, end - time.time()))
+    arrived = watcher.received(lambda m: where(m) and start <= m.at < end)
+    return sum(len(m.topic) + len(m.payload) for m in arrived) * 8 / 1000 / window_s

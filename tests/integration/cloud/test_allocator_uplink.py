@@ -22,7 +22,7 @@ from services.cloud_bridge.spool import Spool
 from tests.harness.probe import Probe
 from tests.harness.stage_process import StageProcess
 from tests.integration.allocator_helpers import CAMERA, knob_is, offer_both, set_config
-from tests.integration.cloud.cloud_helpers import on_topic, summary_bytes
+from tests.integration.cloud.cloud_helpers import cloud_kbps, on_topic, summary_bytes
 from tests.integration.cloud.cloud_probe import CloudProbe
 
 ACCEPTANCE_S = 2.0
@@ -42,11 +42,7 @@ def _fill_spool(path: Path, root: str) -> None:
 
 
 def _cloud_kbps(watcher: CloudProbe, root: str, change: float) -> float:
-    start = change + ACCEPTANCE_S
-    end = start + WINDOW_S
-    time.sleep(max(0.0, end - time.time()))
-    arrived = watcher.received(lambda m: m.topic.startswith(f"{root}/") and start <= m.at < end)
-    kbps = sum(len(m.topic) + len(m.payload) for m in arrived) * 8 / 1000 / WINDOW_S
+    kbps = cloud_kbps(watcher, on_topic(f"{root}/"), change + ACCEPTANCE_S, WINDOW_S)
     print(f"cloud receives {kbps:.0f} kbit/s from {ACCEPTANCE_S} s after the change")
     return kbps
 

@@ -25,6 +25,7 @@ import orjson
 from tests.harness.probe import Probe
 from tests.harness.stage_process import StageProcess
 from tests.integration.allocator_helpers import knob_is, levels_payload, set_config
+from tests.integration.cloud.cloud_helpers import cloud_kbps, on_topic
 from tests.integration.cloud.cloud_probe import CloudProbe
 
 ACCEPTANCE_S = 2.0
@@ -61,14 +62,12 @@ def snapshot_flood(detector: Probe, root: str, cameras: list[str]) -> Iterator[N
 
 
 def camera_kbps(watcher: CloudProbe, root: str, change: float) -> dict[str, float]:
-    start = change + ACCEPTANCE_S
-    end = start + WINDOW_S
-    time.sleep(max(0.0, end - time.time()))
-    rates = {}
-    for camera in ("front", "yard"):
-        topic = f"{root}/snapshot/{camera}/person"
-        arrived = watcher.received(lambda m, t=topic: m.topic == t and start <= m.at < end)
-        rates[camera] = sum(len(m.topic) + len(m.payload) for m in arrived) * 8 / 1000 / WINDOW_S
+    rates = {
+        camera: cloud_kbps(
+            watcher, on_topic(f"{root}/snapshot/{camera}/"), change + ACCEPTANCE_S, WINDOW_S
+        )
+        for camera in ("front", "yard")
+    }
     print(f"cloud receives {rates} kbit/s from {ACCEPTANCE_S} s after the change")
     return rates
 
@@ -118,8 +117,10 @@ def test_each_camera_uploads_at_its_allocated_rate_and_follows_the_budget(
         assert 0.6 * 240 < restored["front"] < 1.3 * 240
 
     usage = observer.wait_for(
-        lambda m: m.topic == f"{root}/uplink/usage"
-        and bool(orjson.loads(m.payload).get("analytic_rates_kbps"))
+        lambda m: (
+            m.topic == f"{root}/uplink/usage"
+            and bool(orjson.loads(m.payload).get("analytic_rates_kbps"))
+        )
     )
     reported = orjson.loads(usage[-1].payload)["analytic_rates_kbps"]
     assert reported["detector.front"] > 0 and reported["detector.yard"] > 0

@@ -1,0 +1,74 @@
+"""The aiomqtt client of one stage, built from its settings for each connect
+of the door's reconnect loop, and which connect refusals mean bad credentials.
+
+Apart from the door so that every connect option sits in one place: MQTT 5,
+the stage's credentials, session expiry and Receive Maximum, the retained
+`offline` last will, TLS, the bounded incoming queue and manual acks.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from schemas.service import OFFLINE
+from services.common.draining_client import DrainingClient
+from services.common.incoming_queue import bounded_queue_type
+from services.common.settings import StageSettings
+from services.common.stage_metrics import StageMetrics
+
+# CONNACK reason codes that mean "your credentials are refused": retrying
+# quickly cannot help, so the door reports them and waits `auth_retry_s`.
+_AUTH_REFUSED = frozenset({4, 5, 134, 135})
+
+
+def credentials_refused(error: BaseException) -> bool:
+    """Whether a connect failed because the broker refused our credentials."""
+    code = getattr(error, "rc", None)
+    return getattr(code, "value", code) in _AUTH_REFUSED
+
+
+def build_client(
+    settings: StageSettings,
+    *,
+    user: str,
+    client_id: str,
+    persistent: bool,
+    will_topic: str | None,
+    metrics: StageMetrics,
+) -> aiomqtt.Client:
+    """A client for one connect; `persistent` keeps the session (QoS 1 consumers)."""
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = settings.session_expiry_s if persistent else 0
+    properties.ReceiveMaximum = settings.receive_maximum
+    will = None
+    if will_topic is not None:
+        will = aiomqtt.Will(will_topic, OFFLINE, qos=1, retain=True)
+    tls_context = None
+    if settings.mqtt_tls_ca:
+        # Certificate and host name are always checked: there is no switch to turn it off.
+        tls_context = ssl.create_default_context(cafile=settings.mqtt_tls_ca)
+        if settings.mqtt_tls_cert:
+            tls_context.load_cert_chain(settings.mqtt_tls_cert, settings.mqtt_tls_key)
+    client = DrainingClient(
+        settings.mqtt_host,
+        settings.mqtt_port,
+        username=settings.mqtt_username or user,
+        password=settings.mqtt_password.get_secret_value(),
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        will=will,
+        clean_start=not persistent,
+        keepalive=settings.keepalive_s,
+        timeout=settings.operation_timeout_s,
+        queue_type=bounded_queue_type(settings.max_queued_qos0, metrics),
+        max_inflight_messages=settings.max_inflight,
+        properties=properties,
+        tls_context=tls_context,
+    )
+    # The door acknowledges QoS 1 itself, after handling (see its docstring).
+    client._client.manual_ack_set(True)
+    return client

@@ -1,0 +1,84 @@
+"""The door's subscription table: which handler a received topic goes to, and
+the checks its payload passes before that handler sees it.
+
+No I/O, so routing and payload checks are testable without a broker: the door
+subscribes to `filters()` on every connect, then asks `match()` and
+`decode_payload()` for each message it receives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.topics import TopicSpec
+from services.common.messages import Handler, InvalidMessage, describe_validation_error
+
+
+@dataclass(frozen=True)
+class Route:
+    spec: TopicSpec
+    subscription: str
+    handler: Handler
+
+
+class Subscriptions:
+    """One stage's routes, in registration order: the first match wins."""
+
+    def __init__(self, user: str, root: str) -> None:
+        self.user = user
+        self.root = root
+        self._routes: list[Route] = []
+
+    def add(
+        self,
+        spec: TopicSpec,
+        handler: Handler,
+        *,
+        share_group: str | None,
+        params: dict[str, str],
+    ) -> None:
+        """Route messages of `spec` (parameters not given are wildcards)."""
+        if not spec.may_subscribe(self.user, params):
+            raise PermissionError(f"{self.user} may not subscribe to {spec.name}")
+        subscription = spec.filter(self.root, **params)
+        if share_group:
+            subscription = f"$share/{share_group}/{subscription}"
+        self._routes.append(Route(spec, subscription, handler))
+
+    def filters(self) -> list[tuple[str, int]]:
+        """(topic filter, QoS) of every route, for one SUBSCRIBE."""
+        return [(route.subscription, route.spec.qos) for route in self._routes]
+
+    @property
+    def any_qos1(self) -> bool:
+        """Whether a route takes QoS 1, which needs a persistent session."""
+        return any(route.spec.qos > 0 for route in self._routes)
+
+    def match(self, topic: str) -> tuple[Route, dict[str, str]] | None:
+        """The route for `topic` and its topic parameters; None if none takes it."""
+        for route in self._routes:
+            params = route.spec.match(self.root, topic)
+            if params is not None:
+                return route, params
+        return None
+
+
+def decode_payload(spec: TopicSpec, raw: bytes) -> Any:
+    """What a handler of `spec` receives for `raw`; raises InvalidMessage."""
+    if len(raw) > spec.max_bytes:
+        raise InvalidMessage(
+            f"payload of {len(raw)} bytes exceeds the {spec.max_bytes}-byte limit of {spec.name}"
+        )
+    if not spec.is_json:
+        return raw
+    if not raw and spec.retained:
+        return None  # the retained message was cleared: handlers get None
+    if not raw:
+        raise InvalidMessage("empty payload")
+    try:
+        return spec.decode(raw)
+    except ValidationError as error:
+        raise InvalidMessage(describe_validation_error(error)) from None
