@@ -5,18 +5,21 @@ ACL file is generated from the same table (broker/generate.py).
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field
 
 from schemas.alerts import Alert, Summary, TakenReceipt, UplinkUsage
 from schemas.audio import AudioClasses, SoundEvent
-from schemas.envelope import Envelope
 from schemas.gas import GasAverage, GasEvent, GasReading
 from schemas.qos import PlanRequest, QosKnob, QosLevels, QosPlan
 from schemas.service import ConfigState, DeadLetter, Health, Metrics
+from schemas.topic_spec import KIB, MIB, is_valid_level, spec_of
+from schemas.topic_spec import RAW as RAW
+from schemas.topic_spec import SELF as SELF
+from schemas.topic_spec import TEXT as TEXT
+from schemas.topic_spec import TopicError as TopicError
+from schemas.topic_spec import TopicSpec as TopicSpec
 from schemas.video import Detections, MotionScore, ObjectEvent
 
 # Stage names: the MQTT username, the `edgegw run <stage>` name and the
@@ -50,127 +53,9 @@ STAGES: Final = (
 )
 USERS: Final = (*STAGES, OPERATOR)
 
-# `SELF` in publishers/subscribers means "each stage, on its own instance of
-# the topic" (the `{stage}` parameter is the stage's own name).
-SELF: Final = "<self>"
-
-RAW: Final = "raw"  # payload is opaque bytes (JPEG, PCM), not a JSON model
-TEXT: Final = "text"  # payload is a short UTF-8 word (status online/offline)
-
-_PARAM = re.compile(r"\{([a-z_]+)\}")
-_PARAM_VALUE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-KIB: Final = 1024
-MIB: Final = 1024 * KIB
-
-
-class TopicError(ValueError):
-    """A topic does not fit its template, or a parameter is not a valid level."""
-
-
 # Every lifecycle event on `event/<source>`, told apart by `kind`.
 AnyEvent = Annotated[GasEvent | ObjectEvent | SoundEvent, Field(discriminator="kind")]
 EVENT_MODELS: Final = (GasEvent, ObjectEvent, SoundEvent)
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    name: str
-    template: str
-    payload: Any  # an Envelope model, a union of them (with `models`), RAW or TEXT
-    qos: int
-    retained: bool
-    publishers: frozenset[str]
-    subscribers: frozenset[str]
-    max_bytes: int = 64 * KIB
-    models: tuple[type[Envelope], ...] = ()
-    params: tuple[str, ...] = field(init=False)
-    _adapter: TypeAdapter[Any] | None = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "params", tuple(_PARAM.findall(self.template)))
-        json = not isinstance(self.payload, str)
-        object.__setattr__(self, "_adapter", TypeAdapter(self.payload) if json else None)
-        if json and not self.models:
-            object.__setattr__(self, "models", (self.payload,))
-
-    def decode(self, raw: bytes) -> Envelope:
-        """Validate a JSON payload; raises pydantic.ValidationError."""
-        assert self._adapter is not None, f"{self.name} carries no JSON"
-        decoded: Envelope = self._adapter.validate_json(raw)
-        return decoded
-
-    def carries(self, message: object) -> bool:
-        return isinstance(message, self.models)
-
-    def topic(self, root: str, **params: str) -> str:
-        """The concrete topic under `root` (e.g. ``edgegw/gw1``)."""
-        missing = set(self.params) - params.keys()
-        extra = params.keys() - set(self.params)
-        if missing or extra:
-            raise TopicError(f"{self.name}: needs {self.params}, got {sorted(params)}")
-        for key, value in params.items():
-            if not _PARAM_VALUE.match(value):
-                raise TopicError(f"{self.name}: {key}={value!r} is not a valid topic level")
-        return f"{root}/{self.template.format(**params)}"
-
-    def filter(self, root: str, **params: str) -> str:
-        """A subscription filter: parameters not given become `+`."""
-        levels = {p: params.get(p, "+") for p in self.params}
-        return f"{root}/{self.template.format(**levels)}"
-
-    def match(self, root: str, topic: str) -> dict[str, str] | None:
-        """The parameters of `topic` if it is an instance of this spec under
-        `root` (whose levels may be `+`), else None."""
-        patterns = root.split("/") + self.template.split("/")
-        levels = topic.split("/")
-        if len(levels) != len(patterns):
-            return None
-        found: dict[str, str] = {}
-        for level, pattern in zip(levels, patterns, strict=True):
-            param = _PARAM.fullmatch(pattern)
-            if param:
-                found[param.group(1)] = level
-            elif pattern != "+" and level != pattern:
-                return None
-        return found
-
-    def may_publish(self, user: str, params: dict[str, str]) -> bool:
-        return user in self.publishers or (SELF in self.publishers and params.get("stage") == user)
-
-    def may_subscribe(self, user: str, params: dict[str, str]) -> bool:
-        return user in self.subscribers or (
-            SELF in self.subscribers and params.get("stage") == user
-        )
-
-    @property
-    def is_json(self) -> bool:
-        return self._adapter is not None
-
-
-def _spec(
-    name: str,
-    template: str,
-    payload: Any,
-    *,
-    qos: int,
-    retained: bool = False,
-    publishers: tuple[str, ...],
-    subscribers: tuple[str, ...],
-    max_bytes: int = 64 * KIB,
-    models: tuple[type[Envelope], ...] = (),
-) -> TopicSpec:
-    return TopicSpec(
-        name=name,
-        template=template,
-        payload=payload,
-        qos=qos,
-        retained=retained,
-        publishers=frozenset(publishers),
-        subscribers=frozenset(subscribers),
-        max_bytes=max_bytes,
-        models=models,
-    )
 
 
 ANALYTIC_STAGES: Final = (
@@ -183,7 +68,7 @@ ANALYTIC_STAGES: Final = (
 )
 
 
-FRAME = _spec(
+FRAME = spec_of(
     "frame",
     "camera/{camera}/frame",
     RAW,  # JPEG; seq, capture ts, width and height ride as MQTT 5 user properties
@@ -192,7 +77,7 @@ FRAME = _spec(
     subscribers=(OBJECT_DETECTOR,),
     max_bytes=4 * MIB,
 )
-GAS_READING = _spec(
+GAS_READING = spec_of(
     "gas_reading",
     "sensor/gas/{sensor}",
     GasReading,
@@ -201,7 +86,7 @@ GAS_READING = _spec(
     subscribers=(GAS_AVERAGE, TELEMETRY_RECORDER, OPERATOR),
     max_bytes=4 * KIB,
 )
-GAS_AVERAGE_RESULT = _spec(
+GAS_AVERAGE_RESULT = spec_of(
     "gas_average",
     "gas/{sensor}/average",
     GasAverage,
@@ -210,7 +95,7 @@ GAS_AVERAGE_RESULT = _spec(
     subscribers=(TELEMETRY_RECORDER, OPERATOR),
     max_bytes=4 * KIB,
 )
-EVENT = _spec(
+EVENT = spec_of(
     "event",
     "event/{source}",
     AnyEvent,
@@ -220,7 +105,7 @@ EVENT = _spec(
     subscribers=(ALERT_FORWARDER, TELEMETRY_RECORDER, OPERATOR),
     max_bytes=16 * KIB,
 )
-MOTION = _spec(
+MOTION = spec_of(
     "motion",
     "camera/{camera}/motion",
     MotionScore,
@@ -229,7 +114,7 @@ MOTION = _spec(
     subscribers=(TELEMETRY_RECORDER, OPERATOR),
     max_bytes=4 * KIB,
 )
-DETECTIONS = _spec(
+DETECTIONS = spec_of(
     "detections",
     "detections/{camera}",
     Detections,
@@ -238,7 +123,7 @@ DETECTIONS = _spec(
     subscribers=(TELEMETRY_RECORDER, OPERATOR),
     max_bytes=256 * KIB,
 )
-SNAPSHOT = _spec(
+SNAPSHOT = spec_of(
     "snapshot",
     "snapshot/{camera}/{label}",
     RAW,  # JPEG of the latest object of that label
@@ -248,7 +133,7 @@ SNAPSHOT = _spec(
     subscribers=(OPERATOR, CLOUD_BRIDGE),
     max_bytes=4 * MIB,
 )
-AUDIO_CHUNK = _spec(
+AUDIO_CHUNK = spec_of(
     "audio_chunk",
     "audio/{mic}/chunk",
     RAW,  # PCM16 mono; seq, capture ts, sample rate, channels as user properties
@@ -257,7 +142,7 @@ AUDIO_CHUNK = _spec(
     subscribers=(AUDIO_CLASSIFIER,),
     max_bytes=1 * MIB,
 )
-AUDIO_CLASSES = _spec(
+AUDIO_CLASSES = spec_of(
     "audio_classes",
     "audio/{mic}/classes",
     AudioClasses,
@@ -266,7 +151,7 @@ AUDIO_CLASSES = _spec(
     subscribers=(TELEMETRY_RECORDER, OPERATOR),
     max_bytes=16 * KIB,
 )
-ALERT = _spec(
+ALERT = spec_of(
     "alert",
     "alert/{source}",
     Alert,
@@ -275,7 +160,7 @@ ALERT = _spec(
     subscribers=(CLOUD_BRIDGE, TELEMETRY_RECORDER, OPERATOR),
     max_bytes=32 * KIB,
 )
-SUMMARY = _spec(
+SUMMARY = spec_of(
     "summary",
     "summary/{analytic}",
     Summary,
@@ -283,7 +168,7 @@ SUMMARY = _spec(
     publishers=ANALYTIC_STAGES,
     subscribers=(CLOUD_BRIDGE, TELEMETRY_RECORDER, OPERATOR),
 )
-QOS_LEVELS = _spec(
+QOS_LEVELS = spec_of(
     "qos_levels",
     "qos/{analytic}/levels",
     QosLevels,
@@ -292,7 +177,7 @@ QOS_LEVELS = _spec(
     publishers=(*ANALYTIC_STAGES, CLOUD_BRIDGE),
     subscribers=(BANDWIDTH_ALLOCATOR, OPERATOR),
 )
-QOS_KNOB = _spec(
+QOS_KNOB = spec_of(
     "qos_knob",
     "qos/{analytic}",
     QosKnob,
@@ -302,7 +187,7 @@ QOS_KNOB = _spec(
     subscribers=(*ANALYTIC_STAGES, CLOUD_BRIDGE, OPERATOR),
     max_bytes=8 * KIB,
 )
-TAKEN = _spec(
+TAKEN = spec_of(
     "taken",
     "uplink/taken",
     TakenReceipt,
@@ -310,7 +195,7 @@ TAKEN = _spec(
     publishers=(CLOUD_BRIDGE,),
     subscribers=(ALERT_FORWARDER, OPERATOR),
 )
-QOS_PLAN = _spec(
+QOS_PLAN = spec_of(
     "qos_plan",
     "allocator/plan",
     QosPlan,
@@ -319,7 +204,7 @@ QOS_PLAN = _spec(
     publishers=(BANDWIDTH_ALLOCATOR,),
     subscribers=(OPERATOR, CLOUD_BRIDGE, TELEMETRY_RECORDER),
 )
-PLAN_REQUEST = _spec(
+PLAN_REQUEST = spec_of(
     "plan_request",
     "allocator/request",
     PlanRequest,
@@ -328,7 +213,7 @@ PLAN_REQUEST = _spec(
     subscribers=(BANDWIDTH_ALLOCATOR,),
     max_bytes=4 * KIB,
 )
-PLAN_RESPONSE = _spec(
+PLAN_RESPONSE = spec_of(
     "plan_response",
     "allocator/response/{request_id}",
     QosPlan,
@@ -336,7 +221,7 @@ PLAN_RESPONSE = _spec(
     publishers=(BANDWIDTH_ALLOCATOR,),
     subscribers=(OPERATOR,),
 )
-UPLINK_USAGE = _spec(
+UPLINK_USAGE = spec_of(
     "uplink_usage",
     "uplink/usage",
     UplinkUsage,
@@ -345,7 +230,7 @@ UPLINK_USAGE = _spec(
     publishers=(CLOUD_BRIDGE,),
     subscribers=(BANDWIDTH_ALLOCATOR, TELEMETRY_RECORDER, OPERATOR),
 )
-CONFIG = _spec(
+CONFIG = spec_of(
     "config",
     "config/{stage}",
     TEXT,  # a JSON object validated by the stage's own runtime-config model
@@ -355,7 +240,7 @@ CONFIG = _spec(
     subscribers=(SELF, OPERATOR, CLOUD_BRIDGE),
     max_bytes=64 * KIB,
 )
-CONFIG_STATE = _spec(
+CONFIG_STATE = spec_of(
     "config_state",
     "status/{stage}/config",
     ConfigState,
@@ -364,7 +249,7 @@ CONFIG_STATE = _spec(
     publishers=(SELF,),
     subscribers=(OPERATOR, CLOUD_BRIDGE),
 )
-STATUS = _spec(
+STATUS = spec_of(
     "status",
     "status/{stage}",
     TEXT,
@@ -374,7 +259,7 @@ STATUS = _spec(
     subscribers=(OPERATOR, CLOUD_BRIDGE, BANDWIDTH_ALLOCATOR),
     max_bytes=64,
 )
-HEALTH = _spec(
+HEALTH = spec_of(
     "health",
     "health/{stage}",
     Health,
@@ -383,7 +268,7 @@ HEALTH = _spec(
     publishers=(SELF,),
     subscribers=(OPERATOR, TELEMETRY_RECORDER),
 )
-METRICS = _spec(
+METRICS = spec_of(
     "metrics",
     "metrics/{stage}",
     Metrics,
@@ -391,7 +276,7 @@ METRICS = _spec(
     publishers=(SELF,),
     subscribers=(OPERATOR, TELEMETRY_RECORDER),
 )
-DEAD_LETTER = _spec(
+DEAD_LETTER = spec_of(
     "deadletter",
     "deadletter/{stage}",
     DeadLetter,
@@ -430,6 +315,6 @@ REGISTRY: Final[tuple[TopicSpec, ...]] = (
 
 def gateway_root(topic_root: str, gateway_id: str) -> str:
     """``edgegw/<gateway_id>``: the tree of one gateway."""
-    if not _PARAM_VALUE.match(gateway_id):
+    if not is_valid_level(gateway_id):
         raise TopicError(f"gateway_id={gateway_id!r} is not a valid topic level")
     return f"{topic_root}/{gateway_id}"

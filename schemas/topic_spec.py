@@ -1,0 +1,137 @@
+"""What one topic of the registry is (`TopicSpec`): its template and
+parameters, payload model, QoS, retention, size cap, and who may publish and
+subscribe; how concrete topics and subscription filters are built from it and
+matched against it. The table of every topic is schemas/topics.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pydantic import TypeAdapter
+
+from schemas.envelope import Envelope
+
+# `SELF` in publishers/subscribers means "each stage, on its own instance of
+# the topic" (the `{stage}` parameter is the stage's own name).
+SELF: Final = "<self>"
+
+RAW: Final = "raw"  # payload is opaque bytes (JPEG, PCM), not a JSON model
+TEXT: Final = "text"  # payload is a short UTF-8 word (status online/offline)
+
+_PARAM = re.compile(r"\{([a-z_]+)\}")
+_PARAM_VALUE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+KIB: Final = 1024
+MIB: Final = 1024 * KIB
+
+
+def is_valid_level(value: str) -> bool:
+    """Whether `value` may stand as one topic level (a parameter, a gateway id)."""
+    return _PARAM_VALUE.match(value) is not None
+
+
+class TopicError(ValueError):
+    """A topic does not fit its template, or a parameter is not a valid level."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    template: str
+    payload: Any  # an Envelope model, a union of them (with `models`), RAW or TEXT
+    qos: int
+    retained: bool
+    publishers: frozenset[str]
+    subscribers: frozenset[str]
+    max_bytes: int = 64 * KIB
+    models: tuple[type[Envelope], ...] = ()
+    params: tuple[str, ...] = field(init=False)
+    _adapter: TypeAdapter[Any] | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", tuple(_PARAM.findall(self.template)))
+        json = not isinstance(self.payload, str)
+        object.__setattr__(self, "_adapter", TypeAdapter(self.payload) if json else None)
+        if json and not self.models:
+            object.__setattr__(self, "models", (self.payload,))
+
+    def decode(self, raw: bytes) -> Envelope:
+        """Validate a JSON payload; raises pydantic.ValidationError."""
+        assert self._adapter is not None, f"{self.name} carries no JSON"
+        decoded: Envelope = self._adapter.validate_json(raw)
+        return decoded
+
+    def carries(self, message: object) -> bool:
+        return isinstance(message, self.models)
+
+    def topic(self, root: str, **params: str) -> str:
+        """The concrete topic under `root` (e.g. ``edgegw/gw1``)."""
+        missing = set(self.params) - params.keys()
+        extra = params.keys() - set(self.params)
+        if missing or extra:
+            raise TopicError(f"{self.name}: needs {self.params}, got {sorted(params)}")
+        for key, value in params.items():
+            if not _PARAM_VALUE.match(value):
+                raise TopicError(f"{self.name}: {key}={value!r} is not a valid topic level")
+        return f"{root}/{self.template.format(**params)}"
+
+    def filter(self, root: str, **params: str) -> str:
+        """A subscription filter: parameters not given become `+`."""
+        levels = {p: params.get(p, "+") for p in self.params}
+        return f"{root}/{self.template.format(**levels)}"
+
+    def match(self, root: str, topic: str) -> dict[str, str] | None:
+        """The parameters of `topic` if it is an instance of this spec under
+        `root` (whose levels may be `+`), else None."""
+        patterns = root.split("/") + self.template.split("/")
+        levels = topic.split("/")
+        if len(levels) != len(patterns):
+            return None
+        found: dict[str, str] = {}
+        for level, pattern in zip(levels, patterns, strict=True):
+            param = _PARAM.fullmatch(pattern)
+            if param:
+                found[param.group(1)] = level
+            elif pattern != "+" and level != pattern:
+                return None
+        return found
+
+    def may_publish(self, user: str, params: dict[str, str]) -> bool:
+        return user in self.publishers or (SELF in self.publishers and params.get("stage") == user)
+
+    def may_subscribe(self, user: str, params: dict[str, str]) -> bool:
+        return user in self.subscribers or (
+            SELF in self.subscribers and params.get("stage") == user
+        )
+
+    @property
+    def is_json(self) -> bool:
+        return self._adapter is not None
+
+
+def spec_of(
+    name: str,
+    template: str,
+    payload: Any,
+    *,
+    qos: int,
+    retained: bool = False,
+    publishers: tuple[str, ...],
+    subscribers: tuple[str, ...],
+    max_bytes: int = 64 * KIB,
+    models: tuple[type[Envelope], ...] = (),
+) -> TopicSpec:
+    return TopicSpec(
+        name=name,
+        template=template,
+        payload=payload,
+        qos=qos,
+        retained=retained,
+        publishers=frozenset(publishers),
+        subscribers=frozenset(subscribers),
+        max_bytes=max_bytes,
+        models=models,
+    )
