@@ -79,6 +79,7 @@ from services.audio_classifier.levels import PROFILE_PATH, AudioProfile, Profile
 from services.audio_classifier.settings import AudioClassifierConfig
 from services.audio_classifier.sound_events import SoundEvent, SoundEventTracker
 from services.audio_classifier.yamnet import PatchScores, YamnetClassifier
+from services.bandwidth_allocator.profile_cli import profile_main
 
 REFERENCE_STRIDE = 1
 STRIDES = (1, 2, 4, 8)
@@ -313,9 +314,7 @@ def profile_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    add_arguments(parser)
-    raise SystemExit(profile_command(parser.parse_args(argv)))
+    profile_main(__doc__, add_arguments, profile_command, argv)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from schemas.gas import Gas, GasReading
+from services.bandwidth_allocator.profile_cli import profile_main
 from services.gas_average.series import SeriesBook
 from services.gas_average.settings import DEFAULT_THRESHOLDS, GasAverageConfig
 from services.gas_replay.levels import PROFILE_PATH, GasProfile, ProfiledLevel
@@ -189,9 +190,7 @@ def profile_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    add_arguments(parser)
-    raise SystemExit(profile_command(parser.parse_args(argv)))
+    profile_main(__doc__, add_arguments, profile_command, argv)
 
 
 if __name__ == "__main__":

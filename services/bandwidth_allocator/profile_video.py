@@ -50,6 +50,7 @@ from pathlib import Path
 
 import cv2
 
+from services.bandwidth_allocator.profile_cli import profile_main
 from services.bandwidth_allocator.profile_video_detector import profile_detector
 from services.bandwidth_allocator.profile_video_pipeline import (
     FrameDetections,
@@ -188,9 +189,7 @@ def profile_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    add_arguments(parser)
-    raise SystemExit(profile_command(parser.parse_args(argv)))
+    profile_main(__doc__, add_arguments, profile_command, argv)
 
 
 if __name__ == "__main__":

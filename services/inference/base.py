@@ -39,5 +39,26 @@ class Model(Protocol):
     def run(self, inputs: list[npt.NDArray[np.generic]]) -> list[npt.NDArray[np.generic]]: ...
 
 
+class DescribedModel:
+    """What every backend reports the same way once loaded: its tensors and
+    its runtime. A backend sets the three attributes in `__init__`."""
+
+    _inputs: tuple[TensorInfo, ...]
+    _outputs: tuple[TensorInfo, ...]
+    _runtime: str
+
+    @property
+    def inputs(self) -> tuple[TensorInfo, ...]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[TensorInfo, ...]:
+        return self._outputs
+
+    @property
+    def runtime(self) -> str:
+        return self._runtime
+
+
 class ModelLoadError(RuntimeError):
     """The model file is missing, unreadable, or no runtime for it is installed."""

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.inference.base import ModelLoadError, TensorInfo
+from services.inference.base import DescribedModel, ModelLoadError, TensorInfo
 
 _ONNX_TO_NUMPY: dict[str, np.dtype[np.generic]] = {
     "tensor(float)": np.dtype(np.float32),
@@ -214,7 +214,7 @@ def _shape(raw_shape: list[Any]) -> tuple[int, ...]:
     return tuple(d if isinstance(d, int) else -1 for d in raw_shape)
 
 
-class ONNXModel:
+class ONNXModel(DescribedModel):
     """One onnxruntime session on the CPU provider."""
 
     def __init__(self, path: Path, threads: int = 1) -> None:
@@ -257,18 +257,6 @@ class ONNXModel:
             scale=scale,
             zero_point=zero_point,
         )
-
-    @property
-    def inputs(self) -> tuple[TensorInfo, ...]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[TensorInfo, ...]:
-        return self._outputs
-
-    @property
-    def runtime(self) -> str:
-        return self._runtime
 
     def run(self, inputs: list[npt.NDArray[np.generic]]) -> list[npt.NDArray[np.generic]]:
         if len(inputs) != len(self._input_names):

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.inference.base import ModelLoadError, TensorInfo
+from services.inference.base import DescribedModel, ModelLoadError, TensorInfo
 
 # Tried in order: ai-edge-litert is the maintained runtime (and works with
 # numpy 2); tflite-runtime is the older wheel some boards still ship.
@@ -51,7 +51,7 @@ def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
     )
 
 
-class TFLiteModel:
+class TFLiteModel(DescribedModel):
     """One TFLite interpreter. `run` is blocking; calls are serialised by a lock
     because an interpreter's tensors are shared state."""
 
@@ -69,18 +69,6 @@ class TFLiteModel:
         self._inputs = tuple(_tensor_info(d) for d in self._input_details)
         self._outputs = tuple(_tensor_info(d) for d in self._output_details)
         self._lock = threading.Lock()
-
-    @property
-    def inputs(self) -> tuple[TensorInfo, ...]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[TensorInfo, ...]:
-        return self._outputs
-
-    @property
-    def runtime(self) -> str:
-        return self._runtime
 
     def run(self, inputs: list[npt.NDArray[np.generic]]) -> list[npt.NDArray[np.generic]]:
         if len(inputs) != len(self._input_details):
