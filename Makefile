@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EXTRAS := video,audio,telemetry,deploy,dev
 SOURCES := schemas services broker tests tools
 
-.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env
+.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine
 
 setup: system-deps venv
 
@@ -40,7 +40,7 @@ unit: setup assets
 integration: setup
 	$(PY) -m pytest tests/integration -q
 
-test: setup assets lint
+test: setup assets lint docker-engine
 	$(PY) -m pytest -q
 
 bench: setup assets
@@ -50,9 +50,18 @@ bench: setup assets
 clean:
 	rm -rf $(VENV) var bench-results .mypy_cache .ruff_cache .pytest_cache
 
-# Containers on a gateway (needs a Docker engine with the compose plugin).
+# A Docker engine for the container test and `make compose`.
+docker-engine:
+	@bash tools/docker_engine.sh >/dev/null
+
+# Containers on a gateway: installs Debian's docker.io (and docker-compose when
+# the plugin is missing), starts dockerd if none runs, makes the base image.
 compose-env:
 	$(PY) -m broker.generate compose-env --out compose/.env
 
 compose: assets compose-env
-	docker compose -f compose/docker-compose.yml up --build
+	bash tools/compose.sh up --build
+
+# The containers end to end: build, start, a CO leak reaches alert/#, stop.
+compose-check: assets compose-env
+	$(PY) tools/compose_check.py

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import socket
 import sys
 from typing import TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import gateway_root
@@ -16,7 +18,7 @@ ENV_PREFIX = "EDGEGW_"
 class StageSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    mqtt_host: str = "localhost"
+    mqtt_host: str = Field(default="localhost", min_length=1)
     mqtt_port: int = Field(default=1883, ge=1, le=65535)
     mqtt_username: str | None = Field(default=None, description="defaults to the stage name")
     mqtt_password: SecretStr = SecretStr("")
@@ -28,9 +30,20 @@ class StageSettings(BaseSettings):
     instance: str = Field(
         default="0",
         pattern=r"^[A-Za-z0-9_.-]{1,32}$",
-        description="tells apart replicas of one stage (client id suffix)",
+        description="tells apart replicas of one stage (client id suffix); "
+        "`hostname`: this host's name, for replicas started alike (compose --scale)",
     )
     keepalive_s: int = Field(default=30, ge=2, le=3600)
+
+    @field_validator("instance", mode="before")
+    @classmethod
+    def _instance_from_hostname(cls, value: object) -> object:
+        # Replicas of one compose service share their environment; their
+        # container host names (ids) differ, so each gets its own client id.
+        if value == "hostname":
+            return re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:32] or "0"
+        return value
+
     session_expiry_s: int = Field(
         default=3600, ge=0, description="how long the broker keeps a QoS 1 consumer's queue"
     )

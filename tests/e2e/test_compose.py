@@ -1,0 +1,31 @@
+"""The container images and compose/docker-compose.yml on a real Docker engine:
+`make compose-check` (tools/compose_check.py) run as a test. It needs the
+engine `make test` sets up (tools/docker_engine.sh: Debian's docker.io,
+dockerd, a bookworm base image)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_compose_stack_comes_up_and_turns_video_and_sound_into_alerts() -> None:
+    done = subprocess.run(
+        [sys.executable, "tools/compose_check.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1200,  # a first build downloads every wheel into the image
+        check=False,
+    )
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-4000:])
+    report = orjson.loads(done.stdout.strip().splitlines()[-1])["compose_check"]
+    print(report)
+    assert report["missing"] == []
+    seen = report["first_seen_s"]
+    assert {"alert:object", "alert:sound", "gas_average", "tsdb_points"} <= seen.keys()
