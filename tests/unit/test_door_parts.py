@@ -61,3 +61,27 @@ def test_validation_errors_name_the_field() -> None:
     with pytest.raises(ValidationError) as caught:
         GasReading.model_validate_json(b'{"source": "x", "sensor": "k", "gas": "co", "value": -2}')
     assert describe_validation_error(caught.value).startswith("value: ")
+
+
+def test_instance_hostname_gives_each_replica_its_own_client_suffix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from services.common.settings import StageSettings
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "3f2a9c1b7d4e")
+    monkeypatch.setenv("EDGEGW_INSTANCE", "hostname")
+    assert StageSettings().instance == "3f2a9c1b7d4e"
+    monkeypatch.setattr(socket, "gethostname", lambda: "gw 1/lobby")
+    assert StageSettings().instance == "gw-1-lobby"
+    monkeypatch.setenv("EDGEGW_INSTANCE", "2")
+    assert StageSettings().instance == "2"
+
+
+def test_an_empty_broker_host_is_refused_naming_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.common.settings import StageSettings
+
+    monkeypatch.setenv("EDGEGW_MQTT_HOST", "")
+    with pytest.raises(ValidationError, match="mqtt_host"):
+        StageSettings()
