@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from dataclasses import dataclass
 
 import pytest
@@ -14,6 +15,7 @@ from services.common.backoff import Backoff
 from services.common.dedup import SeenIds
 from services.common.door import describe_validation_error
 from services.common.incoming_queue import bounded_queue_type
+from services.common.settings import StageSettings
 from services.common.stage_metrics import StageMetrics
 
 
@@ -66,10 +68,6 @@ def test_validation_errors_name_the_field() -> None:
 def test_instance_hostname_gives_each_replica_its_own_client_suffix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import socket
-
-    from services.common.settings import StageSettings
-
     monkeypatch.setattr(socket, "gethostname", lambda: "3f2a9c1b7d4e")
     monkeypatch.setenv("EDGEGW_INSTANCE", "hostname")
     assert StageSettings().instance == "3f2a9c1b7d4e"
@@ -80,8 +78,6 @@ def test_instance_hostname_gives_each_replica_its_own_client_suffix(
 
 
 def test_an_empty_broker_host_is_refused_naming_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
-    from services.common.settings import StageSettings
-
     monkeypatch.setenv("EDGEGW_MQTT_HOST", "")
     with pytest.raises(ValidationError, match="mqtt_host"):
         StageSettings()
