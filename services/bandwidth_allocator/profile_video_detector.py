@@ -18,12 +18,15 @@ from services.bandwidth_allocator.profile_video_pipeline import (
     run_pipeline,
 )
 from services.camera_capture.encode import Frame, decode_jpeg
-from services.camera_capture.video_profile import DetectorCosts, DetectorProfiledLevel
+from services.camera_capture.video_profile import (
+    DetectorCosts,
+    DetectorProfiledLevel,
+    DetectorUtilityShares,
+)
 from services.object_detector.ssd import SSDDetector
 from services.object_detector.stage import crop_snapshot, to_message
 
 RESULT_RATES = (0.5, 1.0, 2.0, 5.0, 10.0)
-EVENTS_SHARE, RESULTS_SHARE, SNAPSHOT_SHARE = 0.5, 0.3, 0.2
 TOPIC_ROOT = "edgegw/gw-0001"  # a typical root: the topic is part of the bytes sent
 # PUBLISH fixed header, topic length, packet id, property length.
 MQTT_OVERHEAD_BYTES = 10
@@ -131,9 +134,8 @@ def profile_detector(
                 DetectorProfiledLevel(
                     result_rate=rate,
                     snapshots=snapshots,
-                    utility=round(
-                        EVENTS_SHARE + RESULTS_SHARE * quality + SNAPSHOT_SHARE * share, 4
-                    ),
+                    # The default shares; the stage re-scores with the operator's.
+                    utility=DetectorUtilityShares().utility(quality, share),
                     results_quality=round(quality, 4),
                     snapshot_share=round(share, 4),
                     cost_kbps=round(base_kbps + extra, 2),

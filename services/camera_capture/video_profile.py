@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from schemas.envelope import Model
 
@@ -28,6 +28,32 @@ class CameraProfiledLevel(Model):
     mean_iou: float = Field(ge=0, le=1, description="per reference detection, a miss counts 0")
     mean_jpeg_bytes: float = Field(ge=0)
     cost_kbps: float = Field(ge=0, description="mean JPEG bits x fps, on the profiled video")
+
+
+class DetectorUtilityShares(Model):
+    """How much each thing the detector sends upstream is worth to the operator.
+
+    A detector level is scored on three measured qualities: events (the same
+    at every level), the published detections (`results_quality`) and the
+    verified snapshots (`snapshot_share`). How they add up is a preference,
+    not a measurement, so it is config (`level_utility` of object-detector);
+    the defaults value events most, then live results, then pictures.
+    """
+
+    events: float = Field(default=0.5, ge=0)
+    results: float = Field(default=0.3, ge=0)
+    snapshots: float = Field(default=0.2, ge=0)
+
+    @model_validator(mode="after")
+    def _some_share(self) -> DetectorUtilityShares:
+        if self.events + self.results + self.snapshots <= 0:
+            raise ValueError("at least one of events, results, snapshots must be > 0")
+        return self
+
+    def utility(self, results_quality: float, snapshot_share: float) -> float:
+        total = self.events + self.results + self.snapshots
+        score = self.events + self.results * results_quality + self.snapshots * snapshot_share
+        return round(score / total, 4)
 
 
 class DetectorProfiledLevel(Model):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.qos import QosLevel
-from services.camera_capture.video_profile import VideoProfile
+from services.camera_capture.video_profile import DetectorUtilityShares, VideoProfile
 
 # PUBLISH fixed header, topic length, packet id and property length.
 MQTT_OVERHEAD_BYTES = 10
@@ -68,8 +68,11 @@ class CameraUsage:
         return self.last_ts - self.first_ts if self.first_ts is not None else 0.0
 
 
-def price_levels(usage: CameraUsage, profile: VideoProfile) -> list[QosLevel]:
-    """One level per profiled row, priced from `usage` (needs >= 2 frames)."""
+def price_levels(
+    usage: CameraUsage, profile: VideoProfile, shares: DetectorUtilityShares
+) -> list[QosLevel]:
+    """One level per profiled row, priced from `usage` (needs >= 2 frames),
+    scored with the operator's `shares` of the row's measured qualities."""
     seconds = max(usage.seconds, 1e-3)
     detections_bytes = usage.detection_bytes / max(1, usage.frames)
     costs = profile.detector_costs
@@ -93,16 +96,19 @@ def price_levels(usage: CameraUsage, profile: VideoProfile) -> list[QosLevel]:
                 name=f"{row.result_rate:g}hz-{mode}",
                 params={"result_rate": row.result_rate, "snapshots": row.snapshots},
                 cost_kbps=round(bits / 1000, 2),
-                utility=row.utility,
+                utility=shares.utility(row.results_quality, row.snapshot_share),
             )
         )
     return levels
 
 
 def repricing_needed(published: list[QosLevel], fresh: list[QosLevel]) -> bool:
-    old = {level.name: level.cost_kbps for level in published}
+    """A cost moved by more than REPRICE_CHANGE, or a utility changed (new shares)."""
+    old = {level.name: level for level in published}
     for level in fresh:
         before = old.get(level.name)
-        if before is None or abs(level.cost_kbps - before) > REPRICE_CHANGE * max(before, 1.0):
+        if before is None or level.utility != before.utility:
+            return True
+        if abs(level.cost_kbps - before.cost_kbps) > REPRICE_CHANGE * max(before.cost_kbps, 1.0):
             return True
     return False

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from schemas.envelope import Model
-from services.camera_capture.video_profile import VIDEO_PROFILE_PATH
+from services.camera_capture.video_profile import VIDEO_PROFILE_PATH, DetectorUtilityShares
 from services.common.settings import StageSettings
 from services.object_detector.zones import Zone
 
@@ -50,6 +50,10 @@ class DetectorConfig(Model):
         default_factory=dict, description="camera -> its zones"
     )
     snapshots: bool = Field(default=True, description="a retained JPEG crop on every `new`")
+    level_utility: DetectorUtilityShares = Field(
+        default_factory=DetectorUtilityShares,
+        description="what events, live results and snapshots are worth in the QoS levels",
+    )
     result_rate: float = Field(
         default=0.0,
         ge=0,

@@ -166,6 +166,8 @@ class DetectorStage:
     def _reconfigure(self, config: DetectorConfig) -> None:
         for camera, state in self._cameras.items():
             state.events.reconfigure(config.zones_of(camera), config.label_filter, config.min_score)
+            # New shares re-score the levels on the camera's next frame.
+            state.priced_at, state.frames_at_pricing = 0.0, 0
 
     def _state_of(self, camera: str) -> CameraState:
         state = self._cameras.get(camera)
@@ -296,7 +298,7 @@ class DetectorStage:
             return
         state.frames_at_pricing, state.priced_at = usage.frames, now
         analytic = analytic_name(camera)
-        levels = price_levels(usage, self._profile)
+        levels = price_levels(usage, self._profile, self.config.current.level_utility)
         if state.published_levels is not None and not repricing_needed(
             state.published_levels, levels
         ):

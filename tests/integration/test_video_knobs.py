@@ -197,3 +197,31 @@ def test_detector_knob_cleared_back_to_config_bad_params_dead_letter(stage, prob
     assert full >= 5.0
     assert limited <= 1.5
     assert restored >= 5.0
+
+
+def test_the_operators_shares_rescore_the_detector_levels_it_publishes(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+    observer = probe("operator")
+    observer.subscribe(f"{root}/qos/detector.porch/levels", qos=1)
+    observer.subscribe(f"{root}/status/object-detector/config", qos=1)
+    stage("object-detector", EDGEGW_THREADS="1", EDGEGW_LEVELS_AFTER_FRAMES="5")
+    camera, operator = probe("camera-capture"), probe("operator")
+    frames = vtest_jpegs(10, 320)
+    frame_topic = f"{root}/camera/porch/frame"
+    seq = offer_frames(camera, frame_topic, frames, fps=8, seconds=2.0)
+    first = {lv["name"]: lv for lv in _latest_levels(observer, root, "detector.porch")}
+    assert first["10hz-results"]["utility"] > 0.5  # live results count by default
+
+    changed = time.time()
+    pictures = {"level_utility": {"events": 0.2, "results": 0.0, "snapshots": 0.8}}
+    operator.publish(f"{root}/config/object-detector", orjson.dumps(pictures), retain=True)
+    observer.wait_for(lambda m: m.topic.endswith("/config") and m.at >= changed)
+    offer_frames(camera, frame_topic, frames, fps=8, seconds=1.0, first_seq=seq)
+    seen = observer.wait_for(lambda m: m.topic.endswith("/levels") and m.at >= changed)[-1]
+    by_name = {lv["name"]: lv for lv in seen.json()["levels"]}
+    print(
+        f"10hz-results utility {first['10hz-results']['utility']} -> "
+        f"{by_name['10hz-results']['utility']}, published {seen.at - changed:.2f} s after"
+    )
+    assert by_name["10hz-results"]["utility"] == 0.2
+    assert by_name["10hz-snapshots"]["utility"] > by_name["10hz-results"]["utility"]
+    operator.publish(f"{root}/config/object-detector", b"", retain=True)

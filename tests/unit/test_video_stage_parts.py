@@ -10,7 +10,7 @@ import pytest
 
 from services.camera_capture.levels import measure_levels
 from services.camera_capture.settings import CaptureConfig, KnobParams, effective_knobs
-from services.camera_capture.video_profile import load_video_profile
+from services.camera_capture.video_profile import DetectorUtilityShares, load_video_profile
 from services.common.door import InvalidMessage
 from services.object_detector.levels import CameraUsage, price_levels, repricing_needed
 from services.object_detector.mailbox import LatestFrames, PendingFrame, TooManyCameras
@@ -140,7 +140,7 @@ def test_detector_levels_are_priced_from_what_the_camera_produced() -> None:
     for kind in ("new", "update", "end", "new"):
         usage.observe_event(kind, 500)
     usage.observe_snapshot(4000)
-    levels = {level.name: level for level in price_levels(usage, profile)}
+    levels = {level.name: level for level in price_levels(usage, profile, DetectorUtilityShares())}
     assert len(levels) == len(profile.detector)
     seconds = 1.9
     events_kbps = 4 * 500 * 8 / seconds / 1000
@@ -155,7 +155,25 @@ def test_detector_levels_are_priced_from_what_the_camera_produced() -> None:
     priced = list(levels.values())
     assert not repricing_needed(priced, priced)
     usage.observe_snapshot(40_000)  # crops got much bigger
-    assert repricing_needed(priced, price_levels(usage, profile))
+    assert repricing_needed(priced, price_levels(usage, profile, DetectorUtilityShares()))
+
+
+def test_the_operators_shares_rescore_the_detector_levels() -> None:
+    profile = load_video_profile()
+    usage = CameraUsage()
+    usage.observe_frame(1.0, 1000)
+    usage.observe_frame(2.0, 1000)
+    default = price_levels(usage, profile, DetectorUtilityShares())
+    # With the default shares the stage publishes what the profile measured.
+    assert [level.utility for level in default] == [row.utility for row in profile.detector]
+    pictures = DetectorUtilityShares(events=0.2, results=0.0, snapshots=0.8)
+    rescored = {level.name: level for level in price_levels(usage, profile, pictures)}
+    row = next(r for r in profile.detector if r.snapshots and r.result_rate == 1.0)
+    assert rescored["1hz-snapshots"].utility == pytest.approx(0.2 + 0.8 * row.snapshot_share, 1e-3)
+    assert rescored["10hz-results"].utility == pytest.approx(0.2)  # live results now worth 0
+    assert repricing_needed(default, list(rescored.values()))
+    with pytest.raises(ValueError, match="at least one"):
+        DetectorUtilityShares(events=0, results=0, snapshots=0)
 
 
 def test_detector_levels_fall_back_to_the_profile_before_events() -> None:
@@ -163,7 +181,7 @@ def test_detector_levels_fall_back_to_the_profile_before_events() -> None:
     usage = CameraUsage()
     usage.observe_frame(1.0, 1000)
     usage.observe_frame(2.0, 1000)
-    levels = {level.name: level for level in price_levels(usage, profile)}
+    levels = {level.name: level for level in price_levels(usage, profile, DetectorUtilityShares())}
     costs = profile.detector_costs
     expected = costs.snapshot_bytes * costs.new_events_per_s * 8 / 1000
     gap = levels["2hz-snapshots"].cost_kbps - levels["2hz-results"].cost_kbps
