@@ -14,7 +14,6 @@ never came.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,10 @@ import orjson
 import paho.mqtt.client as mqtt
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.harness.broker import free_port  # noqa: E402
+
 ROOT = "edgegw/gw1"
 STAGES = (
     "gas-replay",
@@ -40,13 +43,6 @@ STAGES = (
 )
 PROJECT = "edgegw-check"
 TIMEOUT_S = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def compose(env: dict[str, str], *args: str) -> None:

@@ -10,7 +10,6 @@ the tests take "the server" away from the recorder and give it back.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -21,13 +20,9 @@ from typing import Any
 
 import orjson
 
+from tests.harness.broker import free_port, stop_process
+
 HTTP_TIMEOUT_S = 5.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def victoria_metrics_binary() -> str:
@@ -42,7 +37,7 @@ def victoria_metrics_binary() -> str:
 class VictoriaMetrics:
     def __init__(self, directory: Path, port: int | None = None) -> None:
         self.directory = directory
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = directory / "victoria-metrics.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -73,12 +68,7 @@ class VictoriaMetrics:
         """SIGTERM: it flushes what it holds to disk and exits."""
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout=10)
+        stop_process(self._process, grace_s=15)
         self._process = None
 
     @property

@@ -11,12 +11,11 @@ from __future__ import annotations
 import getpass
 import secrets
 import shutil
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness.broker import free_port, start_mosquitto
+from tests.harness.broker import free_port, start_mosquitto, stop_process
 
 GATEWAY_USER = "edge-gateway"  # the gateway's account on the cloud broker
 CLOUD_OPERATOR = "cloud-operator"  # the cloud-side consumer and config author
@@ -124,12 +123,7 @@ class CloudBroker:
     def stop(self) -> None:
         """SIGTERM: Mosquitto saves its persistence file on the way out."""
         if self._process is not None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
+            stop_process(self._process)
             self._process = None
 
     def bridge_env(self, *, ca: Path | None = None) -> dict[str, str]:
