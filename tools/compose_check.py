@@ -6,16 +6,20 @@ stack the operator runs is left alone), then, as the `operator` user on the
 published broker port,
 waits for what a site would see: every stage `online`, gas averages, a person
 event from the bundled video, a sound event, the alerts the forwarder makes of
-them, and points in the time-series server. Prints one JSON line with the
-times, tears the stack down (volumes too) and exits non-zero naming what
-never came.
+them, and points in the time-series server. The cloud bridge runs too
+(`--profile cloud`) against a cloud Mosquitto on this host (TLS, client
+certificates: the test PKI, valid for host.docker.internal), where alerts and
+camera snapshots must arrive. Prints one JSON line with the times, tears the
+stack down (volumes too) and exits non-zero naming what never came.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -28,6 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.harness.broker import free_port  # noqa: E402
+from tests.integration.cloud.cloud_broker import GATEWAY_USER, CloudBroker, TestPki  # noqa: E402
+from tests.integration.cloud.cloud_probe import CloudProbe  # noqa: E402
 
 ROOT = "edgegw/gw1"
 STAGES = (
@@ -40,8 +46,10 @@ STAGES = (
     "alert-forwarder",
     "bandwidth-allocator",
     "telemetry-recorder",
+    "cloud-bridge",
 )
 PROJECT = "edgegw-check"
+CLOUD_HOST = "host.docker.internal"  # compose maps it to the host for cloud-bridge
 TIMEOUT_S = 180.0
 
 
@@ -96,7 +104,31 @@ def wanted() -> list[str]:
         "alert:object",
         "alert:sound",
         "tsdb_points",
+        "cloud:alert",
+        "cloud:snapshot",
     ]
+
+
+def start_cloud(work: Path) -> tuple[CloudBroker, dict[str, str]]:
+    """A cloud broker on this host, and the compose variables that point the bridge at it."""
+    pki = TestPki.create(work / "pki", extra_names=(CLOUD_HOST,))
+    secrets = work / "secrets"
+    secrets.mkdir()
+    for source, name in ((pki.ca, "ca.pem"), (pki.client_cert, "client.pem")):
+        shutil.copy(source, secrets / name)
+    shutil.copy(pki.client_key, secrets / "client.key")
+    (secrets / "client.key").chmod(0o644)  # a throwaway key the container user must read
+    cloud = CloudBroker(work / "cloud", pki, listen="0.0.0.0")
+    cloud.start()
+    env = {
+        "EDGEGW_CLOUD_HOST": CLOUD_HOST,
+        "EDGEGW_CLOUD_PORT": str(cloud.port),
+        "EDGEGW_CLOUD_USERNAME": GATEWAY_USER,
+        "EDGEGW_CLOUD_PASSWORD": cloud.passwords[GATEWAY_USER],
+        "EDGEGW_CLOUD_SECRETS": str(secrets),
+        "EDGEGW_CONFIRM_WITH_BRIDGE": "true",
+    }
+    return cloud, env
 
 
 def tsdb_has_points(port: int) -> bool:
@@ -112,19 +144,33 @@ def tsdb_has_points(port: int) -> bool:
 def main() -> int:
     password = operator_password()
     broker_port, tsdb_port = free_port(), free_port()
-    env = {
-        "COMPOSE_PROJECT_NAME": PROJECT,
-        "EDGEGW_BROKER_PORT": str(broker_port),
-        "EDGEGW_TSDB_PORT": str(tsdb_port),
-    }
+    with tempfile.TemporaryDirectory(prefix="edgegw-compose-check-") as scratch:
+        cloud, cloud_env = start_cloud(Path(scratch))
+        env = {
+            "COMPOSE_PROJECT_NAME": PROJECT,
+            "EDGEGW_BROKER_PORT": str(broker_port),
+            "EDGEGW_TSDB_PORT": str(tsdb_port),
+            **cloud_env,
+        }
+        try:
+            return check(env, password, broker_port, tsdb_port, cloud)
+        finally:
+            cloud.stop()
+
+
+def check(
+    env: dict[str, str], password: str, broker_port: int, tsdb_port: int, cloud: CloudBroker
+) -> int:
     build_started = time.monotonic()
-    compose(env, "up", "-d", "--build")
+    compose(env, "--profile", "cloud", "up", "-d", "--build")
     started = time.monotonic()
     watcher = Watcher(started)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.username_pw_set("operator", password)
     client.on_message = watcher.on_message
     client.on_connect = lambda c, *_: c.subscribe(f"{ROOT}/#", qos=1)
+    upstairs = CloudProbe(cloud)
+    upstairs.subscribe(f"{ROOT}/#")
     try:
         deadline = started + TIMEOUT_S
         while True:
@@ -139,6 +185,9 @@ def main() -> int:
         while time.monotonic() < deadline and set(wanted()) - watcher.seen.keys():
             if "tsdb_points" not in watcher.seen and tsdb_has_points(tsdb_port):
                 watcher.note("tsdb_points")
+            for kind in ("alert", "snapshot"):
+                if upstairs.received(lambda m, k=kind: m.topic.startswith(f"{ROOT}/{k}/")):
+                    watcher.note(f"cloud:{kind}")
             time.sleep(0.5)
         client.loop_stop()
         missing = sorted(set(wanted()) - watcher.seen.keys())
@@ -153,7 +202,8 @@ def main() -> int:
         return 1 if missing else 0
     finally:
         client.disconnect()
-        compose(env, "down", "-v")
+        upstairs.close()
+        compose(env, "--profile", "cloud", "down", "-v")
 
 
 if __name__ == "__main__":

@@ -61,12 +61,15 @@ class TestPki:
     rogue_ca: Path  # a CA that signed nothing we use: trusting it must fail
 
     @classmethod
-    def create(cls, directory: Path) -> TestPki:
+    def create(cls, directory: Path, extra_names: tuple[str, ...] = ()) -> TestPki:
+        """`extra_names`: more DNS names the server certificate is valid for
+        (e.g. the name containers reach the host by)."""
         directory.mkdir(parents=True, exist_ok=True)
         ca = _make_ca(directory, "edgegw-test-ca")
+        names = ",".join(["IP:127.0.0.1", "DNS:localhost", *(f"DNS:{n}" for n in extra_names)])
         server = _issue(
             directory, ca, "cloud-server",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+            f"subjectAltName={names}\nextendedKeyUsage=serverAuth\n",
         )  # fmt: skip
         client = _issue(directory, ca, "gateway-client", "extendedKeyUsage=clientAuth\n")
         _, rogue = _make_ca(directory, "rogue-ca")
@@ -87,11 +90,13 @@ topic readwrite edgegw/#
 
 
 class CloudBroker:
-    def __init__(self, directory: Path, pki: TestPki, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, pki: TestPki, port: int | None = None, listen: str = "127.0.0.1"
+    ) -> None:
         self.directory = directory
         self.pki = pki
         self.port = port or free_port()
-        self.host = "127.0.0.1"
+        self.host = "127.0.0.1"  # where clients on this machine reach it
         self.passwords = {GATEWAY_USER: secrets.token_urlsafe(12), CLOUD_OPERATOR: "op"}
         self.log = directory / "cloud-mosquitto.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -105,7 +110,7 @@ class CloudBroker:
         self.conf = directory / "cloud-mosquitto.conf"
         self.conf.write_text(
             "per_listener_settings false\n"
-            f"listener {self.port} {self.host}\n"
+            f"listener {self.port} {listen}\n"
             f"cafile {pki.ca}\ncertfile {pki.server_cert}\nkeyfile {pki.server_key}\n"
             "require_certificate true\nuse_identity_as_username false\n"
             "allow_anonymous false\n"
