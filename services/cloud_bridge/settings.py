@@ -48,10 +48,12 @@ class CloudBridgeSettings(StageSettings):
     spool_ttl_status_s: float | None = Field(default=3600.0, gt=0)
     budget_kbps: float = Field(default=256.0, gt=0, description="start-up upload budget")
     burst_s: float = Field(default=1.0, gt=0, description="bucket depth, in seconds of budget")
-    backlog_share: float = Field(
-        default=0.5, gt=0, le=1, description="share of the rate a drain may use while live"
+    live_reserve_share: float = Field(
+        default=0.25,
+        ge=0,
+        le=0.5,
+        description="share of the bucket only live messages may spend (token_bucket.py)",
     )
-    live_quiet_s: float = Field(default=5.0, ge=0)
     live_queue: int = Field(default=1024, ge=1, description="live messages held ahead of backlog")
     drain_page: int = Field(default=256, ge=1, le=10_000)
     cloud_publish_timeout_s: float = Field(default=5.0, gt=0)

@@ -87,8 +87,7 @@ class CloudBridgeStage:
             budget,
             now,
             burst_s=settings.burst_s,
-            backlog_share=settings.backlog_share,
-            live_quiet_s=settings.live_quiet_s,
+            live_reserve_share=settings.live_reserve_share,
         )
         self._accounting = UploadAccounting(budget, now, window_s=settings.usage_window_s)
         self.uplink = Uplink(

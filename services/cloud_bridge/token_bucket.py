@@ -4,22 +4,35 @@ Everything takes `now` (seconds on a monotonic clock) from the caller and
 answers how long to wait instead of sleeping, so the policy is tested without
 time passing and the async shell owns the only `asyncio.sleep`.
 
-Policy of `UplinkPacer` (three lanes sharing one budget):
+Policy of `UplinkPacer`: three lanes spend one bucket (the allocated rate,
+with a burst of `burst_s` of it).
 
-* ``live`` — a message that arrived while the cloud link is up. It is limited
-  only by the shared bucket (the allocated rate, with a burst).
-* ``backlog`` — a message replayed from the spool. While a live message
-  announced by `live_waiting` is neither sent nor cancelled, the backlog
-  sends nothing (strict priority; it is told to re-ask after the time the
-  live bytes and its own need). While live traffic was seen in the last
-  ``live_quiet_s`` it is further capped at ``backlog_share`` of the rate by a
-  second bucket. With no live traffic, the drain may use the whole rate.
-* ``media`` — camera snapshots (snapshot_uplink). Paced exactly like the
-  backlog: images never delay an alert.
+* ``live`` — a message that arrived while the cloud link is up. It may spend
+  every token in the bucket.
+* ``backlog`` — a message replayed from the spool — and ``media`` (camera
+  snapshots, snapshot_uplink) may spend only what lies above a *live
+  reserve* (``live_reserve_share`` of the burst), and nothing at all while a
+  live message announced by `live_waiting` is neither sent nor cancelled.
 
-So a live alert during a 10 000-message drain waits at most for the tokens
-its own bytes need (plus any pending live bytes ahead of it), and the drain
-never exceeds the allocated rate.
+Why a reserve and not a share of the rate: capping the drain at a fraction
+of the rate while live traffic flows left the link half idle for a whole
+post-outage drain whenever a summary trickled in every few seconds. The
+reserve costs the drain nothing in the long run — the tokens it holds are a
+level, not a rate; whatever live traffic does not spend, the drain gets — so
+the drain runs at the rate minus the live bytes. And it keeps live first: a
+saturating drain leaves the bucket at the reserve, so a live message that
+fits in it goes at once, and a larger one (or a burst of them) waits only
+for the tokens of its own bytes and the live bytes ahead of it, since
+nothing else spends while they wait.
+
+Over any interval all lanes together send at most the burst plus the rate
+times its length (plus one message's overshoot, see `TokenBucket`). The one
+way a live message waits longer: a backlog or media message larger than the
+burst minus the reserve waits for a full bucket and then eats into the
+reserve (past the burst, into debt), which a live message arriving then
+waits out too; `burst_s` is sized (and `min_burst_bytes` floors it) so
+spooled messages do not get there, though a big snapshot on a small budget
+may.
 """
 
 from __future__ import annotations
@@ -79,12 +92,17 @@ class TokenBucket:
             self._burst = burst_bytes
             self._tokens = min(self._tokens, burst_bytes)
 
-    def delay_for(self, nbytes: int, now: float) -> float:
-        """Seconds from `now` until `nbytes` may go; `math.inf` at rate 0."""
+    def delay_for(self, nbytes: int, now: float, keep: float = 0.0) -> float:
+        """Seconds from `now` until `nbytes` may go and still leave `keep`
+        tokens in the bucket; `math.inf` at rate 0."""
         if nbytes < 0:
             raise ValueError("nbytes must be >= 0")
+        if not 0 <= keep < self._burst:
+            raise ValueError("keep must be in [0, burst)")
         self._refill(now)
-        needed = min(float(nbytes), self._burst)
+        # Past the burst the tokens never get: such a message waits for a
+        # full bucket, keeps nothing back, and leaves the bucket in debt.
+        needed = min(float(nbytes) + keep, self._burst)
         # A shortfall below a micro-byte is float rounding, not a reason to wait.
         if self._tokens + 1e-6 >= needed:
             return 0.0
@@ -107,7 +125,7 @@ class TokenBucket:
 
 
 class UplinkPacer:
-    """Shares one upload rate between live messages and the spool's backlog."""
+    """Shares one upload rate between live messages, the backlog and media."""
 
     def __init__(
         self,
@@ -115,27 +133,21 @@ class UplinkPacer:
         now: float,
         burst_s: float = 1.0,
         min_burst_bytes: int = 4096,
-        backlog_share: float = 0.5,
-        live_quiet_s: float = 5.0,
+        live_reserve_share: float = 0.25,
     ) -> None:
         if burst_s <= 0:
             raise ValueError("burst_s must be positive")
         if min_burst_bytes <= 0:
             raise ValueError("min_burst_bytes must be positive")
-        if not 0 < backlog_share <= 1:
-            raise ValueError("backlog_share must be in (0, 1]")
-        if live_quiet_s < 0:
-            raise ValueError("live_quiet_s must be >= 0")
+        # At most half: the backlog needs the rest of the bucket for its own
+        # messages, or each one leaves the bucket in debt (see module doc).
+        if not 0 <= live_reserve_share <= 0.5:
+            raise ValueError("live_reserve_share must be in [0, 0.5]")
         self._burst_s = burst_s
         self._min_burst = float(min_burst_bytes)
-        self._share = backlog_share
-        self._live_quiet_s = live_quiet_s
+        self._reserve_share = live_reserve_share
         rate = bytes_per_s(rate_kbit_per_s)
         self._shared = TokenBucket(rate, self._burst_for(rate), now)
-        self._backlog = TokenBucket(
-            rate * backlog_share, self._burst_for(rate) * backlog_share, now
-        )
-        self._last_live: float | None = None
         self._live_pending = 0
 
     def _burst_for(self, rate: float) -> float:
@@ -146,54 +158,47 @@ class UplinkPacer:
     def rate_kbit_per_s(self) -> float:
         return self._shared.rate * 8.0 / 1000.0
 
+    @property
+    def live_reserve_bytes(self) -> float:
+        """Tokens only live messages may spend; follows the burst on `set_rate`."""
+        return self._shared.burst * self._reserve_share
+
     def set_rate(self, rate_kbit_per_s: float, now: float) -> None:
         """The allocator published a new budget."""
         rate = bytes_per_s(rate_kbit_per_s)
-        burst = self._burst_for(rate)
-        self._shared.set_rate(rate, now, burst)
-        self._backlog.set_rate(rate * self._share, now, burst * self._share)
+        self._shared.set_rate(rate, now, self._burst_for(rate))
 
-    def live_waiting(self, nbytes: int, now: float) -> None:
+    def live_waiting(self, nbytes: int) -> None:
         """A live message of `nbytes` arrived and waits to be sent."""
         if nbytes < 0:
             raise ValueError("nbytes must be >= 0")
         self._live_pending += nbytes
-        self._mark_live(now)
-
-    def live_active(self, now: float) -> bool:
-        return self._last_live is not None and now - self._last_live < self._live_quiet_s
 
     def delay_for(self, nbytes: int, lane: Lane, now: float) -> float:
         """Seconds to wait before sending `nbytes` on `lane`; 0.0 means go."""
         if lane == "live":
             return self._shared.delay_for(nbytes, now)
+        reserve = self.live_reserve_bytes
         if self._live_pending:
-            # Strict priority: come back once the live bytes and this message
-            # could both have gone; by then the live sender has taken its turn.
-            own = nbytes / self._shared.rate if self._shared.rate else math.inf
-            return max(self._shared.delay_for(self._live_pending, now) + own, _RETRY_S)
-        delay = self._shared.delay_for(nbytes, now)
-        if self.live_active(now):
-            delay = max(delay, self._backlog.delay_for(nbytes, now))
-        return delay
+            # Strict priority: come back when the live bytes could have gone
+            # and this message still find its tokens above the reserve; by
+            # then the live sender has taken its turn.
+            own = min(float(nbytes), self._shared.burst - reserve)
+            shortfall = self._live_pending + own + reserve - self._shared.tokens(now)
+            if self._shared.rate == 0:
+                return math.inf
+            return max(shortfall / self._shared.rate, _RETRY_S)
+        return self._shared.delay_for(nbytes, now, keep=reserve)
 
     def record_sent(self, nbytes: int, lane: Lane, now: float) -> None:
         """Debit what actually went out (payload, topic and protocol overhead)."""
         self._shared.consume(nbytes, now)
         if lane == "live":
             self._live_pending = max(0, self._live_pending - nbytes)
-            self._mark_live(now)
-        elif self.live_active(now):
-            self._backlog.consume(nbytes, now)
 
     def live_cancelled(self, nbytes: int) -> None:
         """A waiting live message will not be sent on this lane (it went to the spool)."""
         self._live_pending = max(0, self._live_pending - nbytes)
-
-    def _mark_live(self, now: float) -> None:
-        # No reset of the backlog bucket: it is only debited during live
-        # periods and refills in between, so a new period starts near full.
-        self._last_live = now
 
 
 def _check_rate(rate: float) -> None:

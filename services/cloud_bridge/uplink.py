@@ -7,7 +7,8 @@ Every message is in the spool before it gets here. Two lanes feed one sender:
   the live lane holds or has sent.
 
 The pacer (token_bucket.UplinkPacer) decides who goes when: live first, the
-backlog only at the rate left over. Messages confirmed by the cloud (PUBACK)
+backlog with whatever of the budget live leaves (it may not touch a small
+reserve of tokens kept for live). Messages confirmed by the cloud (PUBACK)
 are removed from the spool in batches; a crash before that re-sends them,
 with the same message id (cloud consumers deduplicate). Any failure to send
 clears the live lane and restarts the backlog from the oldest spooled
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 # a packet id and an empty property length: what the budget is charged.
 MQTT_PUBLISH_OVERHEAD = 8
 IDLE_POLL_S = 0.5
-BACKLOG_RECHECK_S = 0.05  # a backlog wait re-checks for live messages this often
+BACKLOG_RECHECK_S = 0.05  # a backlog wait re-checks the pacer (a new budget) this often
 MARK_BATCH = 256
 
 
@@ -106,7 +107,7 @@ class Uplink:
         if self._live_from is None:
             self._live_from = message.seq
         self._live.append(message)
-        self._pacer.live_waiting(wire_bytes(message), time.monotonic())
+        self._pacer.live_waiting(wire_bytes(message))
 
     def _link_current(self) -> bool:
         return (
@@ -158,9 +159,13 @@ class Uplink:
             if delay > 0:
                 self._put_back(message, lane)
                 self._window.release()
-                if lane == "backlog":
-                    delay = min(delay, BACKLOG_RECHECK_S)
-                await asyncio.sleep(min(delay, IDLE_POLL_S))
+                if lane == "live":
+                    await asyncio.sleep(min(delay, IDLE_POLL_S))
+                else:
+                    # A live message arriving meanwhile may go at once on the
+                    # reserve: it ends the wait instead of sitting behind it.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), min(delay, BACKLOG_RECHECK_S))
                 continue
             self._claimed.add(message.seq)
             # Charged when it leaves, so the overlap never overshoots the rate.

@@ -93,7 +93,7 @@ def test_each_camera_uploads_at_its_allocated_rate_and_follows_the_budget(
     observer.wait_for(knob_is(root, "detector.yard", "snapshots"))
     watcher = cloud_probe()
     watcher.subscribe(f"{root}/snapshot/#")
-    bridge(EDGEGW_BUDGET_KBPS=str(HIGH_KBPS), EDGEGW_BACKLOG_SHARE="1")
+    bridge(EDGEGW_BUDGET_KBPS=str(HIGH_KBPS))
     with snapshot_flood(detector, root, ["front", "yard"]):
         watcher.wait_for(lambda m: m.topic.endswith("/front/person"), count=3, timeout_s=20)
         high = camera_kbps(watcher, root, time.time() - ACCEPTANCE_S)
