@@ -64,6 +64,7 @@ from services.object_detector.levels import analytic_name as detector_analytic
 
 log = logging.getLogger(__name__)
 UPLINK_ANALYTIC = "uplink"
+JPEG_MAGIC = b"\xff\xd8"
 USAGE_MIN_SPACING_S = 0.5
 # Exit status when stopping with an alert the full spool refused in hand.
 
@@ -204,6 +205,9 @@ class CloudBridgeStage:
             self.uplink.offer_live(spooled)
 
     async def _on_snapshot(self, message: Received[bytes]) -> None:
+        if not message.raw.startswith(JPEG_MAGIC):
+            # Whatever it is, it is not a picture to put in the cloud.
+            raise InvalidMessage("snapshot: not a JPEG (no FF D8 start of image)")
         analytic = detector_analytic(message.params["camera"])
         self.snapshots.offer(message.topic, message.raw, analytic)
 

@@ -47,7 +47,7 @@ def snapshot_flood(detector: Probe, root: str, cameras: list[str]) -> Iterator[N
         serial = 0
         while not stop.is_set():
             for camera in cameras:
-                jpeg = serial.to_bytes(4, "big") + b"\xff" * (SNAPSHOT_BYTES - 4)
+                jpeg = b"\xff\xd8" + serial.to_bytes(4, "big") + b"\xff" * (SNAPSHOT_BYTES - 6)
                 detector.publish(f"{root}/snapshot/{camera}/person", jpeg, qos=0, retain=True)
             serial += 1
             stop.wait(1 / OFFERED_PER_S)
@@ -124,3 +124,27 @@ def test_each_camera_uploads_at_its_allocated_rate_and_follows_the_budget(
     )
     reported = orjson.loads(usage[-1].payload)["analytic_rates_kbps"]
     assert reported["detector.front"] > 0 and reported["detector.yard"] > 0
+
+
+def test_a_snapshot_that_is_not_a_jpeg_is_dead_lettered_and_the_next_goes_up(
+    probe: Callable[..., Probe],
+    bridge: Callable[..., StageProcess],
+    cloud_probe: Callable[..., CloudProbe],
+    root: str,
+) -> None:
+    observer = probe("operator")
+    observer.subscribe(f"{root}/deadletter/cloud-bridge")
+    watcher = cloud_probe()
+    watcher.subscribe(f"{root}/snapshot/#")
+    bridge()
+    detector = probe("object-detector")
+    topic = f"{root}/snapshot/gate/person"
+    wait_online = probe("operator")
+    wait_online.subscribe(f"{root}/status/cloud-bridge")
+    wait_online.wait_for(lambda m: m.payload == b"online", timeout_s=20)
+    assert detector.publish(topic, b"GIF89a not a picture", retain=True) == 0
+    letter = observer.wait_for(lambda m: m.topic.endswith("/deadletter/cloud-bridge"))[0].json()
+    assert "not a JPEG" in letter["reason"]
+    assert detector.publish(topic, b"\xff\xd8" + b"\x00" * 100, retain=True) == 0
+    arrived = watcher.wait_for(lambda m: m.topic == topic, timeout_s=10)
+    assert all(m.payload.startswith(b"\xff\xd8") for m in arrived)
