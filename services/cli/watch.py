@@ -9,8 +9,9 @@ from typing import Any
 
 import orjson
 
+from schemas.alerts import UplinkUsage
 from schemas.service import ConfigState, Health
-from schemas.topics import CONFIG_STATE, EVENT, HEALTH, STATUS
+from schemas.topics import CONFIG_STATE, EVENT, HEALTH, STATUS, UPLINK_USAGE
 from services.cli.session import with_door
 from services.common.door import MqttDoor, Received
 from services.common.settings import StageSettings
@@ -66,6 +67,7 @@ async def show_status(settings: StageSettings, root: str) -> int:
     availability: dict[tuple[str, str], str] = {}
     health: dict[tuple[str, str], Health] = {}
     config: dict[tuple[str, str], ConfigState] = {}
+    uplink: dict[str, UplinkUsage] = {}
 
     def gateway(topic: str) -> str:
         return topic.split("/")[1]
@@ -81,10 +83,15 @@ async def show_status(settings: StageSettings, root: str) -> int:
         if message.payload is not None:
             config[(gateway(message.topic), message.params["stage"])] = message.payload
 
+    async def on_usage(message: Received[UplinkUsage | None]) -> None:
+        if message.payload is not None:
+            uplink[gateway(message.topic)] = message.payload
+
     def prepare(door: MqttDoor) -> None:
         door.subscribe(STATUS, on_status)
         door.subscribe(HEALTH, on_health)
         door.subscribe(CONFIG_STATE, on_config)
+        door.subscribe(UPLINK_USAGE, on_usage)
 
     async def body(door: MqttDoor) -> None:
         await asyncio.sleep(SETTLE_S)
@@ -107,4 +114,23 @@ async def show_status(settings: StageSettings, root: str) -> int:
             f"{h.state if h else '-':9} {f'{h.uptime_s:.0f}s' if h else '-':>9} "
             f"{h.reconnects if h else '-':>6} {c.generation if c else '-':>6}  {age}"
         )
+    for name, usage in sorted(uplink.items()):
+        print(describe_uplink(name, usage))
     return 0
+
+
+def describe_uplink(gateway: str, usage: UplinkUsage) -> str:
+    """One line per gateway: what its uplink carries against the budget, and
+    the rate each analytic was given."""
+    budget = f"{usage.budget_kbps:g}" if usage.budget_kbps is not None else "?"
+    link = "up" if usage.cloud_connected else "DOWN"
+    line = (
+        f"uplink {gateway}: {usage.used_kbps:.1f} of {budget} kbit/s ({usage.budget_source}), "
+        f"cloud {link}, spool {usage.spool_entries} msgs"
+    )
+    if usage.analytic_rates_kbps:
+        rates = ", ".join(
+            f"{name} {kbps:g}" for name, kbps in sorted(usage.analytic_rates_kbps.items())
+        )
+        line += f"; per analytic kbit/s: {rates}"
+    return line

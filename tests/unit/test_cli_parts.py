@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from schemas.alerts import UplinkUsage
 from services.cli.config_command import parse_assignments
 from services.cli.main import build_parser
-from services.cli.watch import describe_event
+from services.cli.watch import describe_event, describe_uplink
 from services.common.runtime_config import deep_merge
 
 
@@ -54,3 +55,23 @@ def test_the_parser_knows_every_command() -> None:
     args = parser.parse_args(["config", "set", "gas-average", "a=1", "--wait", "2"])
     assert args.assignments == ["a=1"] and args.wait == 2
     assert parser.parse_args(["alerts", "--count", "3"]).count == 3
+
+
+def test_the_uplink_line_shows_use_against_budget_and_each_analytics_rate() -> None:
+    usage = UplinkUsage(
+        source="cloud-bridge",
+        budget_kbps=600.0,
+        window_s=60.0,
+        used_kbps=352.25,
+        bytes_by_class={"snapshot": 1000},
+        spool_entries=3,
+        spool_bytes=900,
+        cloud_connected=True,
+        budget_source="allocator",
+        analytic_rates_kbps={"detector.yard": 120.0, "detector.front": 240.0},
+    )
+    line = describe_uplink("gw1", usage)
+    assert line.startswith("uplink gw1: 352.2 of 600 kbit/s (allocator), cloud up, spool 3 msgs")
+    assert line.endswith("per analytic kbit/s: detector.front 240, detector.yard 120")
+    down = describe_uplink("gw1", usage.model_copy(update={"cloud_connected": False}))
+    assert "cloud DOWN" in down
