@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from datetime import datetime
 from typing import Any
@@ -58,6 +59,9 @@ async def tail_alerts(settings: StageSettings, root: str, limit: int | None) -> 
         door.subscribe(EVENT, show)
 
     async def body(door: MqttDoor) -> None:
+        # Subscribed by now: say so on stderr, so a user (or a script) knows
+        # from when on events are shown.
+        print(f"following {root}/event/+ (Ctrl-C stops)", file=sys.stderr, flush=True)
         await done.wait()
 
     await with_door(settings, root, prepare, body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import orjson
 
@@ -78,12 +79,16 @@ def test_alerts_tails_events_readably(broker, stage, probe, root, gateway_id) ->
         ],
         env=env,
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     source = probe("gas-replay")
-    import time
-
-    time.sleep(1.5)  # the tail has subscribed
+    assert tail.stderr is not None
+    # It says so once subscribed: events published from then on are shown.
+    said = [tail.stderr.readline()]
+    while said[-1] and "following" not in said[-1] and len(said) < 50:
+        said.append(tail.stderr.readline())
+    assert "following" in said[-1], said
     start = time.time()
     for index in range(12):
         source.publish(
