@@ -24,6 +24,17 @@ TEXT: Final = "text"  # payload is a short UTF-8 word (status online/offline)
 _PARAM = re.compile(r"\{([a-z_]+)\}")
 _PARAM_VALUE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
+# PUBLISH fixed header (<= 5 bytes), topic length (2), packet id (2) and
+# property length (1): what MQTT 5 adds to a QoS 1 message's topic and payload.
+PUBLISH_OVERHEAD_BYTES: Final = 10
+
+
+def publish_bytes(topic: str, payload: bytes) -> int:
+    """Bytes one QoS 1 PUBLISH without properties puts on the wire: what a
+    level's upload cost is priced from."""
+    return len(payload) + len(topic.encode()) + PUBLISH_OVERHEAD_BYTES
+
+
 KIB: Final = 1024
 MIB: Final = 1024 * KIB
 

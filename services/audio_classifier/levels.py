@@ -24,14 +24,12 @@ from pydantic import Field
 from schemas.audio import SoundEvent
 from schemas.envelope import Model
 from schemas.qos import QosLevel
+from schemas.topic_spec import publish_bytes
 from schemas.topics import AUDIO_CLASSIFIER, EVENT
 
 PROFILE_PATH = Path(__file__).with_name("audio_levels.json")
 ANALYTIC_PREFIX = "audio."
 STRIDE_PARAM = "patch_stride"
-# PUBLISH fixed header (<= 5 bytes), topic length (2), packet id (2) and
-# property length (1): what MQTT 5 adds to the topic and payload.
-MQTT_OVERHEAD_BYTES = 10
 
 
 class ProfiledAudioLevel(Model):
@@ -83,7 +81,7 @@ def event_message_bytes(root: str, mic: str) -> int:
         ts=1_800_000_004.5,
     )
     topic = EVENT.topic(root, source=mic)
-    return len(sample.to_bytes()) + len(topic.encode()) + MQTT_OVERHEAD_BYTES
+    return publish_bytes(topic, sample.to_bytes())
 
 
 def mic_levels(profile: AudioProfile, root: str, mic: str) -> list[QosLevel]:

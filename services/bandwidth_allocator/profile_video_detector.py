@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from schemas.topic_spec import publish_bytes
 from schemas.topics import DETECTIONS, EVENT, OBJECT_DETECTOR, SNAPSHOT
 from schemas.video import Box as BoxMessage
 from schemas.video import DetectedObject, Detections
@@ -28,12 +29,6 @@ from services.object_detector.stage import crop_snapshot, to_message
 
 RESULT_RATES = (0.5, 1.0, 2.0, 5.0, 10.0)
 TOPIC_ROOT = "edgegw/gw-0001"  # a typical root: the topic is part of the bytes sent
-# PUBLISH fixed header, topic length, packet id, property length.
-MQTT_OVERHEAD_BYTES = 10
-
-
-def message_bytes(payload: bytes, topic: str) -> int:
-    return len(payload) + len(topic.encode()) + MQTT_OVERHEAD_BYTES
 
 
 def detections_bytes(per_frame: Sequence[FrameDetections], size: tuple[int, int]) -> float:
@@ -64,7 +59,7 @@ def detections_bytes(per_frame: Sequence[FrameDetections], size: tuple[int, int]
             ],
             inference_ms=12.345,
         )
-        sizes.append(message_bytes(message.to_bytes(), topic))
+        sizes.append(publish_bytes(topic, message.to_bytes()))
     return statistics.fmean(sizes)
 
 
@@ -84,7 +79,7 @@ def profile_detector(
         if crop is None:
             continue
         snapshot_sizes.append(
-            message_bytes(crop, SNAPSHOT.topic(TOPIC_ROOT, camera="cam1", label=LABEL))
+            publish_bytes(SNAPSHOT.topic(TOPIC_ROOT, camera="cam1", label=LABEL), crop)
         )
         found = detector.detect(decode_jpeg(crop), min_score=0.5)
         verified += any(d.label == LABEL for d in found)
@@ -94,7 +89,7 @@ def profile_detector(
         snapshot_bytes=round(statistics.fmean(snapshot_sizes), 1) if snapshot_sizes else 0.0,
         event_bytes=round(
             statistics.fmean(
-                message_bytes(to_message(e, False).to_bytes(), event_topic) for e in run.events
+                publish_bytes(event_topic, to_message(e, False).to_bytes()) for e in run.events
             ),
             1,
         )

@@ -17,13 +17,11 @@ from pydantic import Field
 from schemas.envelope import Model
 from schemas.gas import Gas, GasReading
 from schemas.qos import QosLevel
+from schemas.topic_spec import publish_bytes
 from schemas.topics import GAS_READING, GAS_REPLAY
 
 PROFILE_PATH = Path(__file__).with_name("gas_levels.json")
 ANALYTIC_PREFIX = "gas."
-# PUBLISH fixed header (<= 5 bytes), topic length (2), packet id (2) and
-# property length (1): what MQTT 5 adds to the topic and payload of a reading.
-MQTT_OVERHEAD_BYTES = 10
 
 
 class ProfiledLevel(Model):
@@ -64,7 +62,7 @@ def reading_bytes(root: str, sensor: str, gas: Gas) -> int:
         id="0" * 32,
     )
     topic = GAS_READING.topic(root, sensor=sensor)
-    return len(sample.to_bytes()) + len(topic.encode()) + MQTT_OVERHEAD_BYTES
+    return publish_bytes(topic, sample.to_bytes())
 
 
 def sensor_levels(

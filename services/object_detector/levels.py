@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from schemas.qos import QosLevel
 from services.camera_capture.video_profile import DetectorUtilityShares, VideoProfile
 
-# PUBLISH fixed header, topic length, packet id and property length.
-MQTT_OVERHEAD_BYTES = 10
 # Fewer events than this say little about a camera's event rate.
 MIN_EVENTS_MEASURED = 3
 # Levels are re-priced when a cost moved by more than this share.

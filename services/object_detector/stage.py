@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from schemas.qos import QosKnob, QosLevel, QosLevels
+from schemas.topic_spec import PUBLISH_OVERHEAD_BYTES
 from schemas.topics import DETECTIONS, EVENT, FRAME, OBJECT_DETECTOR, QOS_KNOB, QOS_LEVELS, SNAPSHOT
 from schemas.video import FRAME_PROPERTIES, Box, DetectedObject, Detections
 from services.camera_capture.encode import CorruptJpegError, decode_jpeg
@@ -38,7 +39,6 @@ from services.object_detector import events as lifecycle
 from services.object_detector.event_messages import crop_snapshot as crop_snapshot
 from services.object_detector.event_messages import to_message as to_message
 from services.object_detector.levels import (
-    MQTT_OVERHEAD_BYTES,
     CameraUsage,
     analytic_name,
     price_levels,
@@ -286,7 +286,7 @@ class DetectorStage:
 
     def _wire_bytes(self, payload: bytes) -> int:
         # A typical topic length: the exact one differs by a few bytes per camera.
-        return len(payload) + len(self._door.root) + 24 + MQTT_OVERHEAD_BYTES
+        return len(payload) + len(self._door.root) + 24 + PUBLISH_OVERHEAD_BYTES
 
     async def _maybe_publish_levels(self, camera: str, state: CameraState) -> None:
         usage, every = state.usage, self._settings.levels_after_frames
