@@ -186,6 +186,10 @@ def _fptas_core(instance: ReducedInstance, eps: float) -> tuple[Ints, float | No
     upgradable = int((np.isfinite(cost[:, 1:]).any(axis=1)).sum()) if width > 1 else 0
     if lower <= 0 or upgradable == 0:
         return greedy, None
+    if lower >= (1 - eps) * lp_bound:
+        # The LP bound is >= OPT, so the greedy is already certified within
+        # (1 - eps) of it; the table would only buy what eps gives away.
+        return greedy, None
     # Profits are scaled relative to `lower`, so tiny weights (down to
     # subnormal floats) cannot underflow the scale to zero.
     # Rounding each chosen profit down to a multiple of `scale` loses at most
@@ -270,7 +274,10 @@ def solve_fptas(
 
     Profits are scaled by eps x LB / n (LB: the greedy's value) and a DP finds
     the least cost per scaled profit, bounded by the LP relaxation <= 2 LB, so
-    the table has O(n / eps) cells per analytic.
+    the table has O(n / eps) cells per analytic. When the greedy already
+    scores (1 - eps) x the LP bound (typical with many analytics, where one
+    fractional upgrade is a small share of the total), it is the answer and
+    no table is built.
     """
     if not 0 < eps < 1:
         raise ValueError(f"eps must be in (0, 1), got {eps}")

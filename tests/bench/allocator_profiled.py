@@ -29,6 +29,7 @@ from services.camera_capture.video_profile import load_video_profile
 from services.gas_replay.levels import load_profile as load_gas_profile
 from services.gas_replay.levels import sensor_levels
 from tests.bench.allocator_bench import (
+    APPROXIMATIONS,
     BUDGETS_KBPS,
     Arrival,
     low_budget_ratios,
@@ -93,7 +94,5 @@ def profiled_sensitivity(seed: int, snapshots: int) -> dict[str, Any]:
         "low_budget_share_below_cheapest_levels": round(below / pairs, 3),
         "low_budget_ratio": together,
         "low_budget_ratio_by_budget": each,
-        "worst_budget_gap_to_dp": {
-            name: max(sweep["gap_to_dp"][name]) for name in ("fptas", "greedy_hull")
-        },
+        "worst_budget_gap_to_dp": {name: max(sweep["gap_to_dp"][name]) for name in APPROXIMATIONS},
     }
