@@ -1,11 +1,13 @@
 """The greedy on each analytic's upper convex hull of (upgrade cost, profit).
 
 Not just one solver's core: its LP relaxation bound sizes the FPTAS table and
-is `lp_upper_bound`, and its leftover fix-up tops up the DP's rounded answer,
-so it sits below `solvers`. Works on a `levels.ReducedInstance`; no I/O.
+is `lp_upper_bound`, its LP price drives the DP's `bound_reduction`, and its
+leftover fix-up tops up the DP's rounded answer, so it sits below `solvers`. Works on a `levels.ReducedInstance`; no I/O.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -54,8 +56,15 @@ def _hull_increments(instance: ReducedInstance) -> tuple[Ints, Ints, Floats, Flo
     return rows[order], cols[order], d_cost[order], d_profit[order]
 
 
-def greedy_columns(instance: ReducedInstance) -> tuple[Ints, float]:
-    """Greedy on hull increments, then spend what is left; also the LP bound."""
+class HullGreedy(NamedTuple):
+    columns: Ints  # the greedy's level per analytic (instance columns)
+    lp_bound: float  # the LP relaxation's upgrade profit: no choice scores more
+    price: float  # profit per kbit/s of the LP's break increment (0: everything fits)
+
+
+def greedy_columns(instance: ReducedInstance) -> HullGreedy:
+    """Greedy on hull increments, then spend what is left; also the LP bound
+    and the LP's price of a kbit/s."""
     cost, profit = instance.cost, instance.profit
     n = cost.shape[0]
     rows, cols, d_cost, d_profit = _hull_increments(instance)
@@ -66,9 +75,11 @@ def greedy_columns(instance: ReducedInstance) -> tuple[Ints, float]:
     limit = spare + slack
     whole = int(np.searchsorted(spent, limit, side="right"))
     lp_bound = float(d_profit[:whole].sum())
+    price = 0.0
     if whole < len(d_cost):
         used = float(spent[whole - 1]) if whole else 0.0
         lp_bound += float(d_profit[whole]) * (limit - used) / float(d_cost[whole])
+        price = float(d_profit[whole]) / float(d_cost[whole])
     level = [0] * n
     blocked = [False] * n
     left = spare
@@ -91,7 +102,7 @@ def greedy_columns(instance: ReducedInstance) -> tuple[Ints, float]:
         columns = np.zeros(n, dtype=np.int64)
         columns[row_of_best] = col_of_best
         spend_leftover(instance, columns, spare - float(cost[row_of_best, col_of_best]))
-    return columns, lp_bound
+    return HullGreedy(columns, lp_bound, price)
 
 
 def spend_leftover(instance: ReducedInstance, columns: Ints, left: float) -> None:

@@ -24,6 +24,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from services.bandwidth_allocator.bound_reduction import reduce_by_bounds
 from services.bandwidth_allocator.hull_greedy import greedy_columns, spend_leftover
 from services.bandwidth_allocator.levels import (
     Analytic,
@@ -129,11 +130,34 @@ def _dp_unit(cost: Floats, spare: float, max_steps: int) -> tuple[float, bool]:
     return spare / max_steps, False
 
 
-def _dp_core(instance: ReducedInstance, max_steps: int) -> tuple[Ints, float | None]:
+def _dp_core(instance: ReducedInstance, max_steps: int | None) -> tuple[Ints, float | None]:
+    n = instance.cost.shape[0]
+    if instance.spare <= 0:
+        return np.zeros(n, dtype=np.int64), None
+    greedy = greedy_columns(instance)
+    reduction = reduce_by_bounds(instance, greedy)
+    free = reduction.free
+    if not len(reduction.free_rows):
+        return reduction.base_columns, None  # every analytic has one level left: optimal
+    steps = dp_steps(len(reduction.free_rows)) if max_steps is None else max_steps
+    chosen, unit, exact = _dp_table(free, steps)
+    columns = reduction.expand(chosen)
+    if not exact:
+        # Rounding up left real budget unused; spend it like the greedy does.
+        rows = np.arange(n)
+        left = instance.spare - float(instance.cost[rows, columns].sum())
+        spend_leftover(instance, columns, left)
+        if instance.profit[rows, greedy.columns].sum() > instance.profit[rows, columns].sum():
+            columns = greedy.columns  # rounded cells can cost more than the greedy lost
+    return columns, unit
+
+
+def _dp_table(instance: ReducedInstance, max_steps: int) -> tuple[Ints, float, bool]:
+    """The DP proper: (columns, budget cell, whether the cell is exact)."""
     cost, profit = instance.cost, instance.profit
     n = cost.shape[0]
     if instance.spare <= 0:
-        return np.zeros(n, dtype=np.int64), None
+        return np.zeros(n, dtype=np.int64), 0.0, True
     unit, exact = _dp_unit(cost, instance.spare, max_steps)
     if exact:
         steps = math.floor(instance.spare / unit + 1e-9)
@@ -171,17 +195,13 @@ def _dp_core(instance: ReducedInstance, max_steps: int) -> tuple[Ints, float | N
         cell = min(cell, int(reach[row]))
         columns[row] = choice[row, cell]
         cell -= int(weight_cells[row, columns[row]])
-    if not exact:
-        # Rounding up left real budget unused; spend it like the greedy does.
-        rows = np.arange(n)
-        spend_leftover(instance, columns, instance.spare - float(cost[rows, columns].sum()))
-    return columns, unit
+    return columns, unit, exact
 
 
 def _fptas_core(instance: ReducedInstance, eps: float) -> tuple[Ints, float | None]:
     cost, profit = instance.cost, instance.profit
     n, width = cost.shape
-    greedy, lp_bound = greedy_columns(instance)
+    greedy, lp_bound, _ = greedy_columns(instance)
     lower = float(profit[np.arange(n), greedy].sum())
     upgradable = int((np.isfinite(cost[:, 1:]).any(axis=1)).sum()) if width > 1 else 0
     if lower <= 0 or upgradable == 0:
@@ -251,20 +271,25 @@ def solve_dp(
 ) -> Allocation:
     """Exact DP over a discretised spare budget.
 
+    First, levels that no optimal choice can use are dropped
+    (`bound_reduction`); the DP runs over the analytics left with more than
+    one level. With many analytics that is a small share of them.
+
     Resolution: when every upgrade cost is a multiple of a common unit (found
     at 0.001 kbit/s precision) that cuts the spare budget into at most
     `max_steps` cells, that unit is used and the answer is exactly optimal.
     Otherwise the cell is spare / max_steps and costs are rounded *up* to
     whole cells: the answer is optimal for the rounded costs and never
     exceeds the real budget; the real budget the rounding left unused is
-    then spent by the greedy's fix-up, which can only add utility.
-    `resolution_kbps` reports the cell used. `max_steps` defaults to
-    `dp_steps(n)`. Time and memory: O(n x levels x cells), n x cells bytes.
+    then spent by the greedy's fix-up, which can only add utility, and the
+    answer is never worse than the greedy's. `resolution_kbps` reports the
+    cell used (None when the reduction alone settled every analytic).
+    `max_steps` defaults to `dp_steps(analytics left free)`. Time and
+    memory: O(free x levels x cells), free x cells bytes.
     """
-    steps = dp_steps(len(analytics)) if max_steps is None else max_steps
-    if steps < 1:
-        raise ValueError(f"max_steps must be >= 1, got {steps}")
-    return _solve("dp", analytics, budget_kbps, lambda inst: _dp_core(inst, steps))
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    return _solve("dp", analytics, budget_kbps, lambda inst: _dp_core(inst, max_steps))
 
 
 def solve_fptas(
@@ -289,7 +314,7 @@ def solve_greedy_hull(analytics: Sequence[Analytic], budget_kbps: float) -> Allo
     (cost, utility), then the leftover is spent on the best-gain switches,
     and the result is compared with the best single upgrade."""
     return _solve(
-        "greedy_hull", analytics, budget_kbps, lambda inst: (greedy_columns(inst)[0], None)
+        "greedy_hull", analytics, budget_kbps, lambda inst: (greedy_columns(inst).columns, None)
     )
 
 
@@ -326,7 +351,7 @@ def lp_upper_bound(analytics: Sequence[Analytic], budget_kbps: float) -> float |
     if budget_kbps < cheapest - slack:
         return None
     instance = reduce_levels(analytics, budget_kbps - cheapest, slack)
-    return instance.base_profit + greedy_columns(instance)[1]
+    return instance.base_profit + greedy_columns(instance).lp_bound
 
 
 Solver = Callable[[Sequence[Analytic], float], Allocation]
