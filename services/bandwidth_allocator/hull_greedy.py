@@ -2,7 +2,8 @@
 
 Not just one solver's core: its LP relaxation bound sizes the FPTAS table and
 is `lp_upper_bound`, its LP price drives the DP's `bound_reduction`, and its
-leftover fix-up tops up the DP's rounded answer, so it sits below `solvers`. Works on a `levels.ReducedInstance`; no I/O.
+leftover fix-up tops up the DP's rounded answer, so it sits below `solvers`.
+Works on a `levels.ReducedInstance`; no I/O.
 """
 
 from __future__ import annotations
