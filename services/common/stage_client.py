@@ -17,6 +17,7 @@ from paho.mqtt.properties import Properties
 from schemas.service import OFFLINE
 from services.common.draining_client import DrainingClient
 from services.common.incoming_queue import bounded_queue_type
+from services.common.paho_speedups import install as install_paho_speedups
 from services.common.settings import StageSettings
 from services.common.stage_metrics import StageMetrics
 
@@ -41,6 +42,7 @@ def build_client(
     metrics: StageMetrics,
 ) -> aiomqtt.Client:
     """A client for one connect; `persistent` keeps the session (QoS 1 consumers)."""
+    install_paho_speedups()  # once per process; every later call returns at once
     properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.SessionExpiryInterval = settings.session_expiry_s if persistent else 0
     properties.ReceiveMaximum = settings.receive_maximum
