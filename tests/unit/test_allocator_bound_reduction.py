@@ -15,6 +15,7 @@ from services.bandwidth_allocator.bound_reduction import reduce_by_bounds
 from services.bandwidth_allocator.hull_greedy import greedy_columns
 from services.bandwidth_allocator.levels import Analytic, reduce_levels
 from services.bandwidth_allocator.solvers import solve_dp, solve_greedy_hull
+from tests.unit.allocator_instances import draw_analytics
 
 
 def textbook_dp(analytics: list[Analytic], budget: int) -> float | None:
@@ -32,17 +33,8 @@ def textbook_dp(analytics: list[Analytic], budget: int) -> float | None:
 
 @st.composite
 def many_analytics(draw: st.DrawFn) -> tuple[list[Analytic], int]:
-    analytics = []
-    for index in range(draw(st.integers(5, 40))):
-        levels = draw(
-            st.lists(
-                st.tuples(st.integers(0, 60), st.floats(0, 1, allow_nan=False)),
-                min_size=1,
-                max_size=6,
-            )
-        )
-        weight = draw(st.integers(0, 5))
-        analytics.append(Analytic.of(f"a{index}", weight, [(float(c), u) for c, u in levels]))
+    cost = st.integers(0, 60).map(float)  # integer costs, as the oracle needs
+    analytics = draw_analytics(draw, st.integers(5, 40), cost, st.integers(0, 5), max_levels=6)
     cheapest = sum(int(min(c for c, _ in a.levels)) for a in analytics)
     return analytics, cheapest + draw(st.integers(0, 30 * len(analytics)))
 

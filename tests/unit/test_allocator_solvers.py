@@ -23,6 +23,7 @@ from services.bandwidth_allocator.solvers import (
     solve_greedy_hull,
     solve_weighted_split,
 )
+from tests.unit.allocator_instances import draw_analytics
 
 TOLERANCE = 1e-9
 
@@ -47,19 +48,8 @@ def brute_force(analytics: list[Analytic], budget: float) -> float | None:
 @st.composite
 def instances(draw: st.DrawFn, cost_unit: float = 1.0) -> tuple[list[Analytic], float]:
     """Small instances whose costs are multiples of `cost_unit` (DP exact there)."""
-    analytics = []
-    for index in range(draw(st.integers(1, 4))):
-        levels = draw(
-            st.lists(
-                st.tuples(
-                    st.integers(0, 40).map(lambda k: k * cost_unit),
-                    st.floats(0, 1, allow_nan=False),
-                ),
-                min_size=1,
-                max_size=4,
-            )
-        )
-        analytics.append(Analytic.of(f"a{index}", draw(st.integers(0, 5)), levels))
+    cost = st.integers(0, 40).map(lambda k: k * cost_unit)
+    analytics = draw_analytics(draw, st.integers(1, 4), cost, st.integers(0, 5), max_levels=4)
     budget = draw(st.integers(0, 120)) * cost_unit
     return analytics, budget
 
@@ -67,17 +57,8 @@ def instances(draw: st.DrawFn, cost_unit: float = 1.0) -> tuple[list[Analytic], 
 @st.composite
 def float_instances(draw: st.DrawFn) -> tuple[list[Analytic], float]:
     """Costs with no common unit: the DP has to round."""
-    analytics = []
-    for index in range(draw(st.integers(1, 6))):
-        levels = draw(
-            st.lists(
-                st.tuples(st.floats(0, 500, allow_nan=False), st.floats(0, 1, allow_nan=False)),
-                min_size=1,
-                max_size=6,
-            )
-        )
-        weight = draw(st.floats(0, 5, allow_nan=False))
-        analytics.append(Analytic.of(f"a{index}", weight, levels))
+    cost, weight = st.floats(0, 500, allow_nan=False), st.floats(0, 5, allow_nan=False)
+    analytics = draw_analytics(draw, st.integers(1, 6), cost, weight, max_levels=6)
     budget = draw(st.floats(0, 2000, allow_nan=False))
     return analytics, budget
 
