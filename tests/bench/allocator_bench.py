@@ -174,6 +174,7 @@ def utility_vs_budget(workload: Sequence[list[Analytic]]) -> dict[str, Any]:
             name: [round(float(v / weight_total), 4) for v in total]
             for name, total in totals.items()
         },
+        "lp_bound_mean_utility": [round(float(v / weight_total), 4) for v in lp_total],
         "gap_to_dp": {  # (DP - solver) / DP over the whole run, per budget; < 0: better than DP
             name: [
                 round(float((r - v) / r), 6) for r, v in zip(reference_total, total, strict=True)
@@ -238,6 +239,14 @@ def save_plot(sweep: dict[str, Any], times: dict[str, Any], path: Path) -> None:
     }
     for name, values in sweep["mean_utility"].items():
         left.plot(sweep["budgets_kbps"], values, styles.get(name, "-"), label=name)
+    left.plot(
+        sweep["budgets_kbps"],
+        sweep["lp_bound_mean_utility"],
+        color="grey",
+        linestyle=":",
+        linewidth=1,
+        label="LP bound (no solver above)",
+    )
     left.set_xscale("log", base=2)
     left.set_xticks(sweep["budgets_kbps"], [str(b) for b in sweep["budgets_kbps"]], rotation=45)
     left.set_xlabel("uplink budget (kbit/s)")
