@@ -7,6 +7,7 @@ import random
 import socket
 from dataclasses import dataclass
 
+import aiomqtt
 import pytest
 from pydantic import ValidationError
 
@@ -14,6 +15,7 @@ from schemas.gas import GasReading
 from services.common.backoff import Backoff
 from services.common.dedup import SeenIds
 from services.common.door import describe_validation_error
+from services.common.draining_client import YIELD_EVERY, DrainingClient
 from services.common.incoming_queue import bounded_queue_type
 from services.common.settings import StageSettings
 from services.common.stage_metrics import StageMetrics
@@ -81,3 +83,36 @@ def test_an_empty_broker_host_is_refused_naming_the_field(monkeypatch: pytest.Mo
     monkeypatch.setenv("EDGEGW_MQTT_HOST", "")
     with pytest.raises(ValidationError, match="mqtt_host"):
         StageSettings()
+
+
+def _queued(index: int) -> aiomqtt.Message:
+    return aiomqtt.Message(f"t/{index}", b"x", qos=1, retain=False, mid=index + 1, properties=None)
+
+
+async def test_queued_messages_come_in_order_and_the_loop_still_gets_turns() -> None:
+    client = DrainingClient("localhost")
+    for index in range(200):
+        client._queue.put_nowait(_queued(index))
+    seen: list[aiomqtt.Message] = []
+    loop_turn_at: list[int] = []
+    asyncio.get_running_loop().call_soon(lambda: loop_turn_at.append(len(seen)))
+    messages = client.messages
+    for _ in range(200):
+        seen.append(await messages.__anext__())
+    assert [message.mid for message in seen] == list(range(1, 201))
+    # No task per message, yet no starving the loop while a backlog is handed over.
+    assert loop_turn_at and loop_turn_at[0] < YIELD_EVERY
+
+
+async def test_an_empty_queue_waits_for_a_message_or_the_disconnect() -> None:
+    client = DrainingClient("localhost")
+    waiting = asyncio.ensure_future(client.messages.__anext__())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    client._queue.put_nowait(_queued(7))
+    assert (await asyncio.wait_for(waiting, 1)).mid == 8
+    waiting = asyncio.ensure_future(client.messages.__anext__())
+    await asyncio.sleep(0)
+    client._disconnected.set_exception(ConnectionError("gone"))
+    with pytest.raises(aiomqtt.MqttError, match="Disconnected"):
+        await asyncio.wait_for(waiting, 1)
