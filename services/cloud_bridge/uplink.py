@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -86,7 +87,7 @@ class Uplink:
         self._to_mark: list[int] = []
         self._link_epoch = -1
         self._link_broken = False  # a send failed: resend from the oldest
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: set[asyncio.Task[bool]] = set()
         self._wakeup = asyncio.Event()
         self._window = asyncio.Semaphore(policy.in_flight)
         self.space_freed = asyncio.Event()
@@ -167,12 +168,29 @@ class Uplink:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), min(delay, BACKLOG_RECHECK_S))
                 continue
-            self._claimed.add(message.seq)
             # Charged when it leaves, so the overlap never overshoots the rate.
             self._pacer.record_sent(size, lane, time.monotonic())
-            task = tasks.create_task(self._send(message, lane, size))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            self._start_send(message, lane, size, tasks)
+
+    def _start_send(
+        self, message: SpooledMessage, lane: Lane, size: int, tasks: asyncio.TaskGroup
+    ) -> None:
+        """Claim the message and send it in a task of its own; the caller holds a
+        window slot, which the task's end gives back."""
+        self._claimed.add(message.seq)
+        task = tasks.create_task(self._send(message, lane, size))
+        self._in_flight.add(task)
+        # A done callback, not a `finally` in `_send`: a task cancelled before
+        # its first step (the link broke right after it was created) never
+        # runs its body, and its claim and window slot would leak: the
+        # message would then stay in the spool, skipped as "being sent".
+        task.add_done_callback(functools.partial(self._send_ended, message.seq))
+
+    def _send_ended(self, seq: int, task: asyncio.Task[bool]) -> None:
+        self._in_flight.discard(task)
+        self._window.release()
+        if task.cancelled() or task.exception() is not None or not task.result():
+            self._claimed.discard(seq)  # still spooled: sent again, in order
 
     async def _next(self) -> tuple[SpooledMessage, Lane] | None:
         while self._live:
@@ -202,8 +220,8 @@ class Uplink:
         else:
             self._page.appendleft(message)
 
-    async def _send(self, message: SpooledMessage, lane: Lane, size: int) -> None:
-        delivered = False
+    async def _send(self, message: SpooledMessage, lane: Lane, size: int) -> bool:
+        """Whether the cloud confirmed it (`_send_ended` cleans up either way)."""
         try:
             await self._cloud.forward(
                 message.topic,
@@ -212,23 +230,18 @@ class Uplink:
                 retain=message.retain,
                 wait_s=self._policy.publish_timeout_s,
             )
-            delivered = True
         except PublishFailed as error:
             self._metrics.count("send_failures")
             log.warning("cloud did not confirm", extra={"topic": message.topic, "why": str(error)})
             self._link_broken = True
-        finally:
-            self._window.release()
-            if not delivered:
-                self._claimed.discard(message.seq)
-        if not delivered:
-            return
+            return False
         now = time.monotonic()
         topic_class, analytic = topic_class_and_analytic(self._cloud.root, message.topic)
         self._accounting.record(topic_class, analytic, size, now)
         self._to_mark.append(message.seq)
         self.sent += 1
         self._metrics.count(f"sent_{lane}")
+        return True
 
     async def _abandon_in_flight(self) -> None:
         # Sends of a broken link would resolve (fail) only at their timeout,

@@ -1,15 +1,24 @@
-"""cloud-bridge pieces that need no broker: settings, usage message, topics."""
+"""cloud-bridge pieces that need no broker: settings, usage message, topics,
+the uplink's bookkeeping of sends."""
 
 from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
 
 import pytest
 
 from services.cloud_bridge.settings import CloudBridgeSettings, CloudSettings
 from services.cloud_bridge.spool import Spool
 from services.cloud_bridge.stage import cloud_settings_for
-from services.cloud_bridge.uplink import topic_class_and_analytic
+from services.cloud_bridge.token_bucket import UplinkPacer
+from services.cloud_bridge.uplink import Uplink, UplinkPolicy, topic_class_and_analytic
 from services.cloud_bridge.upload_accounting import UploadAccounting
 from services.cloud_bridge.usage_report import usage_message
+from services.common.door import MqttDoor
+from services.common.settings import StageSettings
+from services.common.stage_metrics import StageMetrics
 
 
 def test_cloud_settings_read_their_own_prefix_and_take_the_gateway_tree(
@@ -47,3 +56,39 @@ def test_usage_message_reports_bytes_losses_and_spool(tmp_path: pytest.TempPathF
     assert usage.losses == {"summary_evicted": 1}
     assert (usage.spool_entries, usage.spool_max_bytes) == (1, 200)
     assert usage.budget_kbps == 100.0 and usage.used_kbps > 0
+
+
+async def test_a_send_cancelled_before_it_starts_gives_back_its_claim_and_window(
+    tmp_path: Path,
+) -> None:
+    # The link breaks right after a send task was created: the send loop
+    # cancels it before its first step. Its message must not stay claimed
+    # ("being sent"), or the backlog skips it forever and it never leaves.
+    policy = UplinkPolicy(
+        live_queue=10, drain_page=10, publish_timeout_s=1.0, mark_every_s=0.1, in_flight=2
+    )
+    with Spool(tmp_path / "spool.db", max_bytes=1 << 20) as spool:
+        spool.append("edgegw/gw/alert/kitchen", b"{}", "alert", "a1")
+        message = spool.oldest(1)[0]
+        settings = StageSettings(mqtt_password="x", gateway_id="gw")  # type: ignore[arg-type]
+        cloud = MqttDoor(settings, "cloud-bridge")  # never connected: nothing is sent
+        now = time.monotonic()
+        uplink = Uplink(
+            spool,
+            cloud,
+            UplinkPacer(1000.0, now),
+            UploadAccounting(1000.0, now),
+            StageMetrics(),
+            policy,
+        )
+        async with asyncio.TaskGroup() as tasks:
+            for _ in range(policy.in_flight):
+                await uplink._window.acquire()
+            uplink._start_send(message, "live", 100, tasks)
+            uplink._window.release()  # the other slot; the task holds one
+            await uplink._abandon_in_flight()
+        assert uplink._claimed == set()
+        assert not uplink._in_flight
+        for _ in range(policy.in_flight):  # every window slot is back
+            await asyncio.wait_for(uplink._window.acquire(), 1)
+        assert [m.message_id for m in spool.oldest(10)] == ["a1"]  # still to send
