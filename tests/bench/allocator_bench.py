@@ -143,19 +143,24 @@ def poisson_workload(
 
 def utility_vs_budget(workload: Sequence[list[Analytic]]) -> dict[str, Any]:
     totals = {name: np.zeros(len(BUDGETS_KBPS)) for name in SWEEP_SOLVERS}
+    spent = {name: np.zeros(len(BUDGETS_KBPS)) for name in SWEEP_SOLVERS}
+    usable = np.zeros(len(BUDGETS_KBPS))  # the budget, or all the analytics could use
     worst_gap = dict.fromkeys(SWEEP_SOLVERS, -math.inf)
     lp_total = np.zeros(len(BUDGETS_KBPS))
     weight_total = sum(sum(a.weight for a in active) for active in workload)
     for active in workload:
+        demand = math.fsum(max(c for c, _ in a.levels) for a in active)
         for column, budget in enumerate(BUDGETS_KBPS):
             answers: dict[str, Allocation] = {
                 name: solve(active, budget) for name, solve in SWEEP_SOLVERS.items()
             }
+            usable[column] += min(budget, demand)
             reference = answers[REFERENCE].total_utility
             bound = lp_upper_bound(active, budget)
             lp_total[column] += bound if bound is not None else reference
             for name, answer in answers.items():
                 totals[name][column] += answer.total_utility
+                spent[name][column] += answer.cost_kbps
                 if reference > 0:
                     gap = (reference - answer.total_utility) / reference
                     worst_gap[name] = max(worst_gap[name], gap)
@@ -179,6 +184,12 @@ def utility_vs_budget(workload: Sequence[list[Analytic]]) -> dict[str, Any]:
             for name, total in totals.items()
         },
         "lp_bound_mean_utility": [round(float(v / weight_total), 4) for v in lp_total],
+        # Seed 004's other measure: the share of the usable budget (the budget,
+        # or all the analytics' top levels if less) a solver actually spends.
+        "budget_use": {
+            name: [round(float(v / u), 4) for v, u in zip(total, usable, strict=True)]
+            for name, total in spent.items()
+        },
         "gap_to_dp": {  # (DP - solver) / DP over the whole run, per budget; < 0: better than DP
             name: [
                 round(float((r - v) / r), 6) for r, v in zip(reference_total, total, strict=True)
