@@ -165,13 +165,26 @@ async def live_view(settings: StageSettings, duration: float | None) -> None:
     await with_door(settings, root, prepare, body)
 
 
-def stop_all(stages: list[subprocess.Popen[bytes]], broker: subprocess.Popen[bytes]) -> None:
+# A stage stops within twice its shutdown grace (2 x 5 s), even with the broker gone.
+STAGE_STOP_S = 12.0
+
+
+def stop_all(
+    stages: list[subprocess.Popen[bytes]], broker: subprocess.Popen[bytes], interrupted: bool
+) -> None:
+    # Ctrl-C in a terminal reaches every stage (one process group): they are
+    # already stopping, and a SIGTERM landing after a stage has put its signal
+    # handlers away would kill it mid-exit. So they get their time first.
+    deadline = time.monotonic() + (STAGE_STOP_S if interrupted else 0.0)
+    for process in stages:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
     for process in stages:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
     for process in stages:
         try:
-            code = process.wait(timeout=10)
+            code = process.wait(timeout=STAGE_STOP_S)
         except subprocess.TimeoutExpired:
             process.kill()
             code = process.wait()
@@ -210,11 +223,13 @@ def main() -> None:
         f"a second mosquitto plays the cloud ({cloud.address}); the bridge uploads to it over TLS"
     )
     print(f"try: EDGEGW_MQTT_PORT={port} .venv/bin/edgegw status --gateway {GATEWAY}")
+    interrupted = False
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(live_view(settings, args.duration))
+        asyncio.run(live_view(settings, args.duration))
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
-        stop_all(stages, broker)
+        stop_all(stages, broker, interrupted)
         print(cloud.report())
         cloud.stop()
 

@@ -1,6 +1,7 @@
 """A stage's life: serve the door and the stage's workers until SIGTERM, then
 stop taking input, let the workers finish within the grace period, publish
-`offline` and disconnect."""
+`offline` and disconnect, within a second grace period: a stage stops in at
+most twice `shutdown_grace_s`, even when the broker is gone."""
 
 from __future__ import annotations
 
@@ -45,7 +46,14 @@ async def serve(
                 for task in late:
                     task.cancel()
             door.close()
-            await door_task
+            # The door finishes the message in hand and publishes `offline`;
+            # with the broker gone either could wait out a whole operation
+            # timeout, so it gets one more grace period, then is cancelled
+            # (the broker's last will says `offline` for it).
+            done, _ = await asyncio.wait({door_task}, timeout=door.settings.shutdown_grace_s)
+            if not done:
+                log.warning("door did not close in time: cancelled")
+                door_task.cancel()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

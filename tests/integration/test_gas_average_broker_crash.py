@@ -107,3 +107,30 @@ def test_stage_reconnects_resubscribes_and_loses_no_reading_after_restart(  # ty
         for probe in observers:
             probe.close()
         stage.stop()
+
+
+def test_stage_stops_in_time_when_the_broker_hangs(  # type: ignore[no-untyped-def]
+    own_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """A frozen broker (SIGSTOP: the socket stays open, nothing is acknowledged)
+    holds the `offline` publish for a whole operation timeout (10 s); the stage
+    still exits 0 within twice its shutdown grace."""
+    grace_s = 1.0
+    stage = StageProcess(
+        "gas-average",
+        {**own_broker.env_for("gas-average", GATEWAY), "EDGEGW_SHUTDOWN_GRACE_S": str(grace_s)},
+        tmp_path,
+    )
+    observer = Probe(own_broker, "operator")
+    try:
+        observer.subscribe(f"{ROOT}/status/gas-average")
+        observer.wait_for(lambda m: m.payload == b"online")
+        own_broker.pause()
+        stage.terminate()
+        # 2 x grace plus process exit; far below the 10 s a hung publish waits.
+        assert stage.wait(timeout_s=2 * grace_s + 3.0) == 0
+        assert "door did not close in time" in stage.output()
+    finally:
+        own_broker.resume()
+        observer.close()
+        stage.stop()
