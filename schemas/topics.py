@@ -256,7 +256,9 @@ STATUS = spec_of(
     qos=1,
     retained=True,
     publishers=(SELF,),
-    subscribers=(OPERATOR, CLOUD_BRIDGE, BANDWIDTH_ALLOCATOR),
+    # SELF: replicas of a stage share this topic; each one watches it to say
+    # `online` again when another replica's will or stop says `offline`.
+    subscribers=(SELF, OPERATOR, CLOUD_BRIDGE, BANDWIDTH_ALLOCATOR),
     max_bytes=64,
 )
 HEALTH = spec_of(

@@ -5,6 +5,8 @@ One connection per stage, MQTT 5, the stage's own credentials, a retained
 exponential backoff and jitter, resubscription on every connect, persistent
 sessions for QoS 1 consumers, validation on receipt with dead letters for
 anything invalid, and QoS 1 acknowledgement only after the handler returned.
+Replicas of a stage share its retained status: each says `online` again when
+another one's will or stop says `offline`.
 The client's connect options are built in `stage_client`, and the routing
 table and payload checks live in `subscriptions`.
 
@@ -25,8 +27,6 @@ import logging
 import uuid
 
 import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from pydantic import BaseModel
 
 from schemas.envelope import Envelope
@@ -40,7 +40,12 @@ from services.common.messages import PublishFailed as PublishFailed
 from services.common.messages import Received as Received
 from services.common.messages import describe_validation_error as describe_validation_error
 from services.common.settings import StageSettings
-from services.common.stage_client import build_client, credentials_refused
+from services.common.stage_client import (
+    build_client,
+    credentials_refused,
+    publish_properties,
+    user_properties_of,
+)
 from services.common.stage_metrics import StageMetrics
 from services.common.subscriptions import Subscriptions, decode_payload
 
@@ -50,17 +55,8 @@ EXCERPT_BYTES = 200
 ACK_BATCH = 32  # well under the Receive Maximum, so the broker never stalls
 
 
-def _user_properties(properties: Properties | None) -> dict[str, str]:
-    pairs = getattr(properties, "UserProperty", None) or []
-    return {str(key): str(value) for key, value in pairs}
-
-
-def _publish_properties(user_properties: dict[str, str] | None) -> Properties | None:
-    if not user_properties:
-        return None
-    properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    properties.UserProperty = list(user_properties.items())
-    return properties
+async def _ignore(message: Received[bytes]) -> None:
+    """The door's route for its own status: `_dispatch` already looked at it."""
 
 
 class MqttDoor:
@@ -97,6 +93,7 @@ class MqttDoor:
         self._stop = asyncio.Event()
         self._intake_closed = False
         self._dispatching = False
+        self._own_status: str | None = None  # set by run() for announcing stages
 
     # -- registration --------------------------------------------------------
 
@@ -178,7 +175,7 @@ class MqttDoor:
                     data,
                     qos=qos,
                     retain=retain,
-                    properties=_publish_properties(user_properties),
+                    properties=publish_properties(user_properties),
                     timeout=limit,
                 )
         except TimeoutError as error:
@@ -230,6 +227,7 @@ class MqttDoor:
         self._stop.set()
 
     async def run(self) -> None:
+        self._watch_own_status()
         backoff = Backoff(self.settings.reconnect_initial_s, self.settings.reconnect_max_s)
         while not self._stop.is_set():
             delay: float | None = None
@@ -248,6 +246,33 @@ class MqttDoor:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay or backoff.next_delay())
+
+    def _watch_own_status(self) -> None:
+        """Receive this stage's own status (see `_reassert_online`): by the
+        stage's route if one covers it, else by a QoS 0 route of the door's."""
+        if not self._announce or self._own_status is not None:
+            return
+        self._own_status = STATUS.topic(self.root, stage=self.user)
+        if self._subscriptions.match(self._own_status) is None:
+            self._subscriptions.add(
+                STATUS, _ignore, share_group=None, params={"stage": self.user}, qos=0
+            )
+
+    async def _reassert_online(self, raw: bytes, retained: bool) -> None:
+        """Replicas of one stage (e.g. `--scale object-detector=2`) share one
+        retained `status/<stage>`: when another replica's last will or clean
+        stop says `offline` while this one runs, the stage is still available,
+        so this one says `online` again. A retained copy is from before this
+        connection, which announces itself anyway."""
+        if retained or raw.decode("utf-8", "replace").strip() == ONLINE:
+            return
+        try:
+            await self.publish(STATUS, ONLINE, stage=self.user)
+        except PublishFailed as error:
+            log.warning("could not say online again", extra={"error": str(error)})
+            return
+        self.metrics.count("online_reasserted")
+        log.info("another instance went offline: online again", extra={"said": raw[:16]})
 
     def _connect_refused(self, error: BaseException) -> float | None:
         if credentials_refused(error):
@@ -343,6 +368,8 @@ class MqttDoor:
         if isinstance(message.payload, bytearray):
             raw = bytes(message.payload)
         self.metrics.count("received")
+        if topic == self._own_status:
+            await self._reassert_online(raw, bool(message.retain))
         found = self._subscriptions.match(topic)
         if found is None:
             await self.dead_letter(topic, raw, "no handler for this topic")
@@ -356,7 +383,7 @@ class MqttDoor:
                 payload=payload,
                 raw=raw,
                 retained=bool(message.retain),
-                properties=_user_properties(message.properties),
+                properties=user_properties_of(message.properties),
             )
             await route.handler(received)
             self.metrics.count("handled")

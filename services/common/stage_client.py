@@ -74,3 +74,18 @@ def build_client(
     # The door acknowledges QoS 1 itself, after handling (see its docstring).
     client._client.manual_ack_set(True)
     return client
+
+
+def user_properties_of(properties: Properties | None) -> dict[str, str]:
+    """A received message's MQTT 5 user properties as a dict."""
+    pairs = getattr(properties, "UserProperty", None) or []
+    return {str(key): str(value) for key, value in pairs}
+
+
+def publish_properties(user_properties: dict[str, str] | None) -> Properties | None:
+    """PUBLISH properties carrying `user_properties` (None when there are none)."""
+    if not user_properties:
+        return None
+    properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    properties.UserProperty = list(user_properties.items())
+    return properties

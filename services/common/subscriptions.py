@@ -22,6 +22,7 @@ class Route:
     spec: TopicSpec
     subscription: str
     handler: Handler
+    qos: int
 
 
 class Subscriptions:
@@ -39,23 +40,27 @@ class Subscriptions:
         *,
         share_group: str | None,
         params: dict[str, str],
+        qos: int | None = None,
     ) -> None:
-        """Route messages of `spec` (parameters not given are wildcards)."""
+        """Route messages of `spec` (parameters not given are wildcards), at
+        the topic's QoS or a lower `qos`."""
         if not spec.may_subscribe(self.user, params):
             raise PermissionError(f"{self.user} may not subscribe to {spec.name}")
+        if qos is not None and not 0 <= qos <= spec.qos:
+            raise ValueError(f"qos {qos} for {spec.name}: 0..{spec.qos}")
         subscription = spec.filter(self.root, **params)
         if share_group:
             subscription = f"$share/{share_group}/{subscription}"
-        self._routes.append(Route(spec, subscription, handler))
+        self._routes.append(Route(spec, subscription, handler, spec.qos if qos is None else qos))
 
     def filters(self) -> list[tuple[str, int]]:
         """(topic filter, QoS) of every route, for one SUBSCRIBE."""
-        return [(route.subscription, route.spec.qos) for route in self._routes]
+        return [(route.subscription, route.qos) for route in self._routes]
 
     @property
     def any_qos1(self) -> bool:
         """Whether a route takes QoS 1, which needs a persistent session."""
-        return any(route.spec.qos > 0 for route in self._routes)
+        return any(route.qos > 0 for route in self._routes)
 
     def match(self, topic: str) -> tuple[Route, dict[str, str]] | None:
         """The route for `topic` and its topic parameters; None if none takes it."""

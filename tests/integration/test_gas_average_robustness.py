@@ -139,3 +139,46 @@ def test_readings_sent_during_a_sigterm_are_handled_by_the_next_run(  # type: ig
         lambda m: m.topic == f"{root}/gas/attic/average", count=len(sent), timeout_s=20
     )
     assert set(sent) <= {m.json()["reading_id"] for m in averages}
+
+
+def test_a_replica_going_offline_leaves_the_stage_online_while_another_runs(  # type: ignore[no-untyped-def]
+    stage, probe, root
+) -> None:
+    """Two replicas share the retained `status/gas-average`: one stopping
+    (its `offline`) or dying (its will) must not leave the stage marked
+    offline while the other still runs; once none runs, it is offline."""
+    keepalive = 3
+    observer = probe("operator")
+    observer.subscribe(f"{root}/status/gas-average")
+    first = stage("gas-average", EDGEGW_INSTANCE="a", EDGEGW_KEEPALIVE_S=str(keepalive))
+    _online(observer, root)
+    second = stage("gas-average", EDGEGW_INSTANCE="b", EDGEGW_KEEPALIVE_S=str(keepalive))
+    observer.wait_for(lambda m: m.payload == b"online", count=2)
+
+    def retained_status() -> bytes:
+        late = probe("operator")
+        late.subscribe(f"{root}/status/gas-average")
+        payload: bytes = late.wait_for(lambda m: m.retained)[0].payload
+        late.close()
+        return payload
+
+    stopped_at = time.time()
+    first.terminate()
+    assert first.wait(timeout_s=10) == 0
+    observer.wait_for(lambda m: m.at >= stopped_at and m.payload == b"offline")
+    observer.wait_for(lambda m: m.at >= stopped_at and m.payload == b"online")
+    assert retained_status() == b"online"
+
+    third = stage("gas-average", EDGEGW_INSTANCE="c", EDGEGW_KEEPALIVE_S=str(keepalive))
+    observer.wait_for(lambda m: m.at >= stopped_at and m.payload == b"online", count=2)
+    killed_at = time.time()
+    second.kill()  # no clean stop: the broker publishes its will
+    observer.wait_for(
+        lambda m: m.at >= killed_at and m.payload == b"offline", timeout_s=2 * keepalive
+    )
+    observer.wait_for(lambda m: m.at >= killed_at and m.payload == b"online")
+    assert retained_status() == b"online"
+
+    third.terminate()
+    assert third.wait(timeout_s=10) == 0
+    assert retained_status() == b"offline"

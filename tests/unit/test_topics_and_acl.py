@@ -29,8 +29,9 @@ def test_acl_grants_each_stage_only_its_registry_topics() -> None:
     assert "topic read edgegw/+/sensor/gas/+" in sections["gas-average"]
     assert "topic write edgegw/+/event/+" in sections["gas-average"]
     assert not any("alert" in line or "camera" in line for line in sections["gas-average"])
-    assert "topic write edgegw/+/status/gas-average" in sections["gas-average"]
-    assert "topic write edgegw/+/status/gas-replay" not in sections["gas-average"]
+    # Its own status: written, and read to say `online` again for its replicas.
+    assert "topic readwrite edgegw/+/status/gas-average" in sections["gas-average"]
+    assert not any("status/gas-replay" in line for line in sections["gas-average"])
     assert "topic readwrite edgegw/+/config/+" in sections["operator"]
 
 
