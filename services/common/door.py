@@ -39,11 +39,13 @@ from services.common.messages import LeaveUnacknowledged as LeaveUnacknowledged
 from services.common.messages import PublishFailed as PublishFailed
 from services.common.messages import Received as Received
 from services.common.messages import describe_validation_error as describe_validation_error
+from services.common.own_status import OwnStatus, ignore
 from services.common.settings import StageSettings
 from services.common.stage_client import (
     build_client,
     credentials_refused,
     publish_properties,
+    status_properties,
     user_properties_of,
 )
 from services.common.stage_metrics import StageMetrics
@@ -53,10 +55,6 @@ log = logging.getLogger(__name__)
 
 EXCERPT_BYTES = 200
 ACK_BATCH = 32  # well under the Receive Maximum, so the broker never stalls
-
-
-async def _ignore(message: Received[bytes]) -> None:
-    """The door's route for its own status: `_dispatch` already looked at it."""
 
 
 class MqttDoor:
@@ -93,7 +91,8 @@ class MqttDoor:
         self._stop = asyncio.Event()
         self._intake_closed = False
         self._dispatching = False
-        self._own_status: str | None = None  # set by run() for announcing stages
+        self._own_status: OwnStatus | None = None  # set by run() for announcing stages
+        self._status_properties = publish_properties(status_properties(settings))
 
     # -- registration --------------------------------------------------------
 
@@ -248,26 +247,18 @@ class MqttDoor:
                 await asyncio.wait_for(self._stop.wait(), delay or backoff.next_delay())
 
     def _watch_own_status(self) -> None:
-        """Receive this stage's own status (see `_reassert_online`): by the
-        stage's route if one covers it, else by a QoS 0 route of the door's."""
+        """Receive this stage's own status (see `own_status`): by the stage's
+        route if one covers it, else by a QoS 0 route of the door's."""
         if not self._announce or self._own_status is not None:
             return
-        self._own_status = STATUS.topic(self.root, stage=self.user)
-        if self._subscriptions.match(self._own_status) is None:
-            self._subscriptions.add(
-                STATUS, _ignore, share_group=None, params={"stage": self.user}, qos=0
-            )
+        self._own_status = OwnStatus(self.settings, self.user, self.root)
+        if self._subscriptions.match(self._own_status.topic) is None:
+            params = {"stage": self.user}
+            self._subscriptions.add(STATUS, ignore, share_group=None, params=params, qos=0)
 
-    async def _reassert_online(self, raw: bytes, retained: bool) -> None:
-        """Replicas of one stage (e.g. `--scale object-detector=2`) share one
-        retained `status/<stage>`: when another replica's last will or clean
-        stop says `offline` while this one runs, the stage is still available,
-        so this one says `online` again. A retained copy is from before this
-        connection, which announces itself anyway."""
-        if retained or raw.decode("utf-8", "replace").strip() == ONLINE:
-            return
+    async def _say_online_again(self, own: OwnStatus, raw: bytes) -> None:
         try:
-            await self.publish(STATUS, ONLINE, stage=self.user)
+            await self.publish(STATUS, ONLINE, user_properties=own.user_properties, stage=self.user)
         except PublishFailed as error:
             log.warning("could not say online again", extra={"error": str(error)})
             return
@@ -307,7 +298,9 @@ class MqttDoor:
             await client.subscribe(filters)
         if self._announce:  # after subscribing: `online` means ready to receive
             status_topic = STATUS.topic(self.root, stage=self.user)
-            await client.publish(status_topic, ONLINE, qos=1, retain=True)
+            await client.publish(
+                status_topic, ONLINE, qos=1, retain=True, properties=self._status_properties
+            )
         self.connected.set()
         log.info("connected", extra={"epoch": epoch, "client_id": self._client_id})
         async with asyncio.TaskGroup() as tasks:
@@ -322,7 +315,9 @@ class MqttDoor:
                 stop_requested.cancel()
         if self._stop.is_set() and self._announce:
             status_topic = STATUS.topic(self.root, stage=self.user)
-            await client.publish(status_topic, OFFLINE, qos=1, retain=True)
+            await client.publish(
+                status_topic, OFFLINE, qos=1, retain=True, properties=self._status_properties
+            )
 
     async def _consume(self, client: aiomqtt.Client, epoch: int) -> None:
         handled: list[aiomqtt.Message] = []
@@ -368,8 +363,11 @@ class MqttDoor:
         if isinstance(message.payload, bytearray):
             raw = bytes(message.payload)
         self.metrics.count("received")
-        if topic == self._own_status:
-            await self._reassert_online(raw, bool(message.retain))
+        own = self._own_status
+        if own is not None and topic == own.topic:
+            said_by = user_properties_of(message.properties).get("instance")
+            if own.calls_for_online(raw, bool(message.retain), said_by):
+                await self._say_online_again(own, raw)
         found = self._subscriptions.match(topic)
         if found is None:
             await self.dead_letter(topic, raw, "no handler for this topic")

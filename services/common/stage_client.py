@@ -48,7 +48,13 @@ def build_client(
     properties.ReceiveMaximum = settings.receive_maximum
     will = None
     if will_topic is not None:
-        will = aiomqtt.Will(will_topic, OFFLINE, qos=1, retain=True)
+        will = aiomqtt.Will(
+            will_topic,
+            OFFLINE,
+            qos=1,
+            retain=True,
+            properties=publish_properties(status_properties(settings), PacketTypes.WILLMESSAGE),
+        )
     tls_context = None
     if settings.mqtt_tls_ca:
         # Certificate and host name are always checked: there is no switch to turn it off.
@@ -82,10 +88,18 @@ def user_properties_of(properties: Properties | None) -> dict[str, str]:
     return {str(key): str(value) for key, value in pairs}
 
 
-def publish_properties(user_properties: dict[str, str] | None) -> Properties | None:
-    """PUBLISH properties carrying `user_properties` (None when there are none)."""
+def status_properties(settings: StageSettings) -> dict[str, str]:
+    """User properties of a stage's `online`/`offline` (its will too): which
+    instance said it, so replicas tell each other's word from their own."""
+    return {"instance": settings.instance}
+
+
+def publish_properties(
+    user_properties: dict[str, str] | None, packet_type: int = PacketTypes.PUBLISH
+) -> Properties | None:
+    """PUBLISH (or will) properties carrying `user_properties`; None when there are none."""
     if not user_properties:
         return None
-    properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    properties = Properties(packet_type)  # type: ignore[no-untyped-call]
     properties.UserProperty = list(user_properties.items())
     return properties

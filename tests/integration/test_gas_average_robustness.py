@@ -182,3 +182,23 @@ def test_a_replica_going_offline_leaves_the_stage_online_while_another_runs(  # 
     third.terminate()
     assert third.wait(timeout_s=10) == 0
     assert retained_status() == b"offline"
+
+
+def test_a_stage_does_not_answer_its_own_last_offline(  # type: ignore[no-untyped-def]
+    stage, probe, root
+) -> None:
+    """The allocator reads every status at QoS 1 with a persistent session, so
+    its own `offline` from its last run waits for it in the session. That is
+    its own word (same instance), not a replica's: no `online` is re-said."""
+    observer = probe("operator")
+    observer.subscribe(f"{root}/status/bandwidth-allocator")
+    first = stage("bandwidth-allocator")
+    observer.wait_for(lambda m: m.payload == b"online")
+    first.terminate()
+    assert first.wait(timeout_s=10) == 0
+    observer.wait_for(lambda m: m.payload == b"offline")
+    second = stage("bandwidth-allocator")
+    observer.wait_for(lambda m: m.payload == b"online", count=2)
+    time.sleep(1.0)  # time for a queued `offline` to arrive and be answered
+    assert [m.payload for m in observer.received()].count(b"online") == 2
+    assert "online again" not in second.output()

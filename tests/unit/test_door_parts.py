@@ -17,6 +17,7 @@ from services.common.dedup import SeenIds
 from services.common.door import describe_validation_error
 from services.common.draining_client import YIELD_EVERY, DrainingClient
 from services.common.incoming_queue import bounded_queue_type
+from services.common.own_status import OwnStatus
 from services.common.settings import StageSettings
 from services.common.stage_metrics import StageMetrics
 
@@ -116,3 +117,15 @@ async def test_an_empty_queue_waits_for_a_message_or_the_disconnect() -> None:
     client._disconnected.set_exception(ConnectionError("gone"))
     with pytest.raises(aiomqtt.MqttError, match="Disconnected"):
         await asyncio.wait_for(waiting, 1)
+
+
+def test_own_status_answers_only_another_instance_saying_offline() -> None:
+    settings = StageSettings(mqtt_password="x", gateway_id="gw", instance="a")  # type: ignore[arg-type]
+    own = OwnStatus(settings, "object-detector", "edgegw/gw")
+    assert own.topic == "edgegw/gw/status/object-detector"
+    assert own.user_properties == {"instance": "a"}
+    assert own.calls_for_online(b"offline", retained=False, said_by="b")  # a replica left
+    assert own.calls_for_online(b"", retained=False, said_by=None)  # cleared by someone
+    assert not own.calls_for_online(b"online", retained=False, said_by="b")
+    assert not own.calls_for_online(b"offline", retained=False, said_by="a")  # its own word
+    assert not own.calls_for_online(b"offline", retained=True, said_by="b")  # from before
