@@ -32,7 +32,7 @@ demo: setup assets
 lint: venv
 	$(VENV)/bin/ruff check $(SOURCES)
 	$(VENV)/bin/ruff format --check $(SOURCES)
-	$(VENV)/bin/mypy schemas services broker
+	$(VENV)/bin/mypy schemas services broker tests tools
 
 unit: setup assets
 	$(PY) -m pytest tests/unit -q

@@ -19,14 +19,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from schemas.topics import REGISTRY, SELF, STAGES, USERS, TopicSpec
+from schemas.topics import REGISTRY, SELF, STAGES, USERS, AnyTopicSpec
 
 BROKER_DIR = Path(__file__).resolve().parent
 BASE_CONF = BROKER_DIR / "mosquitto.conf"
 DEFAULT_ROOT = "edgegw/+"
 
 
-def _levels_for(spec: TopicSpec, user: str, access: str) -> list[str]:
+def _levels_for(spec: AnyTopicSpec, user: str, access: str) -> list[str]:
     """Filters of `spec` that `user` gets `access` ('publish' or 'subscribe') to."""
     allowed = spec.publishers if access == "publish" else spec.subscribers
     if user in allowed:

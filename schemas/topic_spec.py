@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, overload
 
 from pydantic import TypeAdapter
 
@@ -20,6 +20,16 @@ SELF: Final = "<self>"
 
 RAW: Final = "raw"  # payload is opaque bytes (JPEG, PCM), not a JSON model
 TEXT: Final = "text"  # payload is a short UTF-8 word (status online/offline)
+Opaque: TypeAlias = Literal["raw", "text"]
+
+# What a topic carries, as handlers receive it and `publish` takes it: the
+# model for a JSON topic (`model | None` on a retained one: None is the
+# cleared retained message), bytes for RAW and TEXT topics.
+P = TypeVar("P")
+M = TypeVar("M", bound=Envelope)
+A = TypeVar("A", bound=Envelope)
+B = TypeVar("B", bound=Envelope)
+C = TypeVar("C", bound=Envelope)
 
 _PARAM = re.compile(r"\{([a-z_]+)\}")
 _PARAM_VALUE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -49,7 +59,9 @@ class TopicError(ValueError):
 
 
 @dataclass(frozen=True)
-class TopicSpec:
+class TopicSpec(Generic[P]):
+    """One topic; `P` is its payload type (see `spec_of`, which infers it)."""
+
     name: str
     template: str
     payload: Any  # an Envelope model, a union of them (with `models`), RAW or TEXT
@@ -69,10 +81,10 @@ class TopicSpec:
         if json and not self.models:
             object.__setattr__(self, "models", (self.payload,))
 
-    def decode(self, raw: bytes) -> Envelope:
+    def decode(self, raw: bytes) -> P:
         """Validate a JSON payload; raises pydantic.ValidationError."""
         assert self._adapter is not None, f"{self.name} carries no JSON"
-        decoded: Envelope = self._adapter.validate_json(raw)
+        decoded: P = self._adapter.validate_json(raw)
         return decoded
 
     def carries(self, message: object) -> bool:
@@ -123,10 +135,86 @@ class TopicSpec:
         return self._adapter is not None
 
 
+# Any topic of the registry, whatever it carries (tables of specs, ACLs).
+AnyTopicSpec: TypeAlias = TopicSpec[Any]
+
+
+@overload
 def spec_of(
     name: str,
     template: str,
-    payload: Any,
+    payload: object,
+    *,
+    qos: int,
+    retained: Literal[False] = False,
+    publishers: tuple[str, ...],
+    subscribers: tuple[str, ...],
+    max_bytes: int = 64 * KIB,
+    models: tuple[type[A], type[B], type[C]],
+) -> TopicSpec[A | B | C]: ...
+
+
+@overload
+def spec_of(
+    name: str,
+    template: str,
+    payload: object,
+    *,
+    qos: int,
+    retained: Literal[False] = False,
+    publishers: tuple[str, ...],
+    subscribers: tuple[str, ...],
+    max_bytes: int = 64 * KIB,
+    models: tuple[type[A], type[B]],
+) -> TopicSpec[A | B]: ...
+
+
+@overload
+def spec_of(
+    name: str,
+    template: str,
+    payload: type[M],
+    *,
+    qos: int,
+    retained: Literal[False] = False,
+    publishers: tuple[str, ...],
+    subscribers: tuple[str, ...],
+    max_bytes: int = 64 * KIB,
+) -> TopicSpec[M]: ...
+
+
+@overload
+def spec_of(
+    name: str,
+    template: str,
+    payload: type[M],
+    *,
+    qos: int,
+    retained: Literal[True],
+    publishers: tuple[str, ...],
+    subscribers: tuple[str, ...],
+    max_bytes: int = 64 * KIB,
+) -> TopicSpec[M | None]: ...
+
+
+@overload
+def spec_of(
+    name: str,
+    template: str,
+    payload: Opaque,
+    *,
+    qos: int,
+    retained: bool = False,
+    publishers: tuple[str, ...],
+    subscribers: tuple[str, ...],
+    max_bytes: int = 64 * KIB,
+) -> TopicSpec[bytes]: ...
+
+
+def spec_of(
+    name: str,
+    template: str,
+    payload: object,
     *,
     qos: int,
     retained: bool = False,
@@ -134,7 +222,12 @@ def spec_of(
     subscribers: tuple[str, ...],
     max_bytes: int = 64 * KIB,
     models: tuple[type[Envelope], ...] = (),
-) -> TopicSpec:
+) -> AnyTopicSpec:
+    """A topic of the registry. Its payload type follows from `payload`: a
+    model `M` gives `TopicSpec[M]` (`TopicSpec[M | None]` when retained, None
+    being the cleared message), a discriminated union with its `models` gives
+    `TopicSpec[A | B | C]`, RAW and TEXT give `TopicSpec[bytes]` (a TEXT
+    handler gets the bytes; `publish` also takes a str and encodes it)."""
     return TopicSpec(
         name=name,
         template=template,

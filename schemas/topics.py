@@ -18,6 +18,7 @@ from schemas.topic_spec import KIB, MIB, is_valid_level, spec_of
 from schemas.topic_spec import RAW as RAW
 from schemas.topic_spec import SELF as SELF
 from schemas.topic_spec import TEXT as TEXT
+from schemas.topic_spec import AnyTopicSpec as AnyTopicSpec
 from schemas.topic_spec import TopicError as TopicError
 from schemas.topic_spec import TopicSpec as TopicSpec
 from schemas.video import Detections, MotionScore, ObjectEvent
@@ -287,7 +288,7 @@ DEAD_LETTER = spec_of(
     subscribers=(OPERATOR, TELEMETRY_RECORDER),
 )
 
-REGISTRY: Final[tuple[TopicSpec, ...]] = (
+REGISTRY: Final[tuple[AnyTopicSpec, ...]] = (
     FRAME,
     MOTION,
     DETECTIONS,

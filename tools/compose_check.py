@@ -23,15 +23,18 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.harness.broker import free_port  # noqa: E402
+from tests.harness.probe import Seen  # noqa: E402
 from tests.integration.cloud.cloud_broker import GATEWAY_USER, CloudBroker, TestPki  # noqa: E402
 from tests.integration.cloud.cloud_probe import CloudProbe  # noqa: E402
 
@@ -158,6 +161,10 @@ def main() -> int:
             cloud.stop()
 
 
+def _under(prefix: str) -> Callable[[Seen], bool]:
+    return lambda message: message.topic.startswith(prefix)
+
+
 def check(
     env: dict[str, str], password: str, broker_port: int, tsdb_port: int, cloud: CloudBroker
 ) -> int:
@@ -165,7 +172,7 @@ def check(
     compose(env, "--profile", "cloud", "up", "-d", "--build")
     started = time.monotonic()
     watcher = Watcher(started)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.username_pw_set("operator", password)
     client.on_message = watcher.on_message
     client.on_connect = lambda c, *_: c.subscribe(f"{ROOT}/#", qos=1)
@@ -186,7 +193,7 @@ def check(
             if "tsdb_points" not in watcher.seen and tsdb_has_points(tsdb_port):
                 watcher.note("tsdb_points")
             for kind in ("alert", "snapshot"):
-                if upstairs.received(lambda m, k=kind: m.topic.startswith(f"{ROOT}/{k}/")):
+                if upstairs.received(_under(f"{ROOT}/{kind}/")):
                     watcher.note(f"cloud:{kind}")
             time.sleep(0.5)
         client.loop_stop()

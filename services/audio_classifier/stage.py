@@ -236,7 +236,7 @@ class AudioClassifierStage:
         if mic not in self._announced:
             return
         try:
-            await self._door.publish(QOS_LEVELS, b"", retain=True, analytic=analytic_name(mic))
+            await self._door.publish(QOS_LEVELS, None, retain=True, analytic=analytic_name(mic))
             self._announced.discard(mic)
         except PublishFailed as error:
             log.warning("levels not withdrawn", extra={"mic": mic, "error": str(error)})

@@ -21,7 +21,7 @@ import hashlib
 import logging
 import time
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
 from schemas.alerts import Alert, Summary
 from schemas.qos import QosKnob
@@ -138,7 +138,9 @@ class CloudBridgeStage:
     async def _on_summary(self, message: Received[Summary]) -> None:
         await self._take(message, "summary", message.payload.id, retain=False)
 
-    async def _on_config_state(self, message: Received[ConfigState]) -> None:
+    async def _on_config_state(self, message: Received[ConfigState | None]) -> None:
+        if message.payload is None:
+            return  # a cleared retained state: nothing to forward
         await self._take(message, "status", message.payload.id, retain=True)
 
     async def _on_status(self, message: Received[bytes]) -> None:
@@ -153,7 +155,7 @@ class CloudBridgeStage:
         await self._take(message, "status", message_id, retain=True)
 
     async def _take(
-        self, message: Received[Any], message_class: MessageClass, message_id: str, retain: bool
+        self, message: Received[object], message_class: MessageClass, message_id: str, retain: bool
     ) -> None:
         """Return only once the message is durably spooled (then the door acks it)."""
         waited = False

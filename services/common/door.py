@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from typing import Any, TypeVar, overload
 
 import aiomqtt
 from pydantic import BaseModel
@@ -52,6 +53,7 @@ from services.common.stage_metrics import StageMetrics
 from services.common.subscriptions import Subscriptions, decode_payload
 
 log = logging.getLogger(__name__)
+P = TypeVar("P")
 
 EXCERPT_BYTES = 200
 ACK_BATCH = 32  # well under the Receive Maximum, so the broker never stalls
@@ -98,8 +100,8 @@ class MqttDoor:
 
     def subscribe(
         self,
-        spec: TopicSpec,
-        handler: Handler,
+        spec: TopicSpec[P],
+        handler: Handler[P],
         *,
         share_group: str | None = None,
         **params: str,
@@ -113,17 +115,43 @@ class MqttDoor:
 
     # -- publishing ----------------------------------------------------------
 
+    @overload
     async def publish(
         self,
-        spec: TopicSpec,
-        payload: Envelope | bytes | str,
+        spec: TopicSpec[bytes],
+        payload: bytes | str,
+        *,
+        user_properties: dict[str, str] | None = None,
+        retain: bool | None = None,
+        wait_s: float | None = None,
+        **params: str,
+    ) -> None: ...
+
+    @overload
+    async def publish(
+        self,
+        spec: TopicSpec[P],
+        payload: P,
+        *,
+        user_properties: dict[str, str] | None = None,
+        retain: bool | None = None,
+        wait_s: float | None = None,
+        **params: str,
+    ) -> None: ...
+
+    async def publish(
+        self,
+        spec: TopicSpec[Any],
+        payload: object,
         *,
         user_properties: dict[str, str] | None = None,
         retain: bool | None = None,
         wait_s: float | None = None,
         **params: str,
     ) -> None:
-        """Publish on `spec`; waits for the broker's PUBACK at QoS 1.
+        """Publish on `spec` what it carries (a str on a bytes topic is sent
+        UTF-8; None on a retained JSON topic clears it); waits for the
+        broker's PUBACK at QoS 1.
 
         Raises PublishFailed if not connected within `wait_s` or unconfirmed.
         """
@@ -183,13 +211,18 @@ class MqttDoor:
             raise PublishFailed(f"{topic}: {error}") from error
 
     @staticmethod
-    def _encode(spec: TopicSpec, payload: Envelope | bytes | str) -> bytes:
+    def _encode(spec: TopicSpec[Any], payload: object) -> bytes:
         if isinstance(payload, BaseModel):
             if not spec.carries(payload):
                 raise TypeError(f"{spec.name} does not carry {type(payload).__name__}")
+            assert isinstance(payload, Envelope)
             return payload.to_bytes()
         if isinstance(payload, str):
             return payload.encode()
+        if payload is None:
+            return b""  # an empty retained message clears the topic
+        if not isinstance(payload, bytes):
+            raise TypeError(f"{spec.name} does not carry {type(payload).__name__}")
         return payload
 
     async def dead_letter(self, topic: str, raw: bytes, reason: str) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeAlias, TypeVar
 
 from pydantic import ValidationError
 
-PayloadT = TypeVar("PayloadT")
+# Covariant: a message is read-only, so a handler written for a wider payload
+# (`Received[Envelope | None]`) takes any narrower one (`Received[GasReading]`).
+PayloadT_co = TypeVar("PayloadT_co", covariant=True)
+P = TypeVar("P")
 
 
 class InvalidMessage(Exception):
@@ -26,19 +29,22 @@ class PublishFailed(Exception):
 
 
 @dataclass(frozen=True)
-class Received(Generic[PayloadT]):
-    """A validated message. On a retained JSON topic, `payload` is None when
-    the retained message was cleared (an empty payload)."""
+class Received(Generic[PayloadT_co]):
+    """A validated message of a `TopicSpec[P]`, as `Received[P]`. On a
+    retained JSON topic `P` is `Model | None`: `payload` is None when the
+    retained message was cleared (an empty payload)."""
 
     topic: str
     params: dict[str, str]
-    payload: PayloadT
+    payload: PayloadT_co
     raw: bytes
     retained: bool
     properties: dict[str, str]
 
 
-Handler = Callable[[Received[Any]], Awaitable[None]]
+# What handles the messages of a `TopicSpec[P]`: `MqttDoor.subscribe` checks
+# that the handler takes what the topic carries.
+Handler: TypeAlias = Callable[[Received[P]], Awaitable[None]]
 
 
 def describe_validation_error(error: ValidationError) -> str:

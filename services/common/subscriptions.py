@@ -9,19 +9,21 @@ subscribes to `filters()` on every connect, then asks `match()` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from pydantic import ValidationError
 
 from schemas.topics import TopicSpec
 from services.common.messages import Handler, InvalidMessage, describe_validation_error
 
+P = TypeVar("P")
+
 
 @dataclass(frozen=True)
-class Route:
-    spec: TopicSpec
+class Route(Generic[P]):
+    spec: TopicSpec[P]
     subscription: str
-    handler: Handler
+    handler: Handler[P]
     qos: int
 
 
@@ -31,12 +33,12 @@ class Subscriptions:
     def __init__(self, user: str, root: str) -> None:
         self.user = user
         self.root = root
-        self._routes: list[Route] = []
+        self._routes: list[Route[Any]] = []
 
     def add(
         self,
-        spec: TopicSpec,
-        handler: Handler,
+        spec: TopicSpec[P],
+        handler: Handler[P],
         *,
         share_group: str | None,
         params: dict[str, str],
@@ -62,7 +64,7 @@ class Subscriptions:
         """Whether a route takes QoS 1, which needs a persistent session."""
         return any(route.qos > 0 for route in self._routes)
 
-    def match(self, topic: str) -> tuple[Route, dict[str, str]] | None:
+    def match(self, topic: str) -> tuple[Route[Any], dict[str, str]] | None:
         """The route for `topic` and its topic parameters; None if none takes it."""
         for route in self._routes:
             params = route.spec.match(self.root, topic)
@@ -71,16 +73,19 @@ class Subscriptions:
         return None
 
 
-def decode_payload(spec: TopicSpec, raw: bytes) -> Any:
-    """What a handler of `spec` receives for `raw`; raises InvalidMessage."""
+def decode_payload(spec: TopicSpec[P], raw: bytes) -> P:
+    """What a handler of `spec` receives for `raw`; raises InvalidMessage.
+
+    The casts are what `spec_of` types a spec by: RAW and TEXT specs are
+    `TopicSpec[bytes]`, retained JSON specs `TopicSpec[Model | None]`."""
     if len(raw) > spec.max_bytes:
         raise InvalidMessage(
             f"payload of {len(raw)} bytes exceeds the {spec.max_bytes}-byte limit of {spec.name}"
         )
     if not spec.is_json:
-        return raw
+        return cast(P, raw)
     if not raw and spec.retained:
-        return None  # the retained message was cleared: handlers get None
+        return cast(P, None)  # the retained message was cleared: handlers get None
     if not raw:
         raise InvalidMessage("empty payload")
     try:

@@ -25,7 +25,7 @@ from schemas.topics import (
     MOTION,
     TELEMETRY_RECORDER,
     UPLINK_USAGE,
-    TopicSpec,
+    AnyTopicSpec,
 )
 from services.common.dedup import SeenIds
 from services.common.door import MqttDoor, Received
@@ -36,7 +36,7 @@ from services.telemetry_recorder.writer import InfluxWriter
 
 log = logging.getLogger(__name__)
 
-RECORDED: tuple[TopicSpec, ...] = (
+RECORDED: tuple[AnyTopicSpec, ...] = (
     GAS_READING,
     GAS_AVERAGE_RESULT,
     DETECTIONS,

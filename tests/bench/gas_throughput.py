@@ -185,7 +185,7 @@ def door_only_rate(broker: MosquittoBroker, lines: bytes, count: int) -> dict[st
         settings = StageSettings(
             mqtt_host=broker.host,
             mqtt_port=broker.port,
-            mqtt_password=broker.passwords["gas-average"],  # type: ignore[arg-type]
+            mqtt_password=broker.passwords["gas-average"],
             gateway_id=GATEWAY,
             instance="door-only",
         )

@@ -8,11 +8,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import orjson
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from tests.harness.broker import MosquittoBroker
 
@@ -25,8 +28,11 @@ class Seen:
     at: float
     properties: dict[str, str]
 
-    def json(self) -> dict:  # type: ignore[type-arg]
-        return orjson.loads(self.payload)  # type: ignore[no-any-return]
+    def json(self) -> dict[str, Any]:
+        """The payload as a JSON object."""
+        value = orjson.loads(self.payload)
+        assert isinstance(value, dict), f"{self.topic}: not a JSON object: {self.payload[:60]!r}"
+        return value
 
 
 def wait_until(
@@ -48,6 +54,18 @@ def wait_until(
     raise AssertionError(f"{label}wanted {count}, got {len(found)} in {timeout_s} s: {topics}")
 
 
+def new_properties(packet_type: int) -> Properties:
+    """Empty MQTT 5 properties for `packet_type` (paho's `Properties` is
+    untyped: this is the one place tests construct it)."""
+    return Properties(packet_type)  # type: ignore[no-untyped-call]
+
+
+class MakeProbe(Protocol):
+    """The `probe` fixture: connects a new probe as `user`."""
+
+    def __call__(self, user: str = "operator", password: str | None = None) -> Probe: ...
+
+
 class ConnectRefused(Exception):
     pass
 
@@ -62,7 +80,7 @@ class Probe:
         self._connected = threading.Event()
         self._refused: str | None = None
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=f"probe-{uuid.uuid4().hex[:8]}",
             protocol=mqtt.MQTTv5,
         )
@@ -81,15 +99,29 @@ class Probe:
             self.close()
             raise ConnectRefused(self._refused)
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         if reason_code.is_failure:
             self._refused = str(reason_code)
         self._connected.set()
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
         self.publish_codes[mid] = reason_code.value
 
-    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         pairs = getattr(message.properties, "UserProperty", None) or []
         seen = Seen(
             message.topic, bytes(message.payload), bool(message.retain), time.time(), dict(pairs)
@@ -101,7 +133,13 @@ class Probe:
         done = threading.Event()
         granted: list[object] = []
 
-        def on_subscribe(client, userdata, mid, reason_codes, properties):  # type: ignore[no-untyped-def]
+        def on_subscribe(
+            client: mqtt.Client,
+            userdata: object,
+            mid: int,
+            reason_codes: list[ReasonCode],
+            properties: Properties,
+        ) -> None:
             granted.extend(reason_codes)
             done.set()
 
@@ -114,7 +152,7 @@ class Probe:
     def publish(
         self,
         topic: str,
-        payload: bytes | str | dict,  # type: ignore[type-arg]
+        payload: bytes | str | dict[str, Any],
         *,
         qos: int = 1,
         retain: bool = False,
@@ -125,7 +163,7 @@ class Probe:
             payload = orjson.dumps(payload)
         properties = None
         if user_properties:
-            properties = Properties(PacketTypes.PUBLISH)
+            properties = new_properties(PacketTypes.PUBLISH)
             properties.UserProperty = list(user_properties.items())
         info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         if qos == 0:

@@ -7,8 +7,15 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Protocol
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+class StartStage(Protocol):
+    """The `stage` fixture: starts `edgegw run <name>` with extra environment."""
+
+    def __call__(self, name: str, **env: str) -> StageProcess: ...
 
 
 class StageProcess:

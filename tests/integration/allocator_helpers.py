@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 
 from schemas.qos import QosLevel, QosLevels
@@ -41,7 +43,7 @@ def offer_both(root: str, camera: Probe, audio: Probe) -> None:
     )
 
 
-def knob_is(root: str, analytic: str, level: str):  # type: ignore[no-untyped-def]
+def knob_is(root: str, analytic: str, level: str) -> Callable[[Seen], bool]:
     def match(message: Seen) -> bool:
         return (
             message.topic == f"{root}/qos/{analytic}"

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.harness.probe import Probe
+
 # The AudioSet families the unit tests established on these very sounds.
 from tests.unit.test_audio_classifier import ALARM_FAMILY, BELL_FAMILY, TELEPHONE_FAMILY
 
@@ -33,11 +35,11 @@ def chunk_properties(seq: int, chunk_s: float = 0.5) -> dict[str, str]:
     }
 
 
-def classes_of(observer: Any, root: str, mic: str) -> list[dict[str, Any]]:
+def classes_of(observer: Probe, root: str, mic: str) -> list[dict[str, Any]]:
     topic = f"{root}/audio/{mic}/classes"
     return [m.json() for m in observer.received(lambda m: m.topic == topic)]
 
 
-def events_of(observer: Any, root: str, mic: str) -> list[dict[str, Any]]:
+def events_of(observer: Probe, root: str, mic: str) -> list[dict[str, Any]]:
     topic = f"{root}/event/{mic}"
     return [m.json() for m in observer.received(lambda m: m.topic == topic)]

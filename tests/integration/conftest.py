@@ -4,14 +4,14 @@ each test gets its own gateway id, so its topics never meet another's."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.harness.broker import MosquittoBroker
-from tests.harness.probe import Probe
-from tests.harness.stage_process import StageProcess
+from tests.harness.probe import MakeProbe, Probe
+from tests.harness.stage_process import StageProcess, StartStage
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +33,7 @@ def root(gateway_id: str) -> str:
 
 
 @pytest.fixture
-def probe(broker: MosquittoBroker) -> Iterator[Callable[..., Probe]]:
+def probe(broker: MosquittoBroker) -> Iterator[MakeProbe]:
     made: list[Probe] = []
 
     def make(user: str = "operator", password: str | None = None) -> Probe:
@@ -47,9 +47,7 @@ def probe(broker: MosquittoBroker) -> Iterator[Callable[..., Probe]]:
 
 
 @pytest.fixture
-def stage(
-    broker: MosquittoBroker, gateway_id: str, tmp_path: Path
-) -> Iterator[Callable[..., StageProcess]]:
+def stage(broker: MosquittoBroker, gateway_id: str, tmp_path: Path) -> Iterator[StartStage]:
     started: list[StageProcess] = []
 
     def start(name: str, **env: str) -> StageProcess:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from schemas.gas import GasReading
 
 
-def reading(sensor: str, gas: str, value: float, ts: float | None = None, **extra: object) -> dict:  # type: ignore[type-arg]
+def reading(
+    sensor: str, gas: str, value: float, ts: float | None = None, **extra: object
+) -> dict[str, Any]:
     body = GasReading(
         source="gas-replay",
         sensor=sensor,
-        gas=gas,  # type: ignore[arg-type]
+        gas=gas,
         value=value,
         ts=ts if ts is not None else time.time(),
         id=uuid.uuid4().hex,

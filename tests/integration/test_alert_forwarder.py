@@ -6,7 +6,7 @@ import http.server
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import orjson
 import pytest
@@ -14,8 +14,8 @@ import pytest
 from schemas.gas import GasEvent
 from services.alert_forwarder.alert_messages import alert_message_id
 from tests.harness.broker import free_port
-from tests.harness.probe import Probe
-from tests.harness.stage_process import StageProcess
+from tests.harness.probe import MakeProbe
+from tests.harness.stage_process import StartStage
 
 
 class _Hooks(http.server.ThreadingHTTPServer):
@@ -25,7 +25,8 @@ class _Hooks(http.server.ThreadingHTTPServer):
 class _HookHandler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
-        self.server.bodies.append(self.rfile.read(length))  # type: ignore[attr-defined]
+        assert isinstance(self.server, _Hooks)
+        self.server.bodies.append(self.rfile.read(length))
         self.send_response(204)
         self.end_headers()
 
@@ -54,8 +55,8 @@ def _gas_event(type_: str, event_id: str, **extra: object) -> GasEvent:
 
 
 def test_events_become_alerts_once_with_lifecycle_ids_and_webhooks_get_them(
-    probe: Callable[..., Probe],
-    stage: Callable[..., StageProcess],
+    probe: MakeProbe,
+    stage: StartStage,
     root: str,
     webhook_server: _Hooks,
 ) -> None:

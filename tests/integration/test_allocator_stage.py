@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -20,6 +21,9 @@ from schemas.alerts import UplinkUsage
 from schemas.qos import PlanRequest
 from services.cli.qos_command import plan
 from services.common.settings import StageSettings
+from tests.harness.broker import MosquittoBroker
+from tests.harness.probe import MakeProbe, Probe, Seen
+from tests.harness.stage_process import StartStage
 from tests.integration.allocator_helpers import (
     AUDIO,
     CAMERA,
@@ -34,7 +38,7 @@ from tests.integration.allocator_helpers import (
 ACCEPTANCE_S = 2.0
 
 
-def _start(stage, probe, root, **env: str):  # type: ignore[no-untyped-def]
+def _start(stage: StartStage, probe: MakeProbe, root: str, **env: str) -> Probe:
     observer = probe("operator")
     observer.subscribe(f"{root}/#")
     stage("bandwidth-allocator", EDGEGW_DEBOUNCE_S="0.2", **env)
@@ -44,14 +48,16 @@ def _start(stage, probe, root, **env: str):  # type: ignore[no-untyped-def]
     return observer
 
 
-def _time_to(observer, where, since: float) -> float:  # type: ignore[no-untyped-def]
+def _time_to(observer: Probe, where: Callable[[Seen], bool], since: float) -> float:
     seen = observer.wait_for(lambda m: m.at >= since and where(m), timeout_s=10)
     latency = float(seen[0].at - since)
     print(f"effect seen {latency:.3f} s after the change")
     return latency
 
 
-def test_knobs_follow_the_budget_from_retained_config(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_knobs_follow_the_budget_from_retained_config(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = _start(stage, probe, root, EDGEGW_BUDGET_KBPS="2000")
     operator = probe("operator")
     offer_both(root, probe("camera-capture"), probe("audio-capture"))
@@ -99,7 +105,9 @@ def _usage(used_kbps: float, spooled: int) -> bytes:
     ).to_bytes()
 
 
-def test_a_measured_budget_follows_the_bridge_goodput(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_a_measured_budget_follows_the_bridge_goodput(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = _start(
         stage, probe, root, EDGEGW_BUDGET_SOURCE="measured", EDGEGW_BUDGET_KBPS="1000"
     )
@@ -118,7 +126,9 @@ def test_a_measured_budget_follows_the_bridge_goodput(stage, probe, root) -> Non
     assert plan[-1].json()["cost_kbps"] == 328
 
 
-def test_an_analytic_leaving_frees_its_budget_for_the_others(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_an_analytic_leaving_frees_its_budget_for_the_others(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = _start(stage, probe, root, EDGEGW_BUDGET_KBPS="900")
     camera, audio = probe("camera-capture"), probe("audio-capture")
     offer_both(root, camera, audio)
@@ -145,7 +155,9 @@ def test_an_analytic_leaving_frees_its_budget_for_the_others(stage, probe, root)
     assert _time_to(observer, knob_is(root, CAMERA, "mid"), back) < ACCEPTANCE_S
 
 
-def test_a_dry_run_answers_without_changing_the_knobs(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_a_dry_run_answers_without_changing_the_knobs(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = _start(stage, probe, root, EDGEGW_BUDGET_KBPS="2000")
     offer_both(root, probe("camera-capture"), probe("audio-capture"))
     observer.wait_for(knob_is(root, CAMERA, "high"))
@@ -188,8 +200,13 @@ def test_a_dry_run_answers_without_changing_the_knobs(stage, probe, root) -> Non
     assert len(observer.received(lambda m: m.topic.endswith("/allocator/plan"))) == plans_before
 
 
-def test_qos_plan_command_prints_the_dry_run_table(  # type: ignore[no-untyped-def]
-    stage, probe, root, broker, gateway_id, capsys: pytest.CaptureFixture[str]
+def test_qos_plan_command_prints_the_dry_run_table(
+    stage: StartStage,
+    probe: MakeProbe,
+    root: str,
+    broker: MosquittoBroker,
+    gateway_id: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     observer = _start(stage, probe, root, EDGEGW_BUDGET_KBPS="2000")
     offer_both(root, probe("camera-capture"), probe("audio-capture"))
@@ -215,7 +232,9 @@ def test_qos_plan_command_prints_the_dry_run_table(  # type: ignore[no-untyped-d
     }
 
 
-def test_invalid_levels_are_dead_lettered_and_the_stage_keeps_going(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_levels_are_dead_lettered_and_the_stage_keeps_going(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = _start(stage, probe, root, EDGEGW_BUDGET_KBPS="2000")
     camera = probe("camera-capture")
     bad_utility = orjson.loads(levels_payload("camera-capture", CAMERA, CAMERA_LEVELS))
@@ -237,7 +256,7 @@ def test_invalid_levels_are_dead_lettered_and_the_stage_keeps_going(stage, probe
     observer.wait_for(knob_is(root, CAMERA, "high"))
 
 
-def _reading_times(observer, root: str, start: float, end: float) -> list[float]:  # type: ignore[no-untyped-def]
+def _reading_times(observer: Probe, root: str, start: float, end: float) -> list[float]:
     return [
         m.at
         for m in observer.received(lambda m: m.topic == f"{root}/sensor/gas/kitchen")
@@ -256,7 +275,9 @@ def _rate_change_after(times: list[float], since: float, slower: bool, fast: flo
     raise AssertionError(f"the pace never changed after {since}: {times}")
 
 
-def test_gas_replay_reading_rate_follows_the_budget(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_gas_replay_reading_rate_follows_the_budget(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = _start(stage, probe, root, EDGEGW_BUDGET_KBPS="100")
     stage("gas-replay", EDGEGW_SENSORS="kitchen:co", EDGEGW_SEED="4", EDGEGW_SPEED="1")
     knob = observer.wait_for(lambda m: m.topic == f"{root}/qos/gas.kitchen")[-1].json()

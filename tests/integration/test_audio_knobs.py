@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 
 from services.audio_classifier.levels import load_profile
+from tests.harness.probe import MakeProbe, Probe
+from tests.harness.stage_process import StartStage
 from tests.integration.allocator_helpers import knob_is, set_config
 from tests.integration.audio_helpers import AUDIO_DIR, require
 
@@ -25,7 +27,7 @@ FULL_RATE_MIN = 1.5
 LOW_RATE_MAX = 0.6
 
 
-def _rate_after(observer, root: str, change: float) -> float:  # type: ignore[no-untyped-def]
+def _rate_after(observer: Probe, root: str, change: float) -> float:
     start = change + ACCEPTANCE_S
     end = start + RATE_WINDOW_S
     time.sleep(max(0.0, end - time.time()))
@@ -36,14 +38,16 @@ def _rate_after(observer, root: str, change: float) -> float:  # type: ignore[no
     return rate
 
 
-def _knob_latency(observer, root: str, level: str, since: float) -> float:  # type: ignore[no-untyped-def]
+def _knob_latency(observer: Probe, root: str, level: str, since: float) -> float:
     seen = observer.wait_for(lambda m: m.at >= since and knob_is(root, ANALYTIC, level)(m))
     latency = float(seen[0].at - since)
     print(f"knob {level} seen {latency:.3f} s after the change")
     return latency
 
 
-def test_the_budget_sets_the_classification_rate(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_the_budget_sets_the_classification_rate(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     levels = {lv.patch_stride: lv for lv in load_profile().levels}
     assert set(levels) >= {1, 8}
     observer = probe("operator")

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
 
 from services.audio_capture.pcm import load_pcm16, split_into_chunks, write_wav_pcm16
+from tests.harness.probe import MakeProbe, Probe, Seen
+from tests.harness.stage_process import StageProcess, StartStage
 from tests.integration.audio_helpers import (
     AUDIO_DIR,
     BELL_FAMILY,
@@ -29,21 +32,21 @@ REPLAY_SPEED = "5"
 SILENCE_AFTER_S = "1.5"  # lets the tail of a sound fill a patch and its event end
 
 
-def _online(observer, root: str, stage_name: str) -> None:  # type: ignore[no-untyped-def]
+def _online(observer: Probe, root: str, stage_name: str) -> None:
     observer.wait_for(
         lambda m: m.topic == f"{root}/status/{stage_name}" and m.payload == b"online",
         timeout_s=20,
     )
 
 
-def _observe(probe, root: str):  # type: ignore[no-untyped-def]
+def _observe(probe: MakeProbe, root: str) -> Probe:
     observer = probe("operator")
     for pattern in ("audio/+/classes", "event/+", "status/#", "deadletter/+"):
         observer.subscribe(f"{root}/{pattern}")
     return observer
 
 
-def _replay(stage, mic: str, *files: Path, **extra: str):  # type: ignore[no-untyped-def]
+def _replay(stage: StartStage, mic: str, *files: Path, **extra: str) -> StageProcess:
     return stage(
         "audio-capture",
         EDGEGW_MIC=mic,
@@ -55,8 +58,8 @@ def _replay(stage, mic: str, *files: Path, **extra: str):  # type: ignore[no-unt
     )
 
 
-def test_real_sounds_are_classified_and_only_the_alarm_raises_an_event(  # type: ignore[no-untyped-def]
-    stage, probe, root, tmp_path
+def test_real_sounds_are_classified_and_only_the_alarm_raises_an_event(
+    stage: StartStage, probe: MakeProbe, root: str, tmp_path: Path
 ) -> None:
     observer = _observe(probe, root)
     # The chunks themselves, seen as the classifier sees them.
@@ -128,8 +131,8 @@ def test_real_sounds_are_classified_and_only_the_alarm_raises_an_event(  # type:
     assert classifier.poll() is None
 
 
-def test_bad_chunks_are_dead_lettered_and_the_classifier_keeps_going(  # type: ignore[no-untyped-def]
-    stage, probe, root
+def test_bad_chunks_are_dead_lettered_and_the_classifier_keeps_going(
+    stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
     observer = _observe(probe, root)
     classifier = stage("audio-classifier")
@@ -166,14 +169,14 @@ def test_bad_chunks_are_dead_lettered_and_the_classifier_keeps_going(  # type: i
     assert classifier.poll() is None
 
 
-def test_classes_of_interest_come_from_the_retained_config(  # type: ignore[no-untyped-def]
-    stage, probe, root
+def test_classes_of_interest_come_from_the_retained_config(
+    stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
     observer = _observe(probe, root)
     operator = probe("operator")
     config_topic = f"{root}/config/audio-classifier"
     state_topic = f"{root}/status/audio-classifier/config"
-    telephone = {
+    telephone: dict[str, Any] = {
         "class_names": ["Telephone", "Telephone bell ringing", "Ringtone"],
         "enter_score": 0.7,
         "exit_score": 0.4,
@@ -208,7 +211,9 @@ def test_classes_of_interest_come_from_the_retained_config(  # type: ignore[no-u
     assert classifier.poll() is None
 
 
-def test_an_alsa_device_is_read_through_arecord(stage, probe, root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_alsa_device_is_read_through_arecord(
+    stage: StartStage, probe: MakeProbe, root: str, tmp_path: Path
+) -> None:
     """A real ALSA capture device with no sound card: the `file` plugin plays a
     recording into the capture stream (`infile`), so arecord reads speech."""
     recording = tmp_path / "speech.raw"
@@ -241,7 +246,9 @@ def test_an_alsa_device_is_read_through_arecord(stage, probe, root, tmp_path) ->
     assert events_of(observer, root, "room") == []
 
 
-def test_a_flood_of_chunks_is_shed_not_queued(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_a_flood_of_chunks_is_shed_not_queued(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     """Audio replayed as fast as it can be sent: the classifier drops the oldest
     chunks beyond its bounds (counted) and is done soon after the flood ends."""
     observer = _observe(probe, root)
@@ -264,7 +271,7 @@ def test_a_flood_of_chunks_is_shed_not_queued(stage, probe, root) -> None:  # ty
     assert capture.wait(60) == 0, capture.output()[-2000:]
     flood_over = time.monotonic()
 
-    def settled(message) -> bool:  # type: ignore[no-untyped-def]
+    def settled(message: Seen) -> bool:
         if not message.topic.endswith("/metrics/audio-classifier"):
             return False
         counters = message.json()["counters"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness.probe import ConnectRefused, Probe
+from tests.harness.broker import MosquittoBroker
+from tests.harness.probe import ConnectRefused, MakeProbe, Probe
 
 NOT_AUTHORIZED = 135
 
 
-def test_anonymous_and_wrong_password_are_refused(broker) -> None:  # type: ignore[no-untyped-def]
+def test_anonymous_and_wrong_password_are_refused(broker: MosquittoBroker) -> None:
     with pytest.raises(ConnectRefused):
         Probe(broker, None)
     with pytest.raises(ConnectRefused):
@@ -18,7 +19,7 @@ def test_anonymous_and_wrong_password_are_refused(broker) -> None:  # type: igno
         Probe(broker, "nobody", "whatever")
 
 
-def test_gas_stage_cannot_publish_alerts_nor_read_frames(probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_gas_stage_cannot_publish_alerts_nor_read_frames(probe: MakeProbe, root: str) -> None:
     gas = probe("gas-average")
     assert gas.publish(f"{root}/alert/kitchen", b'{"x": 1}') == NOT_AUTHORIZED
     assert gas.publish(f"{root}/sensor/gas/kitchen", b'{"x": 1}') == NOT_AUTHORIZED

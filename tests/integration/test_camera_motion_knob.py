@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import orjson
 
-from tests.harness.probe import Probe
+from tests.harness.probe import MakeProbe, Probe
+from tests.harness.stage_process import StartStage
 from tests.integration.video_helpers import VIDEO
 
 ACCEPTANCE_S = 2.0
@@ -31,7 +32,7 @@ def still_video(path: Path) -> Path:
     capture.release()
     assert ok, f"cannot read {VIDEO}"
     height, width = frame.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (width, height))
     for _ in range(30):
         writer.write(np.ascontiguousarray(frame))
     writer.release()
@@ -52,7 +53,9 @@ def fps_after(watcher: Probe, topic: str, change: float) -> float:
     return len(frames) / WINDOW_S
 
 
-def test_the_motion_gate_follows_the_knob(stage, probe, root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_motion_gate_follows_the_knob(
+    stage: StartStage, probe: MakeProbe, root: str, tmp_path: Path
+) -> None:
     watcher = probe("object-detector")
     topic = f"{root}/camera/still/frame"
     watcher.subscribe(topic, qos=0)

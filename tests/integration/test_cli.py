@@ -10,6 +10,8 @@ import time
 import orjson
 
 from tests.harness.broker import MosquittoBroker
+from tests.harness.probe import MakeProbe
+from tests.harness.stage_process import StartStage
 from tests.integration.gas_helpers import reading
 
 
@@ -27,8 +29,8 @@ def edgegw(
     )
 
 
-def test_config_set_prints_the_stage_answer_and_status_shows_it(  # type: ignore[no-untyped-def]
-    broker, stage, probe, root, gateway_id
+def test_config_set_prints_the_stage_answer_and_status_shows_it(
+    broker: MosquittoBroker, stage: StartStage, probe: MakeProbe, root: str, gateway_id: str
 ) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/status/#")
@@ -60,7 +62,9 @@ def test_config_set_prints_the_stage_answer_and_status_shows_it(  # type: ignore
     assert "online" in row and " ok " in row and row.split()[-2] == "2"
 
 
-def test_alerts_tails_events_readably(broker, stage, probe, root, gateway_id) -> None:  # type: ignore[no-untyped-def]
+def test_alerts_tails_events_readably(
+    broker: MosquittoBroker, stage: StartStage, probe: MakeProbe, root: str, gateway_id: str
+) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/status/#")
     stage("gas-average", EDGEGW_TIME_WINDOW_S="1")
@@ -99,7 +103,7 @@ def test_alerts_tails_events_readably(broker, stage, probe, root, gateway_id) ->
     assert "NEW" in out and "lpg_high" in out and "garage" in out and "critical" in out
 
 
-def test_wrong_credentials_give_a_clear_error(broker, gateway_id) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_credentials_give_a_clear_error(broker: MosquittoBroker, gateway_id: str) -> None:
     env = {**os.environ, **broker.env_for("operator", gateway_id), "EDGEGW_MQTT_PASSWORD": "nope"}
     done = subprocess.run(
         [sys.executable, "-m", "services.cli.main", "status"],
@@ -113,8 +117,8 @@ def test_wrong_credentials_give_a_clear_error(broker, gateway_id) -> None:  # ty
     assert "refused the operator's credentials" in done.stderr
 
 
-def test_qos_plan_answers_a_dry_run_from_the_running_allocator(  # type: ignore[no-untyped-def]
-    broker, stage, probe, root, gateway_id
+def test_qos_plan_answers_a_dry_run_from_the_running_allocator(
+    broker: MosquittoBroker, stage: StartStage, probe: MakeProbe, root: str, gateway_id: str
 ) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/qos/+/levels")

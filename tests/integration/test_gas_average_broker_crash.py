@@ -38,7 +38,7 @@ def _publish_series(source: Probe, values: list[float], start: float) -> list[st
     return ids
 
 
-def test_stage_reconnects_resubscribes_and_loses_no_reading_after_restart(  # type: ignore[no-untyped-def]
+def test_stage_reconnects_resubscribes_and_loses_no_reading_after_restart(
     own_broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     stage = StageProcess(
@@ -109,7 +109,7 @@ def test_stage_reconnects_resubscribes_and_loses_no_reading_after_restart(  # ty
         stage.stop()
 
 
-def test_stage_stops_in_time_when_the_broker_hangs(  # type: ignore[no-untyped-def]
+def test_stage_stops_in_time_when_the_broker_hangs(
     own_broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     """A frozen broker (SIGSTOP: the socket stays open, nothing is acknowledged)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 
+from tests.harness.probe import MakeProbe
+from tests.harness.stage_process import StartStage
 from tests.integration.gas_helpers import reading
 
 
-def test_readings_become_averages_and_a_leak_becomes_one_event(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_readings_become_averages_and_a_leak_becomes_one_event(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/#")
     process = stage(

@@ -6,15 +6,17 @@ import time
 
 import orjson
 
+from tests.harness.probe import MakeProbe, Probe
+from tests.harness.stage_process import StartStage
 from tests.integration.gas_helpers import reading
 
 
-def _online(observer, root: str) -> None:  # type: ignore[no-untyped-def]
+def _online(observer: Probe, root: str) -> None:
     observer.wait_for(lambda m: m.topic == f"{root}/status/gas-average" and m.payload == b"online")
 
 
-def test_every_kind_of_bad_reading_is_dead_lettered_and_the_next_is_processed(  # type: ignore[no-untyped-def]
-    stage, probe, root
+def test_every_kind_of_bad_reading_is_dead_lettered_and_the_next_is_processed(
+    stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/#")
@@ -46,8 +48,8 @@ def test_every_kind_of_bad_reading_is_dead_lettered_and_the_next_is_processed(  
     assert average["reading_id"] == good["id"]
 
 
-def test_retained_config_is_applied_within_a_second_and_a_bad_one_rejected(  # type: ignore[no-untyped-def]
-    stage, probe, root
+def test_retained_config_is_applied_within_a_second_and_a_bad_one_rejected(
+    stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/#")
@@ -85,8 +87,8 @@ def test_retained_config_is_applied_within_a_second_and_a_bad_one_rejected(  # t
     assert average["time_window_s"] == 30
 
 
-def test_sigterm_publishes_offline_and_exits_zero_within_the_grace_period(  # type: ignore[no-untyped-def]
-    stage, probe, root
+def test_sigterm_publishes_offline_and_exits_zero_within_the_grace_period(
+    stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/status/#")
@@ -100,8 +102,8 @@ def test_sigterm_publishes_offline_and_exits_zero_within_the_grace_period(  # ty
     assert retained.payload == b"offline"
 
 
-def test_sigkill_leaves_the_last_will_within_one_and_a_half_keepalives(  # type: ignore[no-untyped-def]
-    stage, probe, root
+def test_sigkill_leaves_the_last_will_within_one_and_a_half_keepalives(
+    stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
     keepalive = 4
     observer = probe("operator")
@@ -114,8 +116,8 @@ def test_sigkill_leaves_the_last_will_within_one_and_a_half_keepalives(  # type:
     assert will.at - killed_at <= 1.5 * keepalive
 
 
-def test_readings_sent_during_a_sigterm_are_handled_by_the_next_run(  # type: ignore[no-untyped-def]
-    stage, probe, root
+def test_readings_sent_during_a_sigterm_are_handled_by_the_next_run(
+    stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
     """Ack-after-handling plus the persistent session: a reading the stopping
     stage did not handle stays with the broker and the next run handles it."""
@@ -141,8 +143,8 @@ def test_readings_sent_during_a_sigterm_are_handled_by_the_next_run(  # type: ig
     assert set(sent) <= {m.json()["reading_id"] for m in averages}
 
 
-def test_a_replica_going_offline_leaves_the_stage_online_while_another_runs(  # type: ignore[no-untyped-def]
-    stage, probe, root
+def test_a_replica_going_offline_leaves_the_stage_online_while_another_runs(
+    stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
     """Two replicas share the retained `status/gas-average`: one stopping
     (its `offline`) or dying (its will) must not leave the stage marked
@@ -184,8 +186,8 @@ def test_a_replica_going_offline_leaves_the_stage_online_while_another_runs(  # 
     assert retained_status() == b"offline"
 
 
-def test_a_stage_does_not_answer_its_own_last_offline(  # type: ignore[no-untyped-def]
-    stage, probe, root
+def test_a_stage_does_not_answer_its_own_last_offline(
+    stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
     """The allocator reads every status at QoS 1 with a persistent session, so
     its own `offline` from its last run waits for it in the session. That is

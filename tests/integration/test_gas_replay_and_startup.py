@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.stage_process import REPO
+from tests.harness.probe import MakeProbe
+from tests.harness.stage_process import REPO, StartStage
 
 
-def test_a_trace_is_replayed_in_order_then_the_stage_exits_zero(  # type: ignore[no-untyped-def]
-    stage, probe, root, tmp_path: Path
+def test_a_trace_is_replayed_in_order_then_the_stage_exits_zero(
+    stage: StartStage, probe: MakeProbe, root: str, tmp_path: Path
 ) -> None:
     trace = tmp_path / "leak.csv"
     rows = [f"{t * 0.5},cellar,methane,{400 + t * 300}" for t in range(40)]

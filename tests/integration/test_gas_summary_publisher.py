@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from pydantic import SecretStr
 
@@ -13,11 +12,11 @@ from services.common.door import MqttDoor
 from services.common.settings import StageSettings
 from services.gas_average.summary import GasSummaryPublisher
 from tests.harness.broker import MosquittoBroker
-from tests.harness.probe import Probe
+from tests.harness.probe import MakeProbe
 
 
 async def test_summary_of_each_period_is_published_on_summary_gas_average(
-    broker: MosquittoBroker, probe: Callable[..., Probe], gateway_id: str, root: str
+    broker: MosquittoBroker, probe: MakeProbe, gateway_id: str, root: str
 ) -> None:
     watcher = probe("operator")
     watcher.subscribe(f"{root}/summary/#")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from tests.harness.probe import MakeProbe
+from tests.harness.stage_process import StartStage
 from tests.integration.audio_helpers import AUDIO_DIR, require
 from tests.integration.video_helpers import VIDEO
 
 
-def test_sound_and_object_summaries_count_what_was_seen(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_sound_and_object_summaries_count_what_was_seen(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/summary/+")
     observer.subscribe(f"{root}/status/+")

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import itertools
 import time
+from typing import Any
 
 import orjson
 
-from tests.harness.probe import Probe, Seen
+from tests.harness.probe import MakeProbe, Probe, Seen
+from tests.harness.stage_process import StartStage
 from tests.integration.allocator_helpers import set_config
 from tests.integration.video_helpers import VIDEO, offer_frames, vtest_jpegs
 
@@ -26,14 +28,16 @@ HIGH_BUDGET_KBPS = 100_000
 WINDOW_S = 2.5
 
 
-def _latest_levels(observer: Probe, root: str, analytic: str) -> list[dict]:  # type: ignore[type-arg]
+def _latest_levels(observer: Probe, root: str, analytic: str) -> list[dict[str, Any]]:
     seen = observer.wait_for(lambda m: m.topic == f"{root}/qos/{analytic}/levels", timeout_s=20)
-    return seen[-1].json()["levels"]  # type: ignore[no-any-return]
+    levels: list[dict[str, Any]] = seen[-1].json()["levels"]
+    return levels
 
 
-def _latest_knob(observer: Probe, root: str, analytic: str) -> dict:  # type: ignore[type-arg]
+def _latest_knob(observer: Probe, root: str, analytic: str) -> dict[str, Any]:
     seen = observer.wait_for(lambda m: m.topic == f"{root}/qos/{analytic}" and bool(m.payload))
-    return seen[-1].json()["level"]  # type: ignore[no-any-return]
+    level: dict[str, Any] = seen[-1].json()["level"]
+    return level
 
 
 def _frames_between(watcher: Probe, topic: str, start: float, end: float) -> list[Seen]:
@@ -44,7 +48,9 @@ def _wait_until(deadline: float) -> None:
     time.sleep(max(0.0, deadline - time.time()))
 
 
-def test_budget_drives_camera_and_detector_knobs(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_budget_drives_camera_and_detector_knobs(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/#", qos=0)
     watcher = probe("object-detector")
@@ -167,7 +173,9 @@ def _detector_knob(params: dict[str, object]) -> dict[str, object]:
     }
 
 
-def test_detector_knob_cleared_back_to_config_bad_params_dead_letter(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_detector_knob_cleared_back_to_config_bad_params_dead_letter(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/#", qos=0)
     stage("object-detector", EDGEGW_THREADS="1")
@@ -199,7 +207,9 @@ def test_detector_knob_cleared_back_to_config_bad_params_dead_letter(stage, prob
     assert restored >= 5.0
 
 
-def test_the_operators_shares_rescore_the_detector_levels_it_publishes(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_the_operators_shares_rescore_the_detector_levels_it_publishes(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/qos/detector.porch/levels", qos=1)
     observer.subscribe(f"{root}/status/object-detector/config", qos=1)

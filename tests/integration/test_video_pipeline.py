@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from typing import Any
 
-from tests.harness.probe import Probe, Seen
+from tests.harness.probe import MakeProbe, Probe, Seen
+from tests.harness.stage_process import StartStage
 from tests.integration.video_helpers import (
     VIDEO,
     latency_s,
@@ -26,7 +28,9 @@ PEOPLE_IN_FIRST_150_FRAMES = 9
 MAX_PERSON_EVENTS = 15
 
 
-def test_replayed_video_gives_person_events_with_stable_ids(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_replayed_video_gives_person_events_with_stable_ids(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/#", qos=1)
     detector = stage("object-detector", EDGEGW_THREADS="1", EDGEGW_CAMERA_SILENT_AFTER_S="2")
@@ -51,7 +55,7 @@ def test_replayed_video_gives_person_events_with_stable_ids(stage, probe, root) 
     events_topic = f"{root}/event/lobby"
     time.sleep(3)
     events = [m.json() for m in observer.received(lambda m: m.topic == events_topic)]
-    by_id: dict[str, list[dict]] = defaultdict(list)  # type: ignore[type-arg]
+    by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
         by_id[event["event_id"]].append(event)
     detections = observer.received(lambda m: m.topic == f"{root}/detections/lobby")
@@ -77,7 +81,9 @@ def detections_of(observer: Probe, root: str, camera: str, since: float = 0.0) -
     return observer.received(lambda m: m.topic == topic and m.at >= since)
 
 
-def test_two_detectors_split_frames_exactly_once_and_process_more(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_two_detectors_split_frames_exactly_once_and_process_more(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/#", qos=0)
     env = {"EDGEGW_THREADS": "1", "EDGEGW_LABELS": "[]"}
@@ -114,7 +120,9 @@ def test_two_detectors_split_frames_exactly_once_and_process_more(stage, probe, 
     assert both > 1.2 * one
 
 
-def test_knob_on_retained_qos_topic_changes_fps_and_size_within_2_s(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_knob_on_retained_qos_topic_changes_fps_and_size_within_2_s(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/#", qos=0)
     # Only a detector may read frames (the broker's ACL): watch as one.
@@ -158,7 +166,9 @@ def test_knob_on_retained_qos_topic_changes_fps_and_size_within_2_s(stage, probe
     assert 3.0 <= fps <= 5.0
 
 
-def test_overload_keeps_latency_flat_counts_drops_and_bounds_memory(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_overload_keeps_latency_flat_counts_drops_and_bounds_memory(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/#", qos=0)
     detector = stage("object-detector", EDGEGW_THREADS="1", EDGEGW_HEALTH_INTERVAL_S="1")
@@ -194,7 +204,9 @@ def test_overload_keeps_latency_flat_counts_drops_and_bounds_memory(stage, probe
     assert rss_late - rss_early < 30
 
 
-def test_corrupt_jpeg_and_wrong_properties_are_dead_letters(stage, probe, root) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_jpeg_and_wrong_properties_are_dead_letters(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/#", qos=1)
     detector = stage("object-detector", EDGEGW_THREADS="1")

@@ -77,7 +77,8 @@ def test_rule_alert_message_id_names_alert_action_and_trigger_and_round_trips() 
     assert alerts[1].end_ts == 1010.0
     # The same event again (a replay after a restart) gives the same id.
     again = AlertRules(AlertRulesConfig()).handle(incoming_from(new))
-    assert alert_from_rule(again[0], now=3000.0).id == alerts[0].id  # type: ignore[arg-type]
+    assert isinstance(again[0], PublishAlert)
+    assert alert_from_rule(again[0], now=3000.0).id == alerts[0].id
 
 
 def _published_ids(rules: AlertRules, *events: GasEvent) -> list[str]:
@@ -108,7 +109,12 @@ def test_incident_messages_have_distinct_ids_and_a_replay_repeats_them() -> None
     config = FusionConfig(
         places={"kitchen-gas": "kitchen", "mic": "kitchen", "cam": "kitchen"}, linger_s=0
     )
-    events = [_gas(id="g1.1"), _sound(), _person(), _gas("end", end_ts=1003.0, id="g1.2")]
+    events: list[GasEvent | SoundEvent | ObjectEvent] = [
+        _gas(id="g1.1"),
+        _sound(),
+        _person(),
+        _gas("end", end_ts=1003.0, id="g1.2"),
+    ]
 
     def replay() -> list[str]:
         fusion = IncidentFusion(config)

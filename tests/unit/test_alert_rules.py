@@ -241,7 +241,7 @@ def test_config_errors_name_the_field() -> None:
         AlertRule.model_validate({"colour": "red"})
     rule = AlertRule()
     with pytest.raises(ValidationError):
-        rule.cooldown_s = 5  # type: ignore[misc]
+        rule.cooldown_s = 5  # type: ignore[misc]  # frozen: what the test checks
 
 
 def test_reconfigure_keeps_open_alerts() -> None:

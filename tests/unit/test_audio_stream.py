@@ -209,6 +209,8 @@ def test_an_alarm_clock_event_is_numbered_new_to_end(classifier: YamnetClassifie
     assert [e.id for e in alarm_events] == [
         f"{event_id}.{n}" for n in range(1, len(alarm_events) + 1)
     ]
-    assert 10.0 <= alarm_events[0].start_ts < alarm_events[-1].end_ts  # type: ignore[operator]
+    last_end = alarm_events[-1].end_ts
+    assert last_end is not None
+    assert 10.0 <= alarm_events[0].start_ts < last_end
     assert all(e.mic == "desk" and e.end_ts is None for e in alarm_events[:-1])
     assert stream.open_labels == ()

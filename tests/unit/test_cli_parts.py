@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from schemas.alerts import UplinkUsage
@@ -23,10 +25,13 @@ def test_an_assignment_without_key_or_equals_is_refused(bad: str) -> None:
 
 
 def test_deep_merge_keeps_siblings() -> None:
-    base = {"thresholds": {"co": {"enter": 50, "exit": 30}, "lpg": {"enter": 1}}, "n": 1}
+    base: dict[str, Any] = {
+        "thresholds": {"co": {"enter": 50, "exit": 30}, "lpg": {"enter": 1}},
+        "n": 1,
+    }
     merged = deep_merge(base, {"thresholds": {"co": {"enter": 40}}})
     assert merged == {"thresholds": {"co": {"enter": 40, "exit": 30}, "lpg": {"enter": 1}}, "n": 1}
-    assert base["thresholds"]["co"]["enter"] == 50  # type: ignore[index]
+    assert base["thresholds"]["co"]["enter"] == 50
 
 
 def test_a_gas_event_reads_like_a_sentence() -> None:

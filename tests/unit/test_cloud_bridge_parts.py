@@ -40,11 +40,11 @@ def test_topic_class_and_analytic() -> None:
     assert topic_class_and_analytic("edgegw/g", "edgegw/g/status/x/config") == ("status", "x")
 
 
-def test_usage_message_reports_bytes_losses_and_spool(tmp_path: pytest.TempPathFactory) -> None:
+def test_usage_message_reports_bytes_losses_and_spool(tmp_path: Path) -> None:
     accounting = UploadAccounting(100.0, now=0.0, window_s=10.0)
     accounting.record("alert", "kitchen", 500, now=1.0)
     accounting.record("summary", "gas-average", 300, now=1.5)
-    spool = Spool(tmp_path / "s.db", max_bytes=200)  # type: ignore[operator]
+    spool = Spool(tmp_path / "s.db", max_bytes=200)
     spool.append("t/summary/a", b"x" * 150, "summary", "s1")
     spool.append("t/summary/a", b"y" * 150, "summary", "s2")  # evicts s1
     usage = usage_message(
@@ -70,7 +70,7 @@ async def test_a_send_cancelled_before_it_starts_gives_back_its_claim_and_window
     with Spool(tmp_path / "spool.db", max_bytes=1 << 20) as spool:
         spool.append("edgegw/gw/alert/kitchen", b"{}", "alert", "a1")
         message = spool.oldest(1)[0]
-        settings = StageSettings(mqtt_password="x", gateway_id="gw")  # type: ignore[arg-type]
+        settings = StageSettings(mqtt_password="x", gateway_id="gw")
         cloud = MqttDoor(settings, "cloud-bridge")  # never connected: nothing is sent
         now = time.monotonic()
         uplink = Uplink(

@@ -120,7 +120,7 @@ async def test_an_empty_queue_waits_for_a_message_or_the_disconnect() -> None:
 
 
 def test_own_status_answers_only_another_instance_saying_offline() -> None:
-    settings = StageSettings(mqtt_password="x", gateway_id="gw", instance="a")  # type: ignore[arg-type]
+    settings = StageSettings(mqtt_password="x", gateway_id="gw", instance="a")
     own = OwnStatus(settings, "object-detector", "edgegw/gw")
     assert own.topic == "edgegw/gw/status/object-detector"
     assert own.user_properties == {"instance": "a"}

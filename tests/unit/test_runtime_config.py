@@ -19,13 +19,17 @@ def config() -> RuntimeConfig[GasAverageConfig]:
     return RuntimeConfig(door, GasAverageConfig, GasAverageConfig(time_window_s=10))
 
 
-async def test_a_partial_payload_overrides_only_its_fields(config) -> None:  # type: ignore[no-untyped-def]
+async def test_a_partial_payload_overrides_only_its_fields(
+    config: RuntimeConfig[GasAverageConfig],
+) -> None:
     result, generation, errors = config.evaluate(b'{"count_window": 3, "generation": 4}')
     assert errors == [] and generation == 4
     assert result is not None and result.count_window == 3 and result.time_window_s == 10
 
 
-async def test_an_empty_payload_is_the_startup_config(config) -> None:  # type: ignore[no-untyped-def]
+async def test_an_empty_payload_is_the_startup_config(
+    config: RuntimeConfig[GasAverageConfig],
+) -> None:
     result, _, errors = config.evaluate(b"")
     assert errors == [] and result == GasAverageConfig(time_window_s=10)
 
@@ -43,8 +47,8 @@ async def test_an_empty_payload_is_the_startup_config(config) -> None:  # type: 
     ],
 )
 async def test_bad_payloads_are_refused_naming_the_field(
-    config, payload: bytes, field: str
-) -> None:  # type: ignore[no-untyped-def]
+    config: RuntimeConfig[GasAverageConfig], payload: bytes, field: str
+) -> None:
     result, _, errors = config.evaluate(payload)
     assert result is None
     assert errors[0].field == field, errors

@@ -94,5 +94,7 @@ def test_a_failed_send_waits_again_first_unless_a_newer_one_came() -> None:
     waiting.put(newer)
     waiting.put_back(old)
     assert len(waiting) == 2
-    waiting.take(waiting.pick(AnalyticRates(), now=0.0)[0])  # type: ignore[arg-type]
+    picked, _ = waiting.pick(AnalyticRates(), now=0.0)
+    assert picked is not None
+    waiting.take(picked)
     assert waiting.pick(AnalyticRates(), now=0.0)[0] is newer

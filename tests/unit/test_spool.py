@@ -10,12 +10,14 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.cloud_bridge.spool import (
+    AppendResult,
     MessageClass,
     Spool,
     SpoolFullError,
@@ -227,8 +229,14 @@ def test_appends_from_several_worker_threads_all_land(tmp_path: Path) -> None:
     # The bridge calls the spool through asyncio.to_thread: any worker thread.
     with Spool(tmp_path / "s.db", max_bytes=1_000_000) as spool:
 
-        def append_many(worker: int) -> list[int | None]:
-            return [spool.append(TOPIC, b"x", "alert", f"w{worker}-{i}").seq for i in range(40)]
+        def stored_seq(result: AppendResult) -> int:
+            assert result.seq is not None, result
+            return result.seq
+
+        def append_many(worker: int) -> list[int]:
+            return [
+                stored_seq(spool.append(TOPIC, b"x", "alert", f"w{worker}-{i}")) for i in range(40)
+            ]
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             results = list(pool.map(append_many, range(4)))
@@ -236,7 +244,7 @@ def test_appends_from_several_worker_threads_all_land(tmp_path: Path) -> None:
         assert len(set(seqs)) == 160
         assert len(spool) == 160
         for result in results:  # each worker's appends keep their order
-            assert result == sorted(result)  # type: ignore[type-var]
+            assert result == sorted(result)
 
 
 append_operation = st.tuples(
@@ -257,7 +265,7 @@ operation = st.one_of(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(operation, min_size=3, max_size=40))
 def test_any_sequence_keeps_bound_order_and_alerts(
-    operations: list[tuple[str, str, int]],
+    operations: list[tuple[str, MessageClass | Literal[""], int]],
 ) -> None:
     max_bytes = 1200
     clock = FakeWallClock()
@@ -271,10 +279,11 @@ def test_any_sequence_keeps_bound_order_and_alerts(
     ):
         for number, (kind, message_class, amount) in enumerate(operations):
             if kind == "append":
+                assert message_class != ""
                 message_id = f"m{number}"
                 alert_bytes = spool.stats().by_class["alert"].bytes
                 try:
-                    result = spool.append(TOPIC, payload_of(amount), message_class, message_id)  # type: ignore[arg-type]
+                    result = spool.append(TOPIC, payload_of(amount), message_class, message_id)
                 except SpoolFullError:
                     assert message_class == "alert"
                     assert alert_bytes + amount > max_bytes

@@ -10,13 +10,35 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
-from tests.harness.probe import Seen, wait_until
+from tests.harness.probe import Seen, new_properties, wait_until
+from tests.harness.stage_process import StageProcess
 from tests.integration.cloud.cloud_broker import CLOUD_OPERATOR, CloudBroker
+
+
+class MakeCloudProbe(Protocol):
+    """The `cloud_probe` fixture: a client of the cloud broker (TLS)."""
+
+    def __call__(
+        self,
+        *,
+        ca: Path | None = None,
+        with_client_cert: bool = True,
+        connect_timeout_s: float = 10.0,
+    ) -> CloudProbe: ...
+
+
+class StartBridge(Protocol):
+    """The `bridge` fixture: starts cloud-bridge with environment overrides."""
+
+    def __call__(self, **env: str) -> StageProcess: ...
 
 
 class CloudProbe:
@@ -34,7 +56,7 @@ class CloudProbe:
         self._connected = threading.Event()
         self.refused: str | None = None
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,  # type: ignore[attr-defined]
+            CallbackAPIVersion.VERSION2,
             client_id=f"cloud-probe-{uuid.uuid4().hex[:8]}",
             protocol=mqtt.MQTTv5,
         )
@@ -48,7 +70,7 @@ class CloudProbe:
         self._client.reconnect_delay_set(min_delay=1, max_delay=1)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties = new_properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = 3600
         self._client.connect(
             cloud.host, cloud.port, keepalive=30, clean_start=False, properties=properties
@@ -58,7 +80,14 @@ class CloudProbe:
             self.close()
             raise ConnectionError("cloud probe did not connect")
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         if reason_code.is_failure:
             self.refused = str(reason_code)
             return
@@ -66,7 +95,7 @@ class CloudProbe:
             client.subscribe(topic, 1)
         self._connected.set()
 
-    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         seen = Seen(message.topic, bytes(message.payload), bool(message.retain), time.time(), {})
         with self._lock:
             self.messages.append(seen)

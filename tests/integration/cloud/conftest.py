@@ -3,14 +3,14 @@ cloud broker of each test's own (TLS, client certificates, persistence)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness.stage_process import StageProcess
+from tests.harness.stage_process import StageProcess, StartStage
 from tests.integration.cloud.cloud_broker import CloudBroker, TestPki
-from tests.integration.cloud.cloud_probe import CloudProbe
+from tests.integration.cloud.cloud_probe import CloudProbe, MakeCloudProbe, StartBridge
 
 
 @pytest.fixture(scope="session")
@@ -27,11 +27,15 @@ def cloud(tmp_path: Path, pki: TestPki) -> Iterator[CloudBroker]:
 
 
 @pytest.fixture
-def cloud_probe(cloud: CloudBroker) -> Iterator[Callable[..., CloudProbe]]:
+def cloud_probe(cloud: CloudBroker) -> Iterator[MakeCloudProbe]:
     made: list[CloudProbe] = []
 
-    def make(**options: object) -> CloudProbe:
-        client = CloudProbe(cloud, **options)  # type: ignore[arg-type]
+    def make(
+        *, ca: Path | None = None, with_client_cert: bool = True, connect_timeout_s: float = 10.0
+    ) -> CloudProbe:
+        client = CloudProbe(
+            cloud, ca=ca, with_client_cert=with_client_cert, connect_timeout_s=connect_timeout_s
+        )
         made.append(client)
         return client
 
@@ -41,9 +45,7 @@ def cloud_probe(cloud: CloudBroker) -> Iterator[Callable[..., CloudProbe]]:
 
 
 @pytest.fixture
-def bridge(
-    stage: Callable[..., StageProcess], cloud: CloudBroker, tmp_path: Path
-) -> Callable[..., StageProcess]:
+def bridge(stage: StartStage, cloud: CloudBroker, tmp_path: Path) -> StartBridge:
     """Start cloud-bridge against the gateway broker and `cloud`; env overrides."""
 
     def start(**env: str) -> StageProcess:

@@ -13,15 +13,14 @@ it only their own bytes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from services.cloud_bridge.spool import Spool
-from tests.harness.probe import Probe
-from tests.harness.stage_process import StageProcess
+from tests.harness.probe import MakeProbe
+from tests.harness.stage_process import StartStage
 from tests.integration.allocator_helpers import CAMERA, knob_is, offer_both, set_config
 from tests.integration.cloud.cloud_helpers import cloud_kbps, on_topic, summary_bytes
-from tests.integration.cloud.cloud_probe import CloudProbe
+from tests.integration.cloud.cloud_probe import CloudProbe, MakeCloudProbe, StartBridge
 
 ACCEPTANCE_S = 2.0
 WINDOW_S = 3.0
@@ -46,10 +45,10 @@ def _cloud_kbps(watcher: CloudProbe, root: str, change: float) -> float:
 
 
 def test_the_budget_sets_the_bridge_upload_rate_and_a_leaving_analytic_frees_budget(
-    stage: Callable[..., StageProcess],
-    probe: Callable[..., Probe],
-    bridge: Callable[..., StageProcess],
-    cloud_probe: Callable[..., CloudProbe],
+    stage: StartStage,
+    probe: MakeProbe,
+    bridge: StartBridge,
+    cloud_probe: MakeCloudProbe,
     root: str,
     tmp_path: Path,
 ) -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from services.cloud_bridge.spool import Spool
-from tests.harness.probe import Probe
-from tests.harness.stage_process import StageProcess
+from tests.harness.probe import MakeProbe
 from tests.integration.cloud.cloud_helpers import alert_bytes, ids_in_order, on_topic, summary_bytes
-from tests.integration.cloud.cloud_probe import CloudProbe
+from tests.integration.cloud.cloud_probe import MakeCloudProbe, StartBridge
 
 BACKLOG = 10_000
 LIVE_ALERTS = 100
@@ -34,9 +32,9 @@ def _fill_spool(path: Path, root: str) -> list[str]:
 
 
 def test_live_alert_reaches_the_cloud_within_2_s_while_a_10000_backlog_drains(
-    probe: Callable[..., Probe],
-    bridge: Callable[..., StageProcess],
-    cloud_probe: Callable[..., CloudProbe],
+    probe: MakeProbe,
+    bridge: StartBridge,
+    cloud_probe: MakeCloudProbe,
     root: str,
     tmp_path: Path,
 ) -> None:

@@ -5,20 +5,18 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
 
-from tests.harness.probe import Probe
-from tests.harness.stage_process import StageProcess
+from tests.harness.probe import MakeProbe
 from tests.integration.cloud.cloud_helpers import alert_bytes, ids_in_order, wait_for_ids
-from tests.integration.cloud.cloud_probe import CloudProbe
+from tests.integration.cloud.cloud_probe import MakeCloudProbe, StartBridge
 
 KILLS = 20
 
 
 def test_no_alert_is_lost_when_the_bridge_is_killed_20_times(
-    probe: Callable[..., Probe],
-    bridge: Callable[..., StageProcess],
-    cloud_probe: Callable[..., CloudProbe],
+    probe: MakeProbe,
+    bridge: StartBridge,
+    cloud_probe: MakeCloudProbe,
     root: str,
 ) -> None:
     watcher = cloud_probe()

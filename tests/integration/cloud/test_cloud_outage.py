@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
-from tests.harness.probe import Probe
-from tests.harness.stage_process import StageProcess
+from tests.harness.probe import MakeProbe
 from tests.integration.cloud.cloud_broker import CloudBroker
 from tests.integration.cloud.cloud_helpers import (
     alert_bytes,
@@ -14,16 +12,16 @@ from tests.integration.cloud.cloud_helpers import (
     on_topic,
     wait_for_ids,
 )
-from tests.integration.cloud.cloud_probe import CloudProbe
+from tests.integration.cloud.cloud_probe import MakeCloudProbe, StartBridge
 
 BURST = 1000
 
 
 def test_burst_of_1000_alerts_across_a_cloud_outage_arrives_complete_once_and_in_order(
-    probe: Callable[..., Probe],
-    bridge: Callable[..., StageProcess],
+    probe: MakeProbe,
+    bridge: StartBridge,
     cloud: CloudBroker,
-    cloud_probe: Callable[..., CloudProbe],
+    cloud_probe: MakeCloudProbe,
     root: str,
 ) -> None:
     watcher = cloud_probe()

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import pytest
 
-from tests.harness.probe import Probe
-from tests.harness.stage_process import StageProcess
+from tests.harness.probe import MakeProbe
 from tests.integration.cloud.cloud_broker import CloudBroker
-from tests.integration.cloud.cloud_probe import CloudProbe
+from tests.integration.cloud.cloud_probe import MakeCloudProbe, StartBridge
 
 
 def test_unknown_server_ca_is_refused_and_the_right_ca_with_client_cert_connects(
-    probe: Callable[..., Probe],
-    bridge: Callable[..., StageProcess],
+    probe: MakeProbe,
+    bridge: StartBridge,
     cloud: CloudBroker,
-    cloud_probe: Callable[..., CloudProbe],
+    cloud_probe: MakeCloudProbe,
     root: str,
 ) -> None:
     watcher = cloud_probe()
@@ -40,7 +38,7 @@ def test_unknown_server_ca_is_refused_and_the_right_ca_with_client_cert_connects
 
 
 def test_cloud_broker_refuses_a_client_without_a_certificate(
-    cloud: CloudBroker, cloud_probe: Callable[..., CloudProbe]
+    cloud: CloudBroker, cloud_probe: MakeCloudProbe
 ) -> None:
     with pytest.raises(ConnectionError):
         cloud_probe(with_client_cert=False, connect_timeout_s=3)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 
 import orjson
 
@@ -13,18 +12,18 @@ from schemas.audio import SoundEvent
 from schemas.gas import GasEvent
 from schemas.qos import QosKnob, QosLevel
 from schemas.video import Box, ObjectEvent
-from tests.harness.probe import Probe
-from tests.harness.stage_process import StageProcess
-from tests.integration.cloud.cloud_probe import CloudProbe
+from tests.harness.probe import MakeProbe
+from tests.harness.stage_process import StartStage
+from tests.integration.cloud.cloud_probe import MakeCloudProbe, StartBridge
 
 PLACES = {"kitchen-gas": "kitchen", "kitchen-mic": "kitchen", "kitchen-cam": "kitchen"}
 
 
 def test_gas_sound_and_person_in_one_place_make_one_incident_at_the_cloud(
-    probe: Callable[..., Probe],
-    stage: Callable[..., StageProcess],
-    bridge: Callable[..., StageProcess],
-    cloud_probe: Callable[..., CloudProbe],
+    probe: MakeProbe,
+    stage: StartStage,
+    bridge: StartBridge,
+    cloud_probe: MakeCloudProbe,
     root: str,
 ) -> None:
     watcher = cloud_probe()

@@ -18,7 +18,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -35,7 +35,7 @@ from tests.integration.cloud.cloud_helpers import (
     on_topic,
     wait_for_ids,
 )
-from tests.integration.cloud.cloud_probe import CloudProbe
+from tests.integration.cloud.cloud_probe import MakeCloudProbe
 
 BURST = 1000
 TAKEN_BEFORE_PAUSE = 300
@@ -75,7 +75,7 @@ def _wait_for_alert_count(probe: Probe, root: str, count: int, timeout_s: float)
 def test_zero_alerts_lost_when_the_gateway_broker_is_killed_right_after_a_burst(
     gateway_broker: MosquittoBroker,
     cloud: CloudBroker,
-    cloud_probe: Callable[..., CloudProbe],
+    cloud_probe: MakeCloudProbe,
     gateway_id: str,
     root: str,
     tmp_path: Path,

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import orjson
 
-from tests.harness.probe import Probe
-from tests.harness.stage_process import StageProcess
+from tests.harness.probe import MakeProbe, Probe
+from tests.harness.stage_process import StartStage
 from tests.integration.allocator_helpers import knob_is, levels_payload, set_config
 from tests.integration.cloud.cloud_helpers import cloud_kbps, on_topic
-from tests.integration.cloud.cloud_probe import CloudProbe
+from tests.integration.cloud.cloud_probe import CloudProbe, MakeCloudProbe, StartBridge
 
 ACCEPTANCE_S = 2.0
 WINDOW_S = 4.0
@@ -73,10 +73,10 @@ def camera_kbps(watcher: CloudProbe, root: str, change: float) -> dict[str, floa
 
 
 def test_each_camera_uploads_at_its_allocated_rate_and_follows_the_budget(
-    stage: Callable[..., StageProcess],
-    probe: Callable[..., Probe],
-    bridge: Callable[..., StageProcess],
-    cloud_probe: Callable[..., CloudProbe],
+    stage: StartStage,
+    probe: MakeProbe,
+    bridge: StartBridge,
+    cloud_probe: MakeCloudProbe,
     root: str,
 ) -> None:
     observer = probe("operator")
@@ -127,9 +127,9 @@ def test_each_camera_uploads_at_its_allocated_rate_and_follows_the_budget(
 
 
 def test_a_snapshot_that_is_not_a_jpeg_is_dead_lettered_and_the_next_goes_up(
-    probe: Callable[..., Probe],
-    bridge: Callable[..., StageProcess],
-    cloud_probe: Callable[..., CloudProbe],
+    probe: MakeProbe,
+    bridge: StartBridge,
+    cloud_probe: MakeCloudProbe,
     root: str,
 ) -> None:
     observer = probe("operator")

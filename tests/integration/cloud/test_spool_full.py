@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from tests.harness.probe import Probe
-from tests.harness.stage_process import StageProcess
+from tests.harness.probe import MakeProbe
 from tests.integration.cloud.cloud_broker import CloudBroker
 from tests.integration.cloud.cloud_helpers import (
     alert_bytes,
@@ -14,7 +11,7 @@ from tests.integration.cloud.cloud_helpers import (
     summary_bytes,
     wait_for_ids,
 )
-from tests.integration.cloud.cloud_probe import CloudProbe
+from tests.integration.cloud.cloud_probe import MakeCloudProbe, StartBridge
 
 SPOOL_BYTES = 20_000
 SUMMARIES = 30
@@ -23,10 +20,10 @@ LATE_SUMMARIES = 5  # queued upstream behind the held alerts, then delivered
 
 
 def test_full_spool_evicts_oldest_summaries_keeps_every_alert_and_reports_losses(
-    probe: Callable[..., Probe],
-    bridge: Callable[..., StageProcess],
+    probe: MakeProbe,
+    bridge: StartBridge,
     cloud: CloudBroker,
-    cloud_probe: Callable[..., CloudProbe],
+    cloud_probe: MakeCloudProbe,
     root: str,
 ) -> None:
     watcher = cloud_probe()

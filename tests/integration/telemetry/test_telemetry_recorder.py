@@ -4,12 +4,13 @@ time-series server (VictoriaMetrics on the InfluxDB v2 write API)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import orjson
 
 from schemas.audio import AudioClasses, ClassScore, SoundEvent
 from schemas.video import Box, DetectedObject, Detections
+from tests.harness.probe import MakeProbe, Probe, Seen
+from tests.harness.stage_process import StageProcess, StartStage
 from tests.integration.gas_helpers import reading
 from tests.integration.telemetry_helpers import VictoriaMetrics
 
@@ -21,7 +22,7 @@ FAST = {
 }
 
 
-def _recorder(stage, server_url: str, **extra: str):  # type: ignore[no-untyped-def]
+def _recorder(stage: StartStage, server_url: str, **extra: str) -> StageProcess:
     return stage(
         "telemetry-recorder",
         EDGEGW_INFLUX_URL=server_url,
@@ -32,7 +33,7 @@ def _recorder(stage, server_url: str, **extra: str):  # type: ignore[no-untyped-
     )
 
 
-def _online(probe, root: str) -> Any:  # type: ignore[no-untyped-def]
+def _online(probe: MakeProbe, root: str) -> Probe:
     observer = probe("operator")
     observer.subscribe(f"{root}/status/#")
     observer.wait_for(
@@ -41,7 +42,9 @@ def _online(probe, root: str) -> Any:  # type: ignore[no-untyped-def]
     return observer
 
 
-def _publish_readings(probe, root: str, sensor: str, gas: str, values: list[float]) -> None:  # type: ignore[no-untyped-def]
+def _publish_readings(
+    probe: MakeProbe, root: str, sensor: str, gas: str, values: list[float]
+) -> None:
     """Readings 10 ms apart from now on: time order is publishing order."""
     source = probe("gas-replay")
     start = time.time()
@@ -60,7 +63,9 @@ def _values(server: VictoriaMetrics, match: str) -> list[float]:
     return [value for _, value in sorted(samples)]
 
 
-def test_points_land_with_their_tags_and_counts(stage, probe, root, gateway_id, victoria) -> None:  # type: ignore[no-untyped-def]
+def test_points_land_with_their_tags_and_counts(
+    stage: StartStage, probe: MakeProbe, root: str, gateway_id: str, victoria: VictoriaMetrics
+) -> None:
     recorder = _recorder(stage, victoria.url, EDGEGW_HEALTH_INTERVAL_S="0.5")
     _online(probe, root)
     gateway = f'gateway="{gateway_id}"'
@@ -143,8 +148,8 @@ def test_points_land_with_their_tags_and_counts(stage, probe, root, gateway_id, 
     assert recorder.poll() is None
 
 
-def test_points_still_buffered_at_sigterm_are_written_before_exit(  # type: ignore[no-untyped-def]
-    stage, probe, root, gateway_id, victoria
+def test_points_still_buffered_at_sigterm_are_written_before_exit(
+    stage: StartStage, probe: MakeProbe, root: str, gateway_id: str, victoria: VictoriaMetrics
 ) -> None:
     recorder = _recorder(
         stage, victoria.url, EDGEGW_FLUSH_INTERVAL_S="120", EDGEGW_HEALTH_INTERVAL_S="0.3"
@@ -153,7 +158,7 @@ def test_points_still_buffered_at_sigterm_are_written_before_exit(  # type: igno
     observer.subscribe(f"{root}/metrics/telemetry-recorder", qos=0)
     _publish_readings(probe, root, "attic", "co2", [400.0] * 7)
 
-    def holds_the_readings(message) -> bool:  # type: ignore[no-untyped-def]
+    def holds_the_readings(message: Seen) -> bool:
         if not message.topic.endswith("/metrics/telemetry-recorder"):
             return False
         counters = message.json()["counters"]
@@ -167,8 +172,8 @@ def test_points_still_buffered_at_sigterm_are_written_before_exit(  # type: igno
     assert victoria.samples(series) == 7
 
 
-def test_while_the_server_is_down_points_are_buffered_bounded_and_flushed_on_return(  # type: ignore[no-untyped-def]
-    stage, probe, root, gateway_id, victoria
+def test_while_the_server_is_down_points_are_buffered_bounded_and_flushed_on_return(
+    stage: StartStage, probe: MakeProbe, root: str, gateway_id: str, victoria: VictoriaMetrics
 ) -> None:
     # No health messages of its own in the way: the buffer holds readings only.
     recorder = _recorder(
@@ -203,8 +208,8 @@ def test_while_the_server_is_down_points_are_buffered_bounded_and_flushed_on_ret
     assert recorder.poll() is None
 
 
-def test_a_recorder_started_before_its_server_writes_once_it_appears(  # type: ignore[no-untyped-def]
-    stage, probe, root, gateway_id, victoria
+def test_a_recorder_started_before_its_server_writes_once_it_appears(
+    stage: StartStage, probe: MakeProbe, root: str, gateway_id: str, victoria: VictoriaMetrics
 ) -> None:
     victoria.stop()
     recorder = _recorder(stage, victoria.url, EDGEGW_HEALTH_INTERVAL_S="600")
