@@ -1,7 +1,11 @@
 """A stage's life: serve the door and the stage's workers until SIGTERM, then
 stop taking input, let the workers finish within the grace period, publish
 `offline` and disconnect, within a second grace period: a stage stops in at
-most twice `shutdown_grace_s`, even when the broker is gone."""
+most twice `shutdown_grace_s`, even when the broker is gone.
+
+A worker that fails is a stop too: the same orderly shutdown runs (the other
+workers finish, `offline` is published), then `serve` raises `StageFailed`, so
+the process exits non-zero instead of hanging `online` with nothing working."""
 
 from __future__ import annotations
 
@@ -22,6 +26,29 @@ log = logging.getLogger(__name__)
 Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
+class StageFailed(Exception):
+    """A worker of the stage failed; the stage stopped in order because of it."""
+
+
+def _guarded(worker: Worker, stop: asyncio.Event, failures: list[Exception]) -> Worker:
+    """`worker`, but its failure is recorded and stops the stage instead of
+    tearing down the task group mid-flight."""
+
+    async def run(_: asyncio.Event) -> None:
+        try:
+            await worker(stop)
+        except Exception as error:
+            log.exception("worker failed: stopping the stage", extra={"worker": _name(worker)})
+            failures.append(error)
+            stop.set()
+
+    return run
+
+
+def _name(worker: Worker) -> str:
+    return getattr(worker, "__qualname__", None) or repr(worker)
+
+
 async def serve(
     door: MqttDoor,
     workers: Sequence[Worker] = (),
@@ -30,6 +57,7 @@ async def serve(
 ) -> None:
     """Run `door` and `workers` (each gets the stop event) until stopped."""
     stop = stop or asyncio.Event()
+    failures: list[Exception] = []
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -37,7 +65,9 @@ async def serve(
         async with asyncio.TaskGroup() as tasks:
             door_task = tasks.create_task(door.run())
             tasks.create_task(_report_health(door, stop))
-            running = [tasks.create_task(worker(stop)) for worker in workers]
+            running = [
+                tasks.create_task(_guarded(worker, stop, failures)(stop)) for worker in workers
+            ]
             await stop.wait()
             log.info("stopping", extra={"grace_s": door.settings.shutdown_grace_s})
             door.close_intake()  # no new input while the workers finish
@@ -57,6 +87,8 @@ async def serve(
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+    if failures:
+        raise StageFailed(f"worker failed: {failures[0]!r}") from failures[0]
 
 
 async def _report_health(door: MqttDoor, stop: asyncio.Event) -> None:
