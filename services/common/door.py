@@ -34,6 +34,7 @@ from schemas.envelope import Envelope
 from schemas.service import OFFLINE, ONLINE, DeadLetter
 from schemas.topics import DEAD_LETTER, STATUS, TopicSpec
 from services.common.backoff import Backoff
+from services.common.library_seams import acknowledge
 from services.common.messages import Handler as Handler
 from services.common.messages import InvalidMessage as InvalidMessage
 from services.common.messages import LeaveUnacknowledged as LeaveUnacknowledged
@@ -386,7 +387,7 @@ class MqttDoor:
         # redelivers the message, and acking the stale id could ack another.
         if epoch == self._epoch and self.connected.is_set():
             for message in handled:
-                client._client.ack(message.mid, message.qos)
+                acknowledge(client, message)
         handled.clear()
 
     async def _dispatch(self, message: aiomqtt.Message) -> bool:

@@ -15,9 +15,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from schemas.service import OFFLINE
-from services.common.draining_client import DrainingClient
-from services.common.incoming_queue import bounded_queue_type
-from services.common.paho_speedups import install as install_paho_speedups
+from services.common.library_seams import (
+    DrainingClient,
+    bounded_queue_type,
+    enable_manual_acks,
+    install_paho_speedups,
+)
 from services.common.settings import StageSettings
 from services.common.stage_metrics import StageMetrics
 
@@ -78,7 +81,7 @@ def build_client(
         tls_context=tls_context,
     )
     # The door acknowledges QoS 1 itself, after handling (see its docstring).
-    client._client.manual_ack_set(True)
+    enable_manual_acks(client)
     return client
 
 

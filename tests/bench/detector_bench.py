@@ -65,7 +65,7 @@ def read_video(count: int) -> list[Frame]:
 
 def bare_fps(detector: SSDDetector, frames: list[Frame], seconds: float = 4.0) -> float:
     inputs = [detector.preprocess(f) for f in frames[:20]]
-    model = detector._model  # the interpreter itself, nothing around it
+    model = detector._model  # noqa: SLF001 - the interpreter itself, nothing around it
     for tensor in inputs[:3]:
         model.run([tensor])
     done, start = 0, time.perf_counter()

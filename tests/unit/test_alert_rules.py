@@ -223,7 +223,7 @@ def test_silent_alert_is_ended_by_tick_and_tracking_is_bounded() -> None:
     assert [(d.action, d.end_ts) for d in ended] == [("end", 1000.0)]
     for index in range(10):
         rules.handle(event("new", 2000, event_id=f"many{index}"))
-    assert len(rules._tracked) == 3
+    assert len(rules._tracked) == 3  # noqa: SLF001 - the bound on memory is the point
 
 
 def test_config_errors_name_the_field() -> None:

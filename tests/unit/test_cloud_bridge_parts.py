@@ -81,14 +81,15 @@ async def test_a_send_cancelled_before_it_starts_gives_back_its_claim_and_window
             StageMetrics(),
             policy,
         )
+        # White-box (SLF001): drives the send window and an in-flight send by hand.
         async with asyncio.TaskGroup() as tasks:
             for _ in range(policy.in_flight):
-                await uplink._window.acquire()
-            uplink._start_send(message, "live", 100, tasks)
-            uplink._window.release()  # the other slot; the task holds one
-            await uplink._abandon_in_flight()
-        assert uplink._claimed == set()
-        assert not uplink._in_flight
+                await uplink._window.acquire()  # noqa: SLF001
+            uplink._start_send(message, "live", 100, tasks)  # noqa: SLF001
+            uplink._window.release()  # noqa: SLF001 - the other slot; the task holds one
+            await uplink._abandon_in_flight()  # noqa: SLF001
+        assert uplink._claimed == set()  # noqa: SLF001
+        assert not uplink._in_flight  # noqa: SLF001
         for _ in range(policy.in_flight):  # every window slot is back
-            await asyncio.wait_for(uplink._window.acquire(), 1)
+            await asyncio.wait_for(uplink._window.acquire(), 1)  # noqa: SLF001
         assert [m.message_id for m in spool.oldest(10)] == ["a1"]  # still to send

@@ -15,8 +15,12 @@ from schemas.gas import GasReading
 from services.common.backoff import Backoff
 from services.common.dedup import SeenIds
 from services.common.door import describe_validation_error
-from services.common.draining_client import YIELD_EVERY, DrainingClient
-from services.common.incoming_queue import bounded_queue_type
+from services.common.library_seams import (
+    YIELD_EVERY,
+    DrainingClient,
+    bounded_queue_type,
+    incoming_queue,
+)
 from services.common.own_status import OwnStatus
 from services.common.settings import StageSettings
 from services.common.stage_metrics import StageMetrics
@@ -93,7 +97,7 @@ def _queued(index: int) -> aiomqtt.Message:
 async def test_queued_messages_come_in_order_and_the_loop_still_gets_turns() -> None:
     client = DrainingClient("localhost")
     for index in range(200):
-        client._queue.put_nowait(_queued(index))
+        incoming_queue(client).put_nowait(_queued(index))
     seen: list[aiomqtt.Message] = []
     loop_turn_at: list[int] = []
     asyncio.get_running_loop().call_soon(lambda: loop_turn_at.append(len(seen)))
@@ -110,11 +114,12 @@ async def test_an_empty_queue_waits_for_a_message_or_the_disconnect() -> None:
     waiting = asyncio.ensure_future(client.messages.__anext__())
     await asyncio.sleep(0.05)
     assert not waiting.done()
-    client._queue.put_nowait(_queued(7))
+    incoming_queue(client).put_nowait(_queued(7))
     assert (await asyncio.wait_for(waiting, 1)).mid == 8
     waiting = asyncio.ensure_future(client.messages.__anext__())
     await asyncio.sleep(0)
-    client._disconnected.set_exception(ConnectionError("gone"))
+    # What aiomqtt does when paho reports the connection lost.
+    client._disconnected.set_exception(ConnectionError("gone"))  # noqa: SLF001
     with pytest.raises(aiomqtt.MqttError, match="Disconnected"):
         await asyncio.wait_for(waiting, 1)
 

@@ -12,7 +12,8 @@ from paho.mqtt.exception import MQTTException
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from services.common.paho_speedups import install, stock_method
+from services.common.library_seams import install_paho_speedups as install
+from services.common.library_seams import stock_method
 from tests.harness.probe import new_properties
 
 REPLACED = ("__init__", "clear", "getIdentFromName", "getNameFromIdent")

@@ -112,6 +112,16 @@ class CloudProbe:
         info = self._client.publish(topic, payload, qos=1, retain=retain)
         info.wait_for_publish(10)
 
+    def publish_all(self, messages: list[tuple[str, bytes, int]], timeout_s: float = 60) -> None:
+        """(topic, payload, qos) in one burst, without waiting between them;
+        returns once every one has been written (QoS 0) or acknowledged (QoS 1)."""
+        infos = [self._client.publish(topic, data, qos=qos) for topic, data, qos in messages]
+        deadline = time.monotonic() + timeout_s
+        for info in infos:
+            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            if not info.is_published():
+                raise TimeoutError(f"burst not published within {timeout_s} s")
+
     def received(self, where: Callable[[Seen], bool] = lambda _: True) -> list[Seen]:
         with self._lock:
             return [m for m in self.messages if where(m)]
