@@ -11,6 +11,8 @@ under TYPE_CHECKING, absolute or relative, `import services.x` or
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,3 +201,18 @@ def test_the_packages_below_schemas_and_the_cli_are_walled_too(tmp_path: Path) -
         "services/media/frame.py:1: package below the stages media imports stage alpha"
         " (services.alpha)",
     ]
+
+
+def test_the_cli_imports_no_stage_and_nothing_heavy_until_a_subcommand_runs() -> None:
+    code = (
+        "import sys; from services.cli.main import build_parser; build_parser(); "
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    loaded = set(done.stdout.split())
+    heavy = {"numpy", "scipy", "cv2", "onnxruntime", "ai_edge_litert", "profiling"}
+    assert not loaded & heavy
+    stages_loaded = sorted(module for module in loaded if _services_package(module) in stages(REPO))
+    assert not stages_loaded, stages_loaded
