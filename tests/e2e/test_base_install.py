@@ -136,6 +136,13 @@ def test_edgegw_run_gas_average_comes_online_and_stops_on_sigterm(
         try:
             observer.subscribe(f"{root}/status/gas-average")
             observer.wait_for(lambda m: m.payload == b"online", timeout_s=30)
+            # A subscriber that comes later is told by the retained status.
+            late = Probe(broker, "operator")
+            try:
+                late.subscribe(f"{root}/status/gas-average")
+                late.wait_for(lambda m: m.retained and m.payload == b"online")
+            finally:
+                late.close()
             process.send_signal(signal.SIGTERM)
             code = process.wait(timeout=30)
         finally:
