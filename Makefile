@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS := video,audio,telemetry,deploy,dev
-SOURCES := schemas services broker tests tools
+SOURCES := schemas services profiling broker tests tools
 
 .PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine
 
@@ -32,7 +32,7 @@ demo: setup assets
 lint: venv
 	$(VENV)/bin/ruff check $(SOURCES)
 	$(VENV)/bin/ruff format --check $(SOURCES)
-	$(VENV)/bin/mypy schemas services broker tests tools
+	$(VENV)/bin/mypy schemas services profiling broker tests tools
 
 unit: setup assets
 	$(PY) -m pytest tests/unit -q

@@ -1,8 +1,8 @@
-"""PCM16 mono 16 kHz: the one audio format that travels on `audio/<mic>/chunk`.
+"""Sound files into the chunk format of `audio/<mic>/chunk` (services.media.pcm_chunk).
 
 Reading a sound file (WAV natively; OGG Vorbis through a Debian decoder when
-one is installed), resampling it to 16 kHz mono, cutting it into fixed-length
-chunks, and checking a received chunk before it reaches the classifier.
+one is installed), resampling it to 16 kHz mono and cutting it into
+fixed-length chunks.
 """
 
 from __future__ import annotations
@@ -21,14 +21,7 @@ import numpy.typing as npt
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 
-SAMPLE_RATE_HZ: Final = 16_000
-SAMPLE_WIDTH_BYTES: Final = 2
-# A chunk longer than this is refused: it would hold the classifier for too
-# long and is more likely a misbehaving producer than real audio.
-MAX_CHUNK_SECONDS: Final = 10.0
-
-FloatAudio = npt.NDArray[np.float32]
-Pcm16 = npt.NDArray[np.int16]
+from services.media.pcm_chunk import SAMPLE_RATE_HZ, FloatAudio, Pcm16, float_to_pcm16
 
 # Tried in this order; each writes a WAV at the file's own rate and channels.
 _OGG_DECODERS: Final = (
@@ -42,14 +35,6 @@ _DECODER_TIMEOUT_S: Final = 60.0
 
 class AudioFileError(ValueError):
     """A sound file cannot be read: missing, corrupt, unsupported, or no decoder installed."""
-
-
-class BadChunkError(ValueError):
-    """A received audio chunk is unusable; `reason` says why (it goes to the dead letter)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -93,18 +78,6 @@ def resample(
     return np.asarray(resampled, dtype=np.float32)
 
 
-def float_to_pcm16(samples: FloatAudio) -> Pcm16:
-    # Clip first: resampling can overshoot full scale slightly, and a wrap
-    # from +32767 to -32768 would be a loud click.
-    scaled = np.clip(np.rint(samples * 32768.0), -32768, 32767)
-    pcm: Pcm16 = scaled.astype(np.int16)
-    return pcm
-
-
-def pcm16_to_float(pcm: Pcm16) -> FloatAudio:
-    return pcm.astype(np.float32) / np.float32(32768.0)
-
-
 def load_pcm16(path: Path) -> Pcm16:
     """A sound file as PCM16 mono at 16 kHz, whatever its own rate and channels."""
     recording = read_audio_file(path)
@@ -138,40 +111,6 @@ def split_into_chunks(
     tail = pcm[full_chunks * size :]
     if pad_last and len(tail) > 0:
         yield np.concatenate([tail, np.zeros(size - len(tail), dtype=np.int16)])
-
-
-def validate_chunk(
-    payload: bytes,
-    *,
-    sample_rate_hz: int | None,
-    channels: int | None = 1,
-    max_seconds: float = MAX_CHUNK_SECONDS,
-) -> Pcm16:
-    """Check a received chunk against the wire format and return its samples.
-
-    `sample_rate_hz` and `channels` are what the sender declared in the
-    message properties; None means it declared nothing, which is refused for
-    the rate (a silent mismatch would shift every frequency the model sees).
-    """
-    if not payload:
-        raise BadChunkError("empty payload")
-    if len(payload) % SAMPLE_WIDTH_BYTES:
-        raise BadChunkError(
-            f"payload length {len(payload)} bytes is odd: PCM16 samples are 2 bytes each"
-        )
-    if sample_rate_hz is None:
-        raise BadChunkError("no sample rate declared; expected 16000 Hz")
-    if sample_rate_hz != SAMPLE_RATE_HZ:
-        raise BadChunkError(f"declared sample rate {sample_rate_hz} Hz; expected 16000 Hz")
-    if channels is not None and channels != 1:
-        raise BadChunkError(f"declared {channels} channels; expected mono")
-    max_bytes = int(max_seconds * SAMPLE_RATE_HZ) * SAMPLE_WIDTH_BYTES
-    if len(payload) > max_bytes:
-        raise BadChunkError(
-            f"payload of {len(payload)} bytes exceeds {max_seconds} s ({max_bytes} bytes)"
-        )
-    # Little-endian on the wire whatever the host's byte order.
-    return np.frombuffer(payload, dtype="<i2").astype(np.int16)
 
 
 def _read_wav(path: Path) -> Recording:

@@ -11,7 +11,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from services.audio_capture.pcm import SAMPLE_RATE_HZ, Pcm16, samples_per_chunk
+from services.audio_capture.pcm import samples_per_chunk
+from services.media.pcm_chunk import SAMPLE_RATE_HZ, Pcm16
 
 
 def build_program(sounds: Sequence[Pcm16], silence_between_s: float = 0.0) -> Pcm16:

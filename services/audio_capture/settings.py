@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from services.audio_capture.pcm import MAX_CHUNK_SECONDS
 from services.common.settings import StageSettings
+from services.media.pcm_chunk import MAX_CHUNK_SECONDS
 
 TOPIC_LEVEL = r"^[A-Za-z0-9_.-]{1,64}$"
 

@@ -28,18 +28,13 @@ import numpy as np
 
 from schemas.audio import SAMPLE_RATE_HZ
 from schemas.topics import AUDIO_CAPTURE, AUDIO_CHUNK
-from services.audio_capture.pcm import (
-    SAMPLE_WIDTH_BYTES,
-    AudioFileError,
-    Pcm16,
-    load_pcm16,
-    samples_per_chunk,
-)
+from services.audio_capture.pcm import AudioFileError, load_pcm16, samples_per_chunk
 from services.audio_capture.playlist import build_program, program_chunks
 from services.audio_capture.settings import AudioCaptureSettings
 from services.common.backoff import Backoff
 from services.common.door import MqttDoor, PublishFailed
 from services.common.stage_runner import serve
+from services.media.pcm_chunk import SAMPLE_WIDTH_BYTES, ChunkMeta, Pcm16
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +89,7 @@ class AudioCaptureStage:
 
     async def _emit(self, chunk: Pcm16, capture_ts: float) -> bool:
         settings = self._settings
-        properties = {
-            "seq": str(self._seq),
-            "capture_ts": f"{capture_ts:.6f}",
-            "sample_rate": str(SAMPLE_RATE_HZ),
-            "channels": "1",
-        }
+        properties = ChunkMeta(self._seq, capture_ts).to_properties()
         self._seq += 1
         payload = chunk.astype("<i2", copy=False).tobytes()
         try:

@@ -9,13 +9,12 @@ restarts its patches from (it never glues audio across a hole).
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from schemas.audio import CHUNK_PROPERTIES, SAMPLE_RATE_HZ
-from services.audio_capture.pcm import BadChunkError, Pcm16, validate_chunk
+from schemas.audio import SAMPLE_RATE_HZ
+from services.media.pcm_chunk import ChunkMeta, Pcm16, validate_chunk
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,34 +29,11 @@ class Chunk:
         return len(self.samples) / SAMPLE_RATE_HZ
 
 
-def _integer(properties: Mapping[str, str], name: str) -> int:
-    try:
-        return int(properties[name])
-    except ValueError:
-        raise BadChunkError(f"property {name}={properties[name]!r} is not an integer") from None
-
-
 def parse_chunk(mic: str, payload: bytes, properties: Mapping[str, str]) -> Chunk:
     """A chunk from a message of `audio/<mic>/chunk`; raises BadChunkError saying why not."""
-    missing = [name for name in CHUNK_PROPERTIES if name not in properties]
-    if missing:
-        raise BadChunkError(f"missing properties {missing}; every chunk carries {CHUNK_PROPERTIES}")
-    seq = _integer(properties, "seq")
-    if seq < 0:
-        raise BadChunkError(f"property seq={seq} is negative")
-    try:
-        capture_ts = float(properties["capture_ts"])
-    except ValueError:
-        reason = f"property capture_ts={properties['capture_ts']!r} is not a number"
-        raise BadChunkError(reason) from None
-    if not math.isfinite(capture_ts) or capture_ts < 0:
-        raise BadChunkError(f"property capture_ts={capture_ts} is not a time")
-    samples = validate_chunk(
-        payload,
-        sample_rate_hz=_integer(properties, "sample_rate"),
-        channels=_integer(properties, "channels"),
-    )
-    return Chunk(mic=mic, seq=seq, capture_ts=capture_ts, samples=samples)
+    meta = ChunkMeta.from_properties(properties)
+    samples = validate_chunk(payload, sample_rate_hz=meta.sample_rate_hz, channels=meta.channels)
+    return Chunk(mic=mic, seq=meta.seq, capture_ts=meta.capture_ts, samples=samples)
 
 
 class ChunkBacklog:

@@ -10,7 +10,7 @@ patches) and less CPU, at the price of missed short sounds and later
 alarms.
 
 Utility and events per second at each stride come from the profile table
-(`audio_levels.json`, written by `python -m services.bandwidth_allocator.profile_audio`,
+(`audio_levels.json`, written by `python -m profiling.audio`,
 see there for how they are measured). Cost is the profiled event-message
 rate times the real size of one sound-event message on the wire.
 """

@@ -20,7 +20,6 @@ from schemas.audio import AudioClasses, ClassScore
 from schemas.audio import SoundEvent as SoundEventMessage
 from schemas.envelope import lifecycle_message_id
 from schemas.topics import AUDIO_CLASSIFIER
-from services.audio_capture.pcm import pcm16_to_float
 from services.audio_classifier.chunks import Chunk
 from services.audio_classifier.frontend import PATCH_HOP_SECONDS, PATCH_SECONDS, PatchStream
 from services.audio_classifier.sound_events import (
@@ -29,6 +28,7 @@ from services.audio_classifier.sound_events import (
     SoundEventTracker,
 )
 from services.audio_classifier.yamnet import PatchScores, YamnetClassifier
+from services.media.pcm_chunk import pcm16_to_float
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,7 +35,6 @@ from schemas.topics import (
     QOS_KNOB,
     QOS_LEVELS,
 )
-from services.audio_capture.pcm import BadChunkError
 from services.audio_classifier.chunks import Chunk, ChunkBacklog, parse_chunk
 from services.audio_classifier.levels import (
     STRIDE_PARAM,
@@ -63,6 +62,7 @@ from services.common.runtime_config import RuntimeConfig
 from services.common.settings import ENV_PREFIX
 from services.common.stage_runner import serve
 from services.inference import ModelLoadError
+from services.media.pcm_chunk import BadChunkError
 
 log = logging.getLogger(__name__)
 IDLE_CHECK_S = 1.0

@@ -1,7 +1,7 @@
 """The QoS levels a camera offers: fps x width x JPEG quality.
 
 Utility is measured, not modelled: it comes from the video profile
-(`video_levels.json`, written by `python -m services.bandwidth_allocator.profile_video`;
+(`video_levels.json`, written by `python -m profiling.video`;
 see there for the measurement — person-event recall x mean IoU of the
 detections against the full-rate, full-size run — and how to regenerate it).
 A combination the profile did not measure is not offered.
@@ -19,8 +19,8 @@ import logging
 from collections.abc import Sequence
 
 from schemas.qos import MAX_LEVELS, QosLevel
-from services.camera_capture.encode import Frame, encode_jpeg, fit_size, resize_to_fit
-from services.camera_capture.video_profile import VideoProfile
+from services.media.jpeg_frame import Frame, encode_jpeg, fit_size, resize_to_fit
+from services.media.video_profile import VideoProfile
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.envelope import Model
-from services.camera_capture.video_profile import VIDEO_PROFILE_PATH
 from services.common.settings import StageSettings
+from services.media.video_profile import VIDEO_PROFILE_PATH
 
 
 class CaptureConfig(Model):

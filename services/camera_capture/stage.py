@@ -21,7 +21,6 @@ from schemas.qos import QosKnob, QosLevels
 from schemas.topics import CAMERA_CAPTURE, FRAME, MOTION, QOS_KNOB, QOS_LEVELS
 from schemas.video import MotionScore
 from services.camera_capture.capture import Captured, FileSource, LiveSource, is_live
-from services.camera_capture.encode import Frame, encode_jpeg, resize_to_fit
 from services.camera_capture.levels import measure_levels
 from services.camera_capture.motion import MotionDecision, MotionGate, MotionSettings
 from services.camera_capture.settings import (
@@ -30,7 +29,6 @@ from services.camera_capture.settings import (
     KnobParams,
     effective_knobs,
 )
-from services.camera_capture.video_profile import VideoProfile, load_video_profile
 from services.common.door import (
     InvalidMessage,
     MqttDoor,
@@ -40,6 +38,8 @@ from services.common.door import (
 )
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
+from services.media.jpeg_frame import Frame, FrameMeta, encode_jpeg, resize_to_fit
+from services.media.video_profile import VideoProfile, load_video_profile
 
 log = logging.getLogger(__name__)
 # Frames whose JPEG sizes price the QoS levels: spread over the first seconds.
@@ -180,12 +180,7 @@ class CameraStage:
             if shot.jpeg is None:
                 self._door.metrics.count("frames_gated")
                 return
-            properties = {
-                "seq": str(seq),
-                "capture_ts": f"{shot.captured_ts:.6f}",
-                "width": str(shot.width),
-                "height": str(shot.height),
-            }
+            properties = FrameMeta(seq, shot.captured_ts, shot.width, shot.height).to_properties()
             await self._door.publish(FRAME, shot.jpeg, user_properties=properties, camera=camera)
             self._door.metrics.count("frames_published")
             self._door.metrics.count("frame_bytes", len(shot.jpeg))

@@ -1,36 +1,47 @@
-"""`edgegw`: the operator's command line."""
+"""`edgegw`: the operator's command line.
+
+Each subcommand imports what it needs when it runs, so `edgegw --help` and
+`edgegw run <stage>` work on a base install without any stage's extras.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
 from schemas.topics import STAGES
-from services.bandwidth_allocator import profile_audio, profile_gas, profile_video
-from services.cli.config_command import set_config
-from services.cli.qos_command import plan as qos_plan
-from services.cli.session import operator_settings
-from services.cli.watch import show_status, tail_alerts
+
+# `edgegw profile <target>` runs the module profiling.<target>.
+PROFILE_TARGETS = {
+    "gas": "gas sampling periods vs full rate",
+    "audio": "audio classification rates vs full rate",
+    "video": "camera and detector levels vs full rate",
+}
 
 
 def _run_stage(name: str) -> int:
     if name not in STAGES:
         print(f"unknown stage {name!r}; stages: {', '.join(STAGES)}", file=sys.stderr)
         return 2
-    try:
-        entry = importlib.import_module(f"services.{name.replace('-', '_')}.__main__")
-    except ModuleNotFoundError:
+    module = f"services.{name.replace('-', '_')}"
+    if importlib.util.find_spec(module) is None:
         print(f"stage {name!r} is not part of this build yet", file=sys.stderr)
+        return 2
+    try:
+        entry = importlib.import_module(f"{module}.__main__")
+    except ModuleNotFoundError as error:  # an extra this install left out
+        print(f"stage {name!r} needs {error.name!r}, which is not installed", file=sys.stderr)
         return 2
     entry.main()
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgegw", description=__doc__)
+    parser = argparse.ArgumentParser(prog="edgegw", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--secrets",
         type=Path,
@@ -58,38 +69,55 @@ def build_parser() -> argparse.ArgumentParser:
         "--solver", default=None, help="dp, fptas, greedy_hull, weighted_split, equal_split"
     )
     qos_plan_args.add_argument("--wait", type=float, default=5.0, help="seconds to wait")
-    profile = commands.add_parser("profile", help="measure the utility of QoS levels")
+    profile = commands.add_parser(
+        "profile",
+        help="measure the utility of QoS levels",
+        description="`edgegw profile <target> --help` lists the target's own arguments",
+    )
     profile_targets = profile.add_subparsers(dest="target", required=True)
-    profile_gas.add_arguments(
-        profile_targets.add_parser("gas", help="gas sampling periods vs full rate")
-    )
-    profile_audio.add_arguments(
-        profile_targets.add_parser("audio", help="audio classification rates vs full rate")
-    )
-    profile_video.add_arguments(
-        profile_targets.add_parser("video", help="camera and detector levels vs full rate")
-    )
+    for target, purpose in PROFILE_TARGETS.items():
+        # The target's own arguments (and its --help) are parsed by profiling.
+        profile_targets.add_parser(target, help=purpose, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "profile":
+        from profiling.cli import profile_target
+
+        profile_target(args.target, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "run":
         raise SystemExit(_run_stage(args.stage))
-    if args.command == "profile":
-        profiles = {"gas": profile_gas, "audio": profile_audio, "video": profile_video}
-        raise SystemExit(profiles[args.target].profile_command(args))
+    raise SystemExit(_operate(args))
+
+
+def _operate(args: argparse.Namespace) -> int:
+    """The commands that talk to the broker as the operator."""
+    from services.cli.session import operator_settings
+
     settings = operator_settings(args.secrets)
     try:
         if args.command == "alerts":
+            from services.cli.watch import tail_alerts
+
             root = f"{settings.topic_root}/{args.gateway}"
             asyncio.run(tail_alerts(settings, root, args.count))
             code = 0
         elif args.command == "status":
+            from services.cli.watch import show_status
+
             code = asyncio.run(show_status(settings, f"{settings.topic_root}/{args.gateway}"))
         elif args.command == "qos":
+            from services.cli.qos_command import plan as qos_plan
+
             code = asyncio.run(qos_plan(settings, args.budget, args.solver, args.wait))
         else:
+            from services.cli.config_command import set_config
+
             code = asyncio.run(set_config(settings, args.stage, args.assignments, args.wait))
     except* ConnectionError as group:
         print(f"edgegw: {group.exceptions[0]}", file=sys.stderr)
@@ -99,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         code = 2
     except* KeyboardInterrupt:
         code = 130
-    raise SystemExit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 or forwarded (trace).
 
 Utility per gas and period comes from the profile table
-(`gas_levels.json`, written by `python -m services.bandwidth_allocator.profile_gas`,
+(`gas_levels.json`, written by `python -m profiling.gas`,
 see there for how it is measured and how to regenerate it). Cost is the
 real size of one reading on the wire (JSON payload + topic + MQTT header)
 times readings per second.

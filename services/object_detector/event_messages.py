@@ -12,7 +12,7 @@ import cv2
 from schemas.envelope import lifecycle_message_id
 from schemas.topics import OBJECT_DETECTOR
 from schemas.video import Box, ObjectEvent
-from services.camera_capture.encode import Frame
+from services.media.jpeg_frame import Frame
 from services.object_detector import events as lifecycle
 from services.object_detector.ssd import Box as PixelBox
 

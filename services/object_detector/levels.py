@@ -1,7 +1,7 @@
 """The QoS levels the detector offers per camera: result rate x snapshots.
 
 Utility comes from the video profile (`video_levels.json`, written by
-`python -m services.bandwidth_allocator.profile_video`; see there for how
+`python -m profiling.video`; see there for how
 it is measured). Cost is measured live from what this camera's analysis
 really produces: the mean size of its detections messages times the rate,
 plus its events, plus — with snapshots — the mean snapshot size times the
@@ -18,8 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import Field, model_validator
+
+from schemas.envelope import Model
 from schemas.qos import QosLevel
-from services.camera_capture.video_profile import DetectorUtilityShares, VideoProfile
+from services.media.video_profile import VideoProfile
 
 # Fewer events than this say little about a camera's event rate.
 MIN_EVENTS_MEASURED = 3
@@ -110,3 +113,29 @@ def repricing_needed(published: list[QosLevel], fresh: list[QosLevel]) -> bool:
         if abs(level.cost_kbps - before.cost_kbps) > REPRICE_CHANGE * max(before.cost_kbps, 1.0):
             return True
     return False
+
+
+class DetectorUtilityShares(Model):
+    """How much each thing the detector sends upstream is worth to the operator.
+
+    A detector level is scored on three measured qualities: events (the same
+    at every level), the published detections (`results_quality`) and the
+    verified snapshots (`snapshot_share`). How they add up is a preference,
+    not a measurement, so it is config (`level_utility` of object-detector);
+    the defaults value events most, then live results, then pictures.
+    """
+
+    events: float = Field(default=0.5, ge=0)
+    results: float = Field(default=0.3, ge=0)
+    snapshots: float = Field(default=0.2, ge=0)
+
+    @model_validator(mode="after")
+    def _some_share(self) -> DetectorUtilityShares:
+        if self.events + self.results + self.snapshots <= 0:
+            raise ValueError("at least one of events, results, snapshots must be > 0")
+        return self
+
+    def utility(self, results_quality: float, snapshot_share: float) -> float:
+        total = self.events + self.results + self.snapshots
+        score = self.events + self.results * results_quality + self.snapshots * snapshot_share
+        return round(score / total, 4)

@@ -8,8 +8,9 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from schemas.envelope import Model
-from services.camera_capture.video_profile import VIDEO_PROFILE_PATH, DetectorUtilityShares
 from services.common.settings import StageSettings
+from services.media.video_profile import VIDEO_PROFILE_PATH
+from services.object_detector.levels import DetectorUtilityShares
 from services.object_detector.zones import Zone
 
 MODELS = Path(__file__).resolve().parents[2] / ".cache" / "models"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -22,9 +21,7 @@ from pydantic import ValidationError
 from schemas.qos import QosKnob, QosLevel, QosLevels
 from schemas.topic_spec import PUBLISH_OVERHEAD_BYTES
 from schemas.topics import DETECTIONS, EVENT, FRAME, OBJECT_DETECTOR, QOS_KNOB, QOS_LEVELS, SNAPSHOT
-from schemas.video import FRAME_PROPERTIES, Box, DetectedObject, Detections
-from services.camera_capture.encode import CorruptJpegError, decode_jpeg
-from services.camera_capture.video_profile import VideoProfile, load_video_profile
+from schemas.video import Box, DetectedObject, Detections
 from services.common.door import (
     InvalidMessage,
     MqttDoor,
@@ -35,9 +32,10 @@ from services.common.door import (
 from services.common.periodic_summary import Tally, publish_summaries
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
+from services.media.jpeg_frame import BadFrameMetaError, CorruptJpegError, FrameMeta, decode_jpeg
+from services.media.video_profile import VideoProfile, load_video_profile
 from services.object_detector import events as lifecycle
-from services.object_detector.event_messages import crop_snapshot as crop_snapshot
-from services.object_detector.event_messages import to_message as to_message
+from services.object_detector.event_messages import crop_snapshot, to_message
 from services.object_detector.levels import (
     CameraUsage,
     analytic_name,
@@ -60,21 +58,11 @@ IDLE_CHECK_S = 0.5
 
 def parse_frame_properties(properties: dict[str, str]) -> tuple[int, float, int, int]:
     """(seq, capture_ts, width, height) from a frame's MQTT 5 user properties."""
-    missing = [name for name in FRAME_PROPERTIES if name not in properties]
-    if missing:
-        raise InvalidMessage(f"frame properties missing: {', '.join(missing)}")
     try:
-        seq = int(properties["seq"])
-        capture_ts = float(properties["capture_ts"])
-        width, height = int(properties["width"]), int(properties["height"])
-    except ValueError as error:
-        raise InvalidMessage(f"frame property is not a number: {error}") from None
-    if seq < 0 or width <= 0 or height <= 0 or not math.isfinite(capture_ts):
-        raise InvalidMessage(
-            f"frame properties out of range: seq={seq} capture_ts={capture_ts} "
-            f"width={width} height={height}"
-        )
-    return seq, capture_ts, width, height
+        meta = FrameMeta.from_properties(properties)
+    except BadFrameMetaError as error:
+        raise InvalidMessage(str(error)) from None
+    return meta.seq, meta.capture_ts, meta.width, meta.height
 
 
 @dataclass

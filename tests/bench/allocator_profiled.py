@@ -25,9 +25,9 @@ import numpy as np
 from services.audio_classifier.levels import load_profile as load_audio_profile
 from services.audio_classifier.levels import mic_levels
 from services.bandwidth_allocator.levels import Analytic
-from services.camera_capture.video_profile import load_video_profile
 from services.gas_replay.levels import load_profile as load_gas_profile
 from services.gas_replay.levels import sensor_levels
+from services.media.video_profile import load_video_profile
 from tests.bench.allocator_bench import (
     APPROXIMATIONS,
     BUDGETS_KBPS,

@@ -27,9 +27,10 @@ import numpy as np
 import onnxruntime
 import orjson
 
-from services.audio_capture.pcm import load_pcm16, pcm16_to_float
+from services.audio_capture.pcm import load_pcm16
 from services.audio_classifier.frontend import SAMPLE_RATE_HZ
 from services.audio_classifier.yamnet import MODEL_FILE, YamnetClassifier, quantize
+from services.media.pcm_chunk import pcm16_to_float
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / ".cache" / "models" / "yamnet"

@@ -31,9 +31,9 @@ import cv2
 import numpy as np
 import orjson
 
-from services.camera_capture.encode import Frame, decode_jpeg, encode_jpeg, resize_to_fit
 from services.camera_capture.motion import MotionGate
 from services.inference import load_model
+from services.media.jpeg_frame import Frame, decode_jpeg, encode_jpeg, resize_to_fit
 from services.object_detector.events import ObjectEventBuilder
 from services.object_detector.settings import MODELS
 from services.object_detector.ssd import Box, SSDDetector, load_labels

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.camera_capture.encode import encode_jpeg, resize_to_fit
+from services.media.jpeg_frame import encode_jpeg, resize_to_fit
 from tests.harness.probe import Probe, Seen
 
 REPO = Path(__file__).resolve().parents[2]

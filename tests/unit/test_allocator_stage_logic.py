@@ -7,18 +7,18 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from schemas.alerts import UplinkUsage
-from schemas.qos import PlanChoice, QosLevel, QosLevels, QosPlan
-from services.bandwidth_allocator.book import AnalyticBook, TooManyAnalytics
-from services.bandwidth_allocator.budget import changed_enough, next_measured_budget
-from services.bandwidth_allocator.planning import changed_levels, make_plan
-from services.bandwidth_allocator.profile_gas import (
+from profiling.gas import (
     PERIODS_S,
     build_profile,
     compare,
     run_gas_average,
     simulate,
 )
+from schemas.alerts import UplinkUsage
+from schemas.qos import PlanChoice, QosLevel, QosLevels, QosPlan
+from services.bandwidth_allocator.book import AnalyticBook, TooManyAnalytics
+from services.bandwidth_allocator.budget import changed_enough, next_measured_budget
+from services.bandwidth_allocator.planning import changed_levels, make_plan
 from services.bandwidth_allocator.settings import AllocatorConfig, BandwidthAllocatorSettings
 from services.cli.qos_command import format_plan
 from services.gas_replay.levels import load_profile, reading_bytes, sensor_levels

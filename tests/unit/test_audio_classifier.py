@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from services.audio_capture.pcm import load_pcm16, pcm16_to_float
+from services.audio_capture.pcm import load_pcm16
 from services.audio_classifier.frontend import PATCH_FRAMES
 from services.audio_classifier.sound_events import (
     DEFAULT_CLASSES_OF_INTEREST,
@@ -33,6 +33,7 @@ from services.audio_classifier.sound_events import (
     SoundEventTracker,
 )
 from services.audio_classifier.yamnet import PatchScores, YamnetClassifier, dequantize, quantize
+from services.media.pcm_chunk import pcm16_to_float
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / ".cache" / "models" / "yamnet"

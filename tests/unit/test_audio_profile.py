@@ -7,11 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.audio_capture.pcm import SAMPLE_RATE_HZ, Pcm16, float_to_pcm16, pcm16_to_float
-from services.audio_classifier.frontend import PATCH_HOP_SECONDS
-from services.audio_classifier.levels import load_profile
-from services.audio_classifier.yamnet import YamnetClassifier
-from services.bandwidth_allocator.profile_audio import (
+from profiling.audio import (
     FLOOR_DBFS,
     FLOOR_SOUND,
     GAIN_DB,
@@ -19,6 +15,10 @@ from services.bandwidth_allocator.profile_audio import (
     build_program,
     profile_audio,
 )
+from services.audio_classifier.frontend import PATCH_HOP_SECONDS
+from services.audio_classifier.levels import load_profile
+from services.audio_classifier.yamnet import YamnetClassifier
+from services.media.pcm_chunk import SAMPLE_RATE_HZ, Pcm16, float_to_pcm16, pcm16_to_float
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / ".cache" / "models" / "yamnet"

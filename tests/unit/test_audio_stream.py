@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.audio_capture.pcm import BadChunkError, load_pcm16, split_into_chunks
+from services.audio_capture.pcm import load_pcm16, split_into_chunks
 from services.audio_capture.playlist import build_program, program_chunks
 from services.audio_capture.settings import AudioCaptureSettings
 from services.audio_classifier.chunks import Chunk, ChunkBacklog, parse_chunk
@@ -23,6 +23,7 @@ from services.audio_classifier.settings import (
 )
 from services.audio_classifier.sound_events import DEFAULT_CLASSES_OF_INTEREST
 from services.audio_classifier.yamnet import YamnetClassifier
+from services.media.pcm_chunk import BadChunkError
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / ".cache" / "models" / "yamnet"

@@ -10,14 +10,14 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from services.camera_capture.encode import (
+from services.camera_capture.motion import MotionGate, MotionSettings
+from services.media.jpeg_frame import (
     CorruptJpegError,
     decode_jpeg,
     encode_jpeg,
     fit_size,
     resize_to_fit,
 )
-from services.camera_capture.motion import MotionGate, MotionSettings
 
 MEDIA = Path(__file__).resolve().parents[2] / ".cache" / "media"
 

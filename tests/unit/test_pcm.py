@@ -14,17 +14,19 @@ from hypothesis import strategies as st
 from scipy.io import wavfile
 
 from services.audio_capture.pcm import (
-    SAMPLE_RATE_HZ,
     AudioFileError,
-    BadChunkError,
-    float_to_pcm16,
     load_pcm16,
-    pcm16_to_float,
     read_audio_file,
     resample,
     samples_per_chunk,
     split_into_chunks,
     to_mono,
+)
+from services.media.pcm_chunk import (
+    SAMPLE_RATE_HZ,
+    BadChunkError,
+    float_to_pcm16,
+    pcm16_to_float,
     validate_chunk,
 )
 

@@ -10,9 +10,14 @@ import pytest
 
 from services.camera_capture.levels import measure_levels
 from services.camera_capture.settings import CaptureConfig, KnobParams, effective_knobs
-from services.camera_capture.video_profile import DetectorUtilityShares, load_video_profile
 from services.common.door import InvalidMessage
-from services.object_detector.levels import CameraUsage, price_levels, repricing_needed
+from services.media.video_profile import load_video_profile
+from services.object_detector.levels import (
+    CameraUsage,
+    DetectorUtilityShares,
+    price_levels,
+    repricing_needed,
+)
 from services.object_detector.mailbox import LatestFrames, PendingFrame, TooManyCameras
 from services.object_detector.settings import DetectorConfig, DetectorKnobParams, effective_config
 from services.object_detector.stage import parse_frame_properties

@@ -1,10 +1,17 @@
-"""Frame size and JPEG encoding: the knobs that set a camera's upload cost."""
+"""The JPEG frame on `camera/<cam>/frame`: its metadata as MQTT 5 user properties,
+JPEG encode and decode, and the frame size knob that sets a camera's upload cost."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from schemas.video import FRAME_PROPERTIES
 
 Frame = npt.NDArray[np.uint8]
 
@@ -14,6 +21,47 @@ _JPEG_END = b"\xff\xd9"
 
 class CorruptJpegError(ValueError):
     """The bytes are not a complete JPEG image."""
+
+
+class BadFrameMetaError(ValueError):
+    """A frame's user properties are missing, not numbers or out of range."""
+
+
+@dataclass(frozen=True)
+class FrameMeta:
+    """What travels beside the JPEG bytes of one frame (MQTT 5 user properties)."""
+
+    seq: int
+    capture_ts: float  # wall-clock time the frame was captured
+    width: int
+    height: int
+
+    def to_properties(self) -> dict[str, str]:
+        return {
+            "seq": str(self.seq),
+            "capture_ts": f"{self.capture_ts:.6f}",
+            "width": str(self.width),
+            "height": str(self.height),
+        }
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, str]) -> FrameMeta:
+        """Raises BadFrameMetaError naming what is missing or wrong."""
+        missing = [name for name in FRAME_PROPERTIES if name not in properties]
+        if missing:
+            raise BadFrameMetaError(f"frame properties missing: {', '.join(missing)}")
+        try:
+            seq = int(properties["seq"])
+            capture_ts = float(properties["capture_ts"])
+            width, height = int(properties["width"]), int(properties["height"])
+        except ValueError as error:
+            raise BadFrameMetaError(f"frame property is not a number: {error}") from None
+        if seq < 0 or width <= 0 or height <= 0 or not math.isfinite(capture_ts):
+            raise BadFrameMetaError(
+                f"frame properties out of range: seq={seq} capture_ts={capture_ts} "
+                f"width={width} height={height}"
+            )
+        return cls(seq, capture_ts, width, height)
 
 
 def fit_size(width: int, height: int, max_width: int, max_height: int) -> tuple[int, int]:

@@ -53,7 +53,7 @@ audio, from which the stage computes each level's upload cost.
 Regenerate the table audio-classifier publishes (deterministic: fixed sounds,
 model and seed):
 
-    python -m services.bandwidth_allocator.profile_audio
+    python -m profiling.audio
 """
 
 from __future__ import annotations
@@ -67,19 +67,19 @@ from pathlib import Path
 
 import numpy as np
 
-from services.audio_capture.pcm import (
-    SAMPLE_RATE_HZ,
-    FloatAudio,
-    Pcm16,
-    float_to_pcm16,
-    load_pcm16,
-    pcm16_to_float,
-)
+from profiling.cli import profile_main
+from services.audio_capture.pcm import load_pcm16
 from services.audio_classifier.levels import PROFILE_PATH, AudioProfile, ProfiledAudioLevel
 from services.audio_classifier.settings import AudioClassifierConfig
 from services.audio_classifier.sound_events import SoundEvent, SoundEventTracker
 from services.audio_classifier.yamnet import PatchScores, YamnetClassifier
-from services.bandwidth_allocator.profile_cli import profile_main
+from services.media.pcm_chunk import (
+    SAMPLE_RATE_HZ,
+    FloatAudio,
+    Pcm16,
+    float_to_pcm16,
+    pcm16_to_float,
+)
 
 REFERENCE_STRIDE = 1
 STRIDES = (1, 2, 4, 8)
@@ -93,7 +93,7 @@ FLOOR_DBFS = (-80.0, -60.0)
 FLOOR_SOUND = "Noise.wav"
 DEFAULT_AUDIO_DIR = Path(".cache/media/audio")
 DEFAULT_MODEL_DIR = Path(".cache/models/yamnet")
-REGENERATE = "python -m services.bandwidth_allocator.profile_audio"
+REGENERATE = "python -m profiling.audio"
 
 
 @dataclass(frozen=True)

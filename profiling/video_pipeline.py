@@ -1,6 +1,6 @@
 """The pipeline pieces `edgegw profile video` runs in-process: frames of
 the bundled video, the SSD detector, object-detector's tracker and event
-builder, and the comparisons against the reference run (see profile_video
+builder, and the comparisons against the reference run (see profiling.video
 for what is measured and why)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from services.camera_capture.encode import Frame
+from services.media.jpeg_frame import Frame
 from services.object_detector.events import ObjectEvent, ObjectEventBuilder
 from services.object_detector.settings import DetectorConfig, ObjectDetectorSettings
 from services.object_detector.ssd import Box, Detection, SSDDetector

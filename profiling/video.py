@@ -34,9 +34,9 @@ event rate + (snapshots) real crop bytes x new-event rate.
 Regenerate the table camera-capture and object-detector publish (under two
 minutes on one core; deterministic for a given model and video):
 
-    python -m services.bandwidth_allocator.profile_video    (or: edgegw profile video)
+    python -m profiling.video    (or: edgegw profile video)
 
-which writes services/camera_capture/video_levels.json (see --help for the segment).
+which writes services/media/video_levels.json (see --help for the segment).
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ from pathlib import Path
 
 import cv2
 
-from services.bandwidth_allocator.profile_cli import profile_main
-from services.bandwidth_allocator.profile_video_detector import profile_detector
-from services.bandwidth_allocator.profile_video_pipeline import (
+from profiling.cli import profile_main
+from profiling.video_detector import profile_detector
+from profiling.video_pipeline import (
     FrameDetections,
     detect_all,
     event_recall,
@@ -60,9 +60,9 @@ from services.bandwidth_allocator.profile_video_pipeline import (
     read_frames,
     run_pipeline,
 )
-from services.camera_capture.encode import Frame, decode_jpeg, encode_jpeg, fit_size, resize_to_fit
 from services.camera_capture.settings import CameraCaptureSettings
-from services.camera_capture.video_profile import (
+from services.media.jpeg_frame import Frame, decode_jpeg, encode_jpeg, fit_size, resize_to_fit
+from services.media.video_profile import (
     VIDEO_PROFILE_PATH,
     CameraProfiledLevel,
     VideoProfile,
@@ -70,13 +70,10 @@ from services.camera_capture.video_profile import (
 from services.object_detector.settings import DetectorConfig, ObjectDetectorSettings
 from services.object_detector.ssd import SSDDetector, load_detector
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEO = REPO / ".cache" / "media" / "vtest.avi"
 DEFAULT_FRAMES = 300
-REGENERATE = (
-    "python -m services.bandwidth_allocator.profile_video "
-    "--out services/camera_capture/video_levels.json"
-)
+REGENERATE = "python -m profiling.video --out services/media/video_levels.json"
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,18 @@
-"""The measured QoS table of the video analytics (`video_levels.json`).
+"""The measured QoS table of the video pipeline (`video_levels.json`).
 
-Written by `python -m services.bandwidth_allocator.profile_video` (see there
-for how each number is measured and how to regenerate it); read by
-camera-capture (utility of each fps x width x quality level) and by
-object-detector (utility of each result rate x snapshots level).
+One profiling run of one video measures both halves against one reference run,
+so the table is one file below the two stages that publish from it:
+camera-capture (utility of each fps x width x quality level) and
+object-detector (the measured qualities of each result rate x snapshots level).
+Written by `python -m profiling.video` (see there for how each number is
+measured and how to regenerate it).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from schemas.envelope import Model
 
@@ -28,32 +30,6 @@ class CameraProfiledLevel(Model):
     mean_iou: float = Field(ge=0, le=1, description="per reference detection, a miss counts 0")
     mean_jpeg_bytes: float = Field(ge=0)
     cost_kbps: float = Field(ge=0, description="mean JPEG bits x fps, on the profiled video")
-
-
-class DetectorUtilityShares(Model):
-    """How much each thing the detector sends upstream is worth to the operator.
-
-    A detector level is scored on three measured qualities: events (the same
-    at every level), the published detections (`results_quality`) and the
-    verified snapshots (`snapshot_share`). How they add up is a preference,
-    not a measurement, so it is config (`level_utility` of object-detector);
-    the defaults value events most, then live results, then pictures.
-    """
-
-    events: float = Field(default=0.5, ge=0)
-    results: float = Field(default=0.3, ge=0)
-    snapshots: float = Field(default=0.2, ge=0)
-
-    @model_validator(mode="after")
-    def _some_share(self) -> DetectorUtilityShares:
-        if self.events + self.results + self.snapshots <= 0:
-            raise ValueError("at least one of events, results, snapshots must be > 0")
-        return self
-
-    def utility(self, results_quality: float, snapshot_share: float) -> float:
-        total = self.events + self.results + self.snapshots
-        score = self.events + self.results * results_quality + self.snapshots * snapshot_share
-        return round(score / total, 4)
 
 
 class DetectorProfiledLevel(Model):

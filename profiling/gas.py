@@ -19,7 +19,7 @@ utility = recall x latency factor x accuracy (1 for the reference period).
 
 Regenerate the table gas-replay publishes (deterministic for given seeds):
 
-    python -m services.bandwidth_allocator.profile_gas --out services/gas_replay/gas_levels.json
+    python -m profiling.gas --out services/gas_replay/gas_levels.json
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from profiling.cli import profile_main
 from schemas.gas import Gas, GasReading
-from services.bandwidth_allocator.profile_cli import profile_main
 from services.gas_average.series import SeriesBook
 from services.gas_average.settings import DEFAULT_THRESHOLDS, GasAverageConfig
 from services.gas_replay.levels import PROFILE_PATH, GasProfile, ProfiledLevel
@@ -45,9 +45,7 @@ LATENCY_HALF_LIFE_S = 30.0
 DEFAULT_SEEDS = (4, 5, 6)
 DEFAULT_HOURS = 1.0
 DEFAULT_LEAKS_PER_HOUR = 12.0
-REGENERATE = (
-    "python -m services.bandwidth_allocator.profile_gas --out services/gas_replay/gas_levels.json"
-)
+REGENERATE = "python -m profiling.gas --out services/gas_replay/gas_levels.json"
 
 
 @dataclass(frozen=True)

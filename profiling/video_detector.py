@@ -1,5 +1,5 @@
 """The detector half of `edgegw profile video`: result rate x snapshots,
-measured on the reference run (see profile_video for the definitions)."""
+measured on the reference run (see profiling.video for the definitions)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,21 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from schemas.topic_spec import publish_bytes
-from schemas.topics import DETECTIONS, EVENT, OBJECT_DETECTOR, SNAPSHOT
-from schemas.video import Box as BoxMessage
-from schemas.video import DetectedObject, Detections
-from services.bandwidth_allocator.profile_video_pipeline import (
+from profiling.video_pipeline import (
     LABEL,
     FrameDetections,
     matched_ious,
     run_pipeline,
 )
-from services.camera_capture.encode import Frame, decode_jpeg
-from services.camera_capture.video_profile import (
-    DetectorCosts,
-    DetectorProfiledLevel,
-    DetectorUtilityShares,
-)
+from schemas.topic_spec import publish_bytes
+from schemas.topics import DETECTIONS, EVENT, OBJECT_DETECTOR, SNAPSHOT
+from schemas.video import Box as BoxMessage
+from schemas.video import DetectedObject, Detections
+from services.media.jpeg_frame import Frame, decode_jpeg
+from services.media.video_profile import DetectorCosts, DetectorProfiledLevel
+from services.object_detector.event_messages import crop_snapshot, to_message
+from services.object_detector.levels import DetectorUtilityShares
 from services.object_detector.ssd import SSDDetector
-from services.object_detector.stage import crop_snapshot, to_message
 
 RESULT_RATES = (0.5, 1.0, 2.0, 5.0, 10.0)
 TOPIC_ROOT = "edgegw/gw-0001"  # a typical root: the topic is part of the bytes sent

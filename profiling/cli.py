@@ -1,0 +1,32 @@
+"""`edgegw profile <target>` and the one `main` of the `python -m profiling.*` modules:
+each target brings its own arguments and command, imported only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+
+
+def profile_main(
+    doc: str | None,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    command: Callable[[argparse.Namespace], int],
+    argv: list[str] | None = None,
+    prog: str | None = None,
+) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0] if doc else None)
+    add_arguments(parser)
+    raise SystemExit(command(parser.parse_args(argv)))
+
+
+def profile_target(target: str, argv: list[str]) -> None:
+    """Parse `argv` with the arguments of `profiling.<target>` and run it; exits with its status."""
+    module = importlib.import_module(f"{__package__}.{target}")
+    profile_main(
+        module.__doc__,
+        module.add_arguments,
+        module.profile_command,
+        argv,
+        f"edgegw profile {target}",
+    )
