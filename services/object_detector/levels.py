@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.analytics import DetectorKnobParams
 from schemas.qos import QosLevel
 from services.camera_capture.video_profile import DetectorUtilityShares, VideoProfile
 
@@ -25,10 +26,6 @@ from services.camera_capture.video_profile import DetectorUtilityShares, VideoPr
 MIN_EVENTS_MEASURED = 3
 # Levels are re-priced when a cost moved by more than this share.
 REPRICE_CHANGE = 0.25
-
-
-def analytic_name(camera: str) -> str:
-    return f"detector.{camera}"
 
 
 @dataclass
@@ -92,7 +89,9 @@ def price_levels(
         levels.append(
             QosLevel(
                 name=f"{row.result_rate:g}hz-{mode}",
-                params={"result_rate": row.result_rate, "snapshots": row.snapshots},
+                params=DetectorKnobParams(
+                    result_rate=row.result_rate, snapshots=row.snapshots
+                ).model_dump(),
                 cost_kbps=round(bits / 1000, 2),
                 utility=shares.utility(row.results_quality, row.snapshot_share),
             )

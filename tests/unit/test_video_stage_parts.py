@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 
 from services.camera_capture.levels import measure_levels
-from services.camera_capture.settings import CaptureConfig, KnobParams, effective_knobs
+from schemas.analytics import CameraKnobParams as KnobParams
+from schemas.analytics import DetectorKnobParams
+from services.camera_capture.settings import CaptureConfig, effective_knobs
 from services.camera_capture.video_profile import DetectorUtilityShares, load_video_profile
 from services.common.door import InvalidMessage
 from services.object_detector.levels import CameraUsage, price_levels, repricing_needed
 from services.object_detector.mailbox import LatestFrames, PendingFrame, TooManyCameras
-from services.object_detector.settings import DetectorConfig, DetectorKnobParams, effective_config
+from services.object_detector.settings import DetectorConfig, effective_config
 from services.object_detector.stage import parse_frame_properties
 
 
