@@ -8,9 +8,9 @@ import asyncio
 import numpy as np
 import pytest
 
-from services.camera_capture.levels import measure_levels
 from schemas.analytics import CameraKnobParams as KnobParams
 from schemas.analytics import DetectorKnobParams
+from services.camera_capture.levels import measure_levels
 from services.camera_capture.settings import CaptureConfig, effective_knobs
 from services.camera_capture.video_profile import DetectorUtilityShares, load_video_profile
 from services.common.door import InvalidMessage
