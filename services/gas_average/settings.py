@@ -48,13 +48,16 @@ class GasAverageConfig(Model):
         default="time", description="which average the thresholds watch"
     )
     publish_interval_s: float = Field(
-        default=1.0, ge=0, description="least time between two averages of one sensor; 0: every"
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="least time between two averages of one sensor; 0: every",
     )
     update_step: float = Field(
-        default=0.1, ge=0, description="relative rise of the peak that earns an `update`"
+        default=0.1, ge=0, le=100, description="relative rise of the peak that earns an `update`"
     )
     silent_after_s: float = Field(
-        default=60.0, gt=0, description="an open episode of a sensor this quiet ends"
+        default=60.0, gt=0, le=86_400, description="an open episode of a sensor this quiet ends"
     )
     thresholds: dict[Gas, GasThreshold] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import services
 from schemas.analytics import (
     KINDS,
+    KNOB_PARAMS,
     UPLINK_ANALYTIC,
     AudioKnobParams,
     CameraKnobParams,
@@ -55,6 +56,10 @@ def test_every_name_parses_back_to_its_kind_and_source(kind: str, source: str) -
     assert source_of(kind, name) == source  # type: ignore[arg-type]
     others = [other for other in KINDS if other != kind]
     assert all(source_of(other, name) is None for other in others)
+
+
+def test_every_kind_has_its_knob_model() -> None:
+    assert set(KNOB_PARAMS) == set(KINDS)
 
 
 def test_uplink_and_unknown_names() -> None:
