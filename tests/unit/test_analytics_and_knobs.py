@@ -151,6 +151,9 @@ def test_start_up_settings_extend_their_runtime_config() -> None:
             continue
         config = typing.get_type_hints(method)["return"]
         assert issubclass(settings, config), f"{settings.__name__} lacks {config.__name__}"
+        # The config model's extra="forbid" must not win over the settings' own.
+        assert settings.model_config["extra"] == "ignore", settings.__name__
+        assert settings.model_config["env_prefix"] == "EDGEGW_", settings.__name__
         for name, field in config.model_fields.items():
             assert repr(settings.model_fields[name]) == repr(field), (settings.__name__, name)
         checked.append(settings.__name__)
@@ -188,3 +191,30 @@ def test_analytic_names_fit_the_topic_pattern() -> None:
     for build in BUILDERS.values():
         assert re.match(ANALYTIC_NAME_PATTERN, build("cam1"))
     assert re.match(ANALYTIC_NAME_PATTERN, UPLINK_ANALYTIC)
+
+
+def test_env_names_of_knob_fields_still_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.bandwidth_allocator.settings import BandwidthAllocatorSettings
+    from services.camera_capture.settings import CameraCaptureSettings
+    from services.cloud_bridge.settings import CloudBridgeSettings
+    from services.gas_average.settings import GasAverageSettings
+
+    for name, value in {
+        "EDGEGW_FPS": "4",
+        "EDGEGW_MAX_WIDTH": "320",
+        "EDGEGW_TIME_WINDOW_S": "30",
+        "EDGEGW_PUBLISH_INTERVAL_S": "0",
+        "EDGEGW_BUDGET_KBPS": "123",
+        "EDGEGW_BUDGET_SOURCE": "measured",
+    }.items():
+        monkeypatch.setenv(name, value)
+    camera = CameraCaptureSettings().startup_config()
+    assert (camera.fps, camera.max_width, camera.jpeg_quality) == (4.0, 320, 80)
+    gas = GasAverageSettings().startup_config()
+    assert (gas.time_window_s, gas.publish_interval_s) == (30.0, 0.0)
+    allocator = BandwidthAllocatorSettings().startup_config()
+    assert (allocator.budget_kbps, allocator.budget_source) == (123.0, "measured")
+    assert CloudBridgeSettings().startup_config().budget_kbps == 123.0
+    monkeypatch.setenv("EDGEGW_FPS", "nan")
+    with pytest.raises(ValueError, match="fps"):
+        CameraCaptureSettings()
