@@ -68,7 +68,7 @@ FrameWidth = Annotated[int, Field(ge=16, le=7680)]
 FrameHeight = Annotated[int, Field(ge=16, le=4320)]
 JpegQuality = Annotated[int, Field(ge=1, le=100)]
 MotionSensitivity = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
-KeyframeInterval = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
+KeyframeInterval = Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)]
 # Detections messages per second per camera; 0 in a config: one per frame.
 ResultRate = Annotated[float, Field(ge=0, le=60, allow_inf_nan=False)]
 PatchStride = Annotated[int, Field(ge=1, le=1024)]

@@ -35,7 +35,7 @@ class CloudBridgeConfig(Model):
     budget_kbps: float = Field(
         default=256.0,
         gt=0,
-        allow_inf_nan=False,
+        le=1e8,
         description="upload budget until the allocator publishes qos/uplink",
     )
     upload_snapshots: bool = Field(

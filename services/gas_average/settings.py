@@ -54,7 +54,7 @@ class GasAverageConfig(Model):
         description="least time between two averages of one sensor; 0: every",
     )
     update_step: float = Field(
-        default=0.1, ge=0, le=100, description="relative rise of the peak that earns an `update`"
+        default=0.1, ge=0, le=1000, description="relative rise of the peak that earns an `update`"
     )
     silent_after_s: float = Field(
         default=60.0, gt=0, le=86_400, description="an open episode of a sensor this quiet ends"
