@@ -7,6 +7,7 @@ matched against it. The table of every topic is schemas/topics.py.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, overload
 
@@ -39,10 +40,12 @@ _PARAM_VALUE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 PUBLISH_OVERHEAD_BYTES: Final = 10
 
 
-def publish_bytes(topic: str, payload: bytes) -> int:
-    """Bytes one QoS 1 PUBLISH without properties puts on the wire: what a
-    level's upload cost is priced from."""
-    return len(payload) + len(topic.encode()) + PUBLISH_OVERHEAD_BYTES
+def publish_bytes(topic: str, payload: bytes, properties: Mapping[str, str] | None = None) -> int:
+    """Bytes one QoS 1 PUBLISH puts on the wire: what a level's upload cost
+    is priced from and what the cloud bridge charges its budget. Each MQTT 5
+    user property adds its identifier (1) and two length-prefixed strings."""
+    user = sum(5 + len(k.encode()) + len(v.encode()) for k, v in (properties or {}).items())
+    return len(payload) + len(topic.encode()) + user + PUBLISH_OVERHEAD_BYTES
 
 
 KIB: Final = 1024

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from schemas.topic_spec import publish_bytes
 from tests.integration.cloud.cloud_broker import CloudBroker, TestPki
 from tests.integration.cloud.cloud_probe import CloudProbe
-
-MQTT_PUBLISH_OVERHEAD = 8  # as the bridge charges it (services/cloud_bridge/uplink.py)
 
 
 class DemoCloud:
@@ -49,7 +48,7 @@ class DemoCloud:
         counts: dict[str, list[int]] = {}
         for message in self._watcher.received():
             kind = message.topic[len(self._root) + 1 :].split("/")[0]
-            size = len(message.topic) + len(message.payload) + MQTT_PUBLISH_OVERHEAD
+            size = publish_bytes(message.topic, message.payload)  # as the bridge charges it
             entry = counts.setdefault(kind, [0, 0])
             entry[0] += 1
             entry[1] += size

@@ -12,7 +12,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from schemas.envelope import Model
 from services.alert_forwarder.fusion import FusionConfig
 from services.alert_forwarder.rules import AlertRulesConfig
-from services.common.settings import StageSettings
+from services.common.settings import STAGE_SETTINGS_CONFIG, StageSettings
 
 Severity = Literal["info", "warning", "critical"]
 # A place becomes a topic level (`alert/<place>`): it must be one.
@@ -36,7 +36,13 @@ class AlertForwarderConfig(Model):
         return self
 
 
-class AlertForwarderSettings(StageSettings):
+class AlertForwarderSettings(StageSettings, AlertForwarderConfig):
+    """`rules` and `fusion` (EDGEGW_RULES, EDGEGW_FUSION: JSON) are the config
+    in force until a retained config arrives; EDGEGW_STARTUP_CONFIG, the whole
+    config as one JSON object, replaces them when set."""
+
+    model_config = STAGE_SETTINGS_CONFIG
+
     startup_config: str = Field(
         default="",
         description="JSON of AlertForwarderConfig in force until a retained config arrives",
@@ -101,5 +107,5 @@ class AlertForwarderSettings(StageSettings):
 
     def initial_config(self) -> AlertForwarderConfig:
         if not self.startup_config.strip():
-            return AlertForwarderConfig()
+            return self.runtime_part(AlertForwarderConfig)
         return AlertForwarderConfig.model_validate(orjson.loads(self.startup_config))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from schemas.analytics import AudioKnobParams
 from schemas.audio import SoundEvent
 from schemas.envelope import Model
 from schemas.qos import QosLevel
@@ -28,8 +29,6 @@ from schemas.topic_spec import publish_bytes
 from schemas.topics import AUDIO_CLASSIFIER, EVENT
 
 PROFILE_PATH = Path(__file__).with_name("audio_levels.json")
-ANALYTIC_PREFIX = "audio."
-STRIDE_PARAM = "patch_stride"
 
 
 class ProfiledAudioLevel(Model):
@@ -53,14 +52,6 @@ class AudioProfile(Model):
 
 def load_profile(path: Path = PROFILE_PATH) -> AudioProfile:
     return AudioProfile.model_validate_json(path.read_bytes())
-
-
-def analytic_name(mic: str) -> str:
-    return f"{ANALYTIC_PREFIX}{mic}"
-
-
-def mic_of(analytic: str) -> str | None:
-    return analytic.removeprefix(ANALYTIC_PREFIX) if analytic.startswith(ANALYTIC_PREFIX) else None
 
 
 def event_message_bytes(root: str, mic: str) -> int:
@@ -89,7 +80,7 @@ def mic_levels(profile: AudioProfile, root: str, mic: str) -> list[QosLevel]:
     return [
         QosLevel(
             name=f"every-{row.patch_stride}-patch",
-            params={STRIDE_PARAM: row.patch_stride},
+            params=AudioKnobParams(patch_stride=row.patch_stride).model_dump(),
             # A floor of 1 bit/s so that no level is free: a solver would
             # otherwise see every stride as equally cheap when no event fired.
             cost_kbps=round(max(size_bits * row.event_messages_per_s / 1000, 0.001), 4),

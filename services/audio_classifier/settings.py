@@ -16,7 +16,7 @@ from services.audio_classifier.sound_events import (
     SoundClassOfInterest,
 )
 from services.audio_classifier.yamnet import CLASS_MAP_FILE, MODEL_FILE
-from services.common.settings import StageSettings
+from services.common.settings import STAGE_SETTINGS_CONFIG, StageSettings
 
 Label = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")]
 
@@ -67,7 +67,9 @@ class AudioClassifierConfig(Model):
 
     top_k: int = Field(default=5, ge=1, le=20, description="classes published per patch")
     classes_of_interest: dict[Label, SoundClassConfig] = Field(
-        default_factory=default_classes_of_interest, max_length=64
+        default_factory=default_classes_of_interest,
+        max_length=64,
+        description="JSON object label -> {class_names, enter_score, ...}",
     )
     update_every_patches: int = Field(
         default=10, ge=1, le=10_000, description="an open event re-announced this often"
@@ -98,20 +100,15 @@ def config_model_for(class_names: Collection[str]) -> type[AudioClassifierConfig
     return CheckedAudioClassifierConfig
 
 
-class AudioClassifierSettings(StageSettings):
+class AudioClassifierSettings(StageSettings, AudioClassifierConfig):
+    model_config = STAGE_SETTINGS_CONFIG
+
     summary_period_s: float = Field(default=60.0, gt=0, description="summary/<stage> period")
     model_dir: Path = Field(
         default=Path(".cache/models/yamnet"),
         description=f"folder holding {MODEL_FILE} (+ model.data) and {CLASS_MAP_FILE}",
     )
     threads: int = Field(default=1, ge=1, le=16, description="inference threads")
-    top_k: int = Field(default=5, ge=1, le=20)
-    classes_of_interest: dict[Label, SoundClassConfig] = Field(
-        default_factory=default_classes_of_interest,
-        description="JSON object label -> {class_names, enter_score, ...}",
-    )
-    update_every_patches: int = Field(default=10, ge=1, le=10_000)
-    silent_after_s: float = Field(default=5.0, gt=0, le=3600)
     max_pending_s: float = Field(
         default=2.0,
         gt=0,
@@ -129,5 +126,4 @@ class AudioClassifierSettings(StageSettings):
         return folder
 
     def startup_config(self) -> AudioClassifierConfig:
-        fields = AudioClassifierConfig.model_fields.keys()
-        return AudioClassifierConfig.model_validate(self.model_dump(include=set(fields)))
+        return self.runtime_part(AudioClassifierConfig)

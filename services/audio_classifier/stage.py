@@ -25,6 +25,13 @@ import time
 
 from pydantic import ValidationError
 
+from schemas.analytics import (
+    AudioKnobParams,
+    InvalidKnobParams,
+    audio_analytic,
+    knob_params,
+    source_of,
+)
 from schemas.audio import SoundEvent as SoundEventMessage
 from schemas.qos import QosKnob, QosLevels
 from schemas.topics import (
@@ -37,11 +44,8 @@ from schemas.topics import (
 )
 from services.audio_classifier.chunks import Chunk, ChunkBacklog, parse_chunk
 from services.audio_classifier.levels import (
-    STRIDE_PARAM,
-    analytic_name,
     load_profile,
     mic_levels,
-    mic_of,
 )
 from services.audio_classifier.mic_stream import MicStream
 from services.audio_classifier.settings import (
@@ -114,18 +118,18 @@ class AudioClassifierStage:
         self._ready.set()
 
     async def on_knob(self, message: Received[QosKnob | None]) -> None:
-        mic = mic_of(message.params["analytic"])
+        mic = source_of("audio", message.params["analytic"])
         if mic is None:
             return  # another analytic's knob
         if message.payload is None:  # the knob was cleared: back to every patch
             stride = 1
         else:
-            value = message.payload.level.params.get(STRIDE_PARAM)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidMessage(f"level params: {STRIDE_PARAM} must be an int >= 1")
-            stride = value
+            try:
+                stride = knob_params(AudioKnobParams, message.payload).patch_stride
+            except InvalidKnobParams as error:
+                raise InvalidMessage(str(error)) from None
         if self._strides.get(mic, 1) != stride:
-            log.info("qos knob applied", extra={"mic": mic, STRIDE_PARAM: stride})
+            log.info("qos knob applied", extra={"mic": mic, "patch_stride": stride})
         self._strides[mic] = stride
         stream = self._streams.get(mic)
         if stream is not None:
@@ -222,7 +226,7 @@ class AudioClassifierStage:
     async def _announce_levels(self, mic: str) -> None:
         levels = QosLevels(
             source=AUDIO_CLASSIFIER,
-            analytic=analytic_name(mic),
+            analytic=audio_analytic(mic),
             levels=mic_levels(self._profile, self._door.root, mic),
         )
         try:
@@ -236,7 +240,7 @@ class AudioClassifierStage:
         if mic not in self._announced:
             return
         try:
-            await self._door.publish(QOS_LEVELS, None, retain=True, analytic=analytic_name(mic))
+            await self._door.publish(QOS_LEVELS, None, retain=True, analytic=audio_analytic(mic))
             self._announced.discard(mic)
         except PublishFailed as error:
             log.warning("levels not withdrawn", extra={"mic": mic, "error": str(error)})

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from schemas.envelope import Model
 from schemas.qos import ANALYTIC_NAME_PATTERN
 from services.bandwidth_allocator.solvers import FPTAS_DEFAULT_EPS, SOLVERS
-from services.common.settings import StageSettings
+from services.common.settings import STAGE_SETTINGS_CONFIG, StageSettings
 
 BudgetSource = Literal["fixed", "measured"]
 
@@ -71,14 +71,9 @@ class AllocatorConfig(Model):
         return self.weights.get(analytic, self.default_weight)
 
 
-class BandwidthAllocatorSettings(StageSettings):
-    budget_kbps: float = Field(default=1000.0, ge=0, allow_inf_nan=False)
-    budget_source: BudgetSource = "fixed"
-    budget_floor_kbps: float = Field(default=16.0, ge=0, allow_inf_nan=False)
-    budget_ceiling_kbps: float = Field(default=10_000.0, ge=0, allow_inf_nan=False)
-    solver: str = "dp"
-    eps: float = Field(default=FPTAS_DEFAULT_EPS, gt=0, lt=1)
-    default_weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+class BandwidthAllocatorSettings(StageSettings, AllocatorConfig):
+    model_config = STAGE_SETTINGS_CONFIG
+
     debounce_s: float = Field(
         default=0.2, ge=0, le=10, description="changes within this long make one re-solve"
     )
@@ -92,8 +87,5 @@ class BandwidthAllocatorSettings(StageSettings):
         description="measured budget: factor it grows by per report while the bridge keeps up",
     )
 
-    _check_solver = field_validator("solver")(_known_solver)
-
     def startup_config(self) -> AllocatorConfig:
-        fields = AllocatorConfig.model_fields.keys() - {"weights"}
-        return AllocatorConfig.model_validate(self.model_dump(include=set(fields)))
+        return self.runtime_part(AllocatorConfig)

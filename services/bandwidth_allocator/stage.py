@@ -20,6 +20,7 @@ import contextlib
 import logging
 
 from schemas.alerts import UplinkUsage
+from schemas.analytics import UPLINK_ANALYTIC, UplinkKnobParams
 from schemas.envelope import new_id
 from schemas.qos import PlanRequest, QosKnob, QosLevel, QosLevels
 from schemas.service import OFFLINE, ONLINE
@@ -42,9 +43,6 @@ from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
 
 log = logging.getLogger(__name__)
-# The knob on `qos/uplink` carries the budget in force (`params.kbps`): the
-# cloud bridge rate-limits its uploads to it. No analytic may take the name.
-UPLINK_ANALYTIC = "uplink"
 KNOBS_IN_FLIGHT = 32
 RETRY_AFTER_FAILED_PUBLISH_S = 1.0
 STOP_CHECK_S = 0.5
@@ -218,7 +216,7 @@ class AllocatorStage:
 def uplink_level(budget_kbps: float) -> QosLevel:
     return QosLevel(
         name=f"{budget_kbps:g}kbps",
-        params={"kbps": budget_kbps},
+        params=UplinkKnobParams(kbps=budget_kbps).model_dump(),
         cost_kbps=budget_kbps,
         utility=1.0,
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from schemas.analytics import CameraKnobParams
 from schemas.qos import MAX_LEVELS, QosLevel
 from services.media.jpeg_frame import Frame, encode_jpeg, fit_size, resize_to_fit
 from services.media.video_profile import VideoProfile
@@ -70,12 +71,12 @@ def measure_levels(
                 levels.append(
                     QosLevel(
                         name=f"{fps:g}fps-{out_width}w-q{quality}",
-                        params={
-                            "fps": fps,
-                            "max_width": level_width,
-                            "max_height": level_height,
-                            "jpeg_quality": quality,
-                        },
+                        params=CameraKnobParams(
+                            fps=fps,
+                            max_width=level_width,
+                            max_height=level_height,
+                            jpeg_quality=quality,
+                        ).model_dump(exclude_none=True),
                         cost_kbps=round(mean_bytes * 8 * fps / 1000, 1),
                         utility=utility,
                     )

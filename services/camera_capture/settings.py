@@ -8,39 +8,37 @@ from typing import Literal
 
 from pydantic import Field
 
+from schemas.analytics import (
+    CameraKnobParams,
+    Fps,
+    FrameHeight,
+    FrameWidth,
+    JpegQuality,
+    KeyframeInterval,
+    MotionSensitivity,
+    camera_analytic,
+)
 from schemas.envelope import Model
-from services.common.settings import StageSettings
+from services.common.settings import STAGE_SETTINGS_CONFIG, StageSettings
 from services.media.video_profile import VIDEO_PROFILE_PATH
 
 
 class CaptureConfig(Model):
-    """What an operator may change at run time (retained `config/camera-capture`)."""
+    """What an operator may change at run time (retained `config/camera-capture`);
+    a `qos/camera.<cam>` knob (CameraKnobParams) overrides any of it."""
 
-    fps: float = Field(default=10.0, gt=0, le=60, description="frames captured per second")
-    max_width: int = Field(default=1280, ge=16, le=7680)
-    max_height: int = Field(default=720, ge=16, le=4320)
-    jpeg_quality: int = Field(default=80, ge=1, le=100)
+    fps: Fps = Field(default=10.0, description="frames captured per second")
+    max_width: FrameWidth = 1280
+    max_height: FrameHeight = 720
+    jpeg_quality: JpegQuality = 80
     motion_enabled: bool = Field(default=False, description="publish only frames with motion")
-    motion_sensitivity: float = Field(default=0.5, ge=0, le=1)
-    keyframe_interval_s: float = Field(
-        default=10.0, gt=0, description="a static scene is still published this often"
+    motion_sensitivity: MotionSensitivity = 0.5
+    keyframe_interval_s: KeyframeInterval = Field(
+        default=10.0, description="a static scene is still published this often"
     )
 
 
-class KnobParams(Model):
-    """The knob values a `qos/<analytic>` level may carry; each one given
-    overrides the config (the allocator decides what the uplink can afford)."""
-
-    fps: float | None = Field(default=None, gt=0, le=60)
-    max_width: int | None = Field(default=None, ge=16, le=7680)
-    max_height: int | None = Field(default=None, ge=16, le=4320)
-    jpeg_quality: int | None = Field(default=None, ge=1, le=100)
-    motion_enabled: bool | None = None
-    motion_sensitivity: float | None = Field(default=None, ge=0, le=1)
-    keyframe_interval_s: float | None = Field(default=None, gt=0)
-
-
-def effective_knobs(config: CaptureConfig, knob: KnobParams | None) -> CaptureConfig:
+def effective_knobs(config: CaptureConfig, knob: CameraKnobParams | None) -> CaptureConfig:
     """The config in force with every value the QoS knob sets laid over it."""
     if knob is None:
         return config
@@ -48,7 +46,9 @@ def effective_knobs(config: CaptureConfig, knob: KnobParams | None) -> CaptureCo
     return config.model_copy(update=overrides)
 
 
-class CameraCaptureSettings(StageSettings):
+class CameraCaptureSettings(StageSettings, CaptureConfig):
+    model_config = STAGE_SETTINGS_CONFIG
+
     camera: str = Field(default="cam1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     source: str = Field(
         default=".cache/media/vtest.avi",
@@ -71,20 +71,11 @@ class CameraCaptureSettings(StageSettings):
     level_fps: tuple[float, ...] = (2.0, 5.0, 10.0)
     level_widths: tuple[int, ...] = (320, 640, 1280)
     level_qualities: tuple[int, ...] = (50, 80)
-    fps: float = Field(default=10.0, gt=0, le=60)
-    max_width: int = Field(default=1280, ge=16, le=7680)
-    max_height: int = Field(default=720, ge=16, le=4320)
-    jpeg_quality: int = Field(default=80, ge=1, le=100)
-    motion_enabled: bool = False
-    motion_sensitivity: float = Field(default=0.5, ge=0, le=1)
-    keyframe_interval_s: float = Field(default=10.0, gt=0)
 
     @property
     def analytic(self) -> str:
         """The name this camera registers its QoS levels under."""
-        return f"camera.{self.camera}"
+        return camera_analytic(self.camera)
 
     def startup_config(self) -> CaptureConfig:
-        return CaptureConfig.model_validate(
-            self.model_dump(include=set(CaptureConfig.model_fields))
-        )
+        return self.runtime_part(CaptureConfig)

@@ -15,8 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
+from schemas.analytics import CameraKnobParams, InvalidKnobParams, knob_params
 from schemas.qos import QosKnob, QosLevels
 from schemas.topics import CAMERA_CAPTURE, FRAME, MOTION, QOS_KNOB, QOS_LEVELS
 from schemas.video import MotionScore
@@ -26,7 +25,6 @@ from services.camera_capture.motion import MotionDecision, MotionGate, MotionSet
 from services.camera_capture.settings import (
     CameraCaptureSettings,
     CaptureConfig,
-    KnobParams,
     effective_knobs,
 )
 from services.common.door import (
@@ -34,7 +32,6 @@ from services.common.door import (
     MqttDoor,
     PublishFailed,
     Received,
-    describe_validation_error,
 )
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
@@ -67,7 +64,7 @@ class CameraStage:
         self._settings = settings
         self._profile = profile
         self.config = RuntimeConfig(door, CaptureConfig, settings.startup_config())
-        self._knob: KnobParams | None = None
+        self._knob: CameraKnobParams | None = None
         self._gate = MotionGate(self._motion_settings(self.knobs))
         self._seq = 0
         self._level_frames: list[Frame] = []
@@ -84,9 +81,9 @@ class CameraStage:
             log.info("qos knob cleared")
             return
         try:
-            knob = KnobParams.model_validate(message.payload.level.params)
-        except ValidationError as error:
-            raise InvalidMessage(f"level params: {describe_validation_error(error)}") from None
+            knob = knob_params(CameraKnobParams, message.payload)
+        except InvalidKnobParams as error:
+            raise InvalidMessage(str(error)) from None
         self._knob = knob
         log.info("qos knob applied", extra={"level": message.payload.level.name})
 

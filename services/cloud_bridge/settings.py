@@ -11,7 +11,7 @@ from pydantic_settings import SettingsConfigDict
 
 from schemas.envelope import Model
 from services.cloud_bridge.spool import MessageClass
-from services.common.settings import StageSettings
+from services.common.settings import STAGE_SETTINGS_CONFIG, StageSettings
 
 
 class CloudSettings(StageSettings):
@@ -33,20 +33,24 @@ class CloudBridgeConfig(Model):
     """What an operator (or the cloud) may change at run time."""
 
     budget_kbps: float = Field(
-        default=256.0, gt=0, description="upload budget until the allocator publishes qos/uplink"
+        default=256.0,
+        gt=0,
+        le=1e8,
+        description="upload budget until the allocator publishes qos/uplink",
     )
     upload_snapshots: bool = Field(
         default=True, description="send camera snapshots to the cloud (at their analytic's rate)"
     )
 
 
-class CloudBridgeSettings(StageSettings):
+class CloudBridgeSettings(StageSettings, CloudBridgeConfig):
+    model_config = STAGE_SETTINGS_CONFIG
+
     spool_path: Path = Field(default=Path("data/cloud-bridge/spool.db"))
     spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=4096)
     spool_ttl_alert_s: float | None = Field(default=7 * 24 * 3600.0, gt=0)
     spool_ttl_summary_s: float | None = Field(default=24 * 3600.0, gt=0)
     spool_ttl_status_s: float | None = Field(default=3600.0, gt=0)
-    budget_kbps: float = Field(default=256.0, gt=0, description="start-up upload budget")
     burst_s: float = Field(default=1.0, gt=0, description="bucket depth, in seconds of budget")
     live_reserve_share: float = Field(
         default=0.25,
@@ -69,15 +73,12 @@ class CloudBridgeSettings(StageSettings):
     snapshots_pending_max: int = Field(
         default=64, ge=1, le=10_000, description="snapshot topics waiting; past it the oldest go"
     )
-    upload_snapshots: bool = Field(default=True, description="start-up value of the config field")
     receipts_buffer: int = Field(
         default=20_000, ge=1, description="ids waiting for a receipt; past it the oldest go"
     )
 
     def startup_config(self) -> CloudBridgeConfig:
-        return CloudBridgeConfig(
-            budget_kbps=self.budget_kbps, upload_snapshots=self.upload_snapshots
-        )
+        return self.runtime_part(CloudBridgeConfig)
 
     def ttl_s(self) -> dict[MessageClass, float | None]:
         return {

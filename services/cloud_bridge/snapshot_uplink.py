@@ -25,10 +25,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from schemas.topic_spec import publish_bytes
 from services.cloud_bridge.analytic_rates import AnalyticRates
-from services.cloud_bridge.spool import message_size
 from services.cloud_bridge.token_bucket import UplinkPacer
-from services.cloud_bridge.uplink import MQTT_PUBLISH_OVERHEAD
 from services.cloud_bridge.upload_accounting import UploadAccounting
 from services.common.door import MqttDoor, PublishFailed
 from services.common.stage_metrics import StageMetrics
@@ -51,7 +50,7 @@ class PendingSnapshot:
 
     @property
     def wire_bytes(self) -> int:
-        return message_size(self.topic, self.payload) + MQTT_PUBLISH_OVERHEAD
+        return publish_bytes(self.topic, self.payload)
 
 
 class LatestSnapshots:

@@ -24,6 +24,13 @@ import uuid
 from typing import Literal
 
 from schemas.alerts import Alert, Summary
+from schemas.analytics import (
+    UPLINK_ANALYTIC,
+    InvalidKnobParams,
+    UplinkKnobParams,
+    detector_analytic,
+    knob_params,
+)
 from schemas.qos import QosKnob
 from schemas.service import ConfigState
 from schemas.topics import (
@@ -60,10 +67,8 @@ from services.common.door import (
 from services.common.runtime_config import RuntimeConfig
 from services.common.settings import load_settings
 from services.common.stage_runner import serve
-from services.object_detector.levels import analytic_name as detector_analytic
 
 log = logging.getLogger(__name__)
-UPLINK_ANALYTIC = "uplink"
 JPEG_MAGIC = b"\xff\xd8"
 USAGE_MIN_SPACING_S = 0.5
 # Exit status when stopping with an alert the full spool refused in hand.
@@ -228,11 +233,15 @@ class CloudBridgeStage:
             return
         if knob is None:
             return  # the allocator went away: keep the last budget
-        kbps = knob.level.params.get("kbps", knob.budget_kbps)
-        if isinstance(kbps, bool) or not isinstance(kbps, int | float) or kbps <= 0:
+        try:
+            kbps = knob_params(UplinkKnobParams, knob).kbps
+        except InvalidKnobParams as error:
+            raise InvalidMessage(str(error)) from None
+        kbps = kbps if kbps is not None else knob.budget_kbps
+        if kbps is None or kbps <= 0:
             raise InvalidMessage("qos/uplink: level.params.kbps or budget_kbps must be > 0")
         self._budget_source = "allocator"
-        self._set_budget(float(kbps))
+        self._set_budget(kbps)
 
     def _on_config(self, config: CloudBridgeConfig) -> None:
         self.snapshots.set_enabled(config.upload_snapshots)

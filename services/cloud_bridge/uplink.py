@@ -25,7 +25,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from services.cloud_bridge.spool import Spool, SpooledMessage, message_size
+from schemas.topic_spec import publish_bytes
+from services.cloud_bridge.spool import Spool, SpooledMessage
 from services.cloud_bridge.token_bucket import Lane, UplinkPacer
 from services.cloud_bridge.upload_accounting import UploadAccounting
 from services.common.door import MqttDoor, PublishFailed
@@ -33,16 +34,14 @@ from services.common.stage_metrics import StageMetrics
 
 log = logging.getLogger(__name__)
 
-# A PUBLISH costs its topic and payload plus a fixed header, the topic length,
-# a packet id and an empty property length: what the budget is charged.
-MQTT_PUBLISH_OVERHEAD = 8
 IDLE_POLL_S = 0.5
 BACKLOG_RECHECK_S = 0.05  # a backlog wait re-checks the pacer (a new budget) this often
 MARK_BATCH = 256
 
 
 def wire_bytes(message: SpooledMessage) -> int:
-    return message_size(message.topic, message.payload) + MQTT_PUBLISH_OVERHEAD
+    """What the budget is charged for one message: its PUBLISH on the wire."""
+    return publish_bytes(message.topic, message.payload)
 
 
 def topic_class_and_analytic(root: str, topic: str) -> tuple[str, str]:

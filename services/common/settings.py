@@ -7,16 +7,25 @@ import socket
 import sys
 from typing import TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import gateway_root
 
 ENV_PREFIX = "EDGEGW_"
+# A stage's settings class that also extends its runtime config (a frozen,
+# extra="forbid" Model) sets this again: pydantic merges the bases' configs
+# left to right, so the config model's `extra="forbid"` would otherwise win.
+STAGE_SETTINGS_CONFIG = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
 class StageSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    """Start-up settings extend the runtime config: a stage's settings class
+    inherits its config model, so each knob field is defined once and read
+    from `EDGEGW_<FIELD>`; `runtime_part()` is the config in force at start-up."""
+
+    model_config = STAGE_SETTINGS_CONFIG
 
     mqtt_host: str = Field(default="localhost", min_length=1)
     mqtt_port: int = Field(default=1883, ge=1, le=65535)
@@ -65,6 +74,10 @@ class StageSettings(BaseSettings):
     @property
     def root(self) -> str:
         return gateway_root(self.topic_root, self.gateway_id)
+
+    def runtime_part(self, config: type[ConfigT]) -> ConfigT:
+        """The `config` fields of these settings, as that model."""
+        return config.model_validate(self.model_dump(include=set(config.model_fields)))
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

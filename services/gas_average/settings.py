@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from schemas.envelope import Model
 from schemas.gas import Gas
-from services.common.settings import StageSettings
+from services.common.settings import STAGE_SETTINGS_CONFIG, StageSettings
 
 
 class GasThreshold(Model):
@@ -48,24 +48,23 @@ class GasAverageConfig(Model):
         default="time", description="which average the thresholds watch"
     )
     publish_interval_s: float = Field(
-        default=1.0, ge=0, description="least time between two averages of one sensor; 0: every"
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="least time between two averages of one sensor; 0: every",
     )
     update_step: float = Field(
-        default=0.1, ge=0, description="relative rise of the peak that earns an `update`"
+        default=0.1, ge=0, le=1000, description="relative rise of the peak that earns an `update`"
     )
     silent_after_s: float = Field(
-        default=60.0, gt=0, description="an open episode of a sensor this quiet ends"
+        default=60.0, gt=0, le=86_400, description="an open episode of a sensor this quiet ends"
     )
     thresholds: dict[Gas, GasThreshold] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
 
 
-class GasAverageSettings(StageSettings):
-    time_window_s: float = Field(default=10.0, gt=0, le=86_400)
-    count_window: int = Field(default=10, ge=1, le=100_000)
-    trigger: Literal["time", "count"] = "time"
-    publish_interval_s: float = Field(default=1.0, ge=0)
-    update_step: float = Field(default=0.1, ge=0)
-    silent_after_s: float = Field(default=60.0, gt=0)
+class GasAverageSettings(StageSettings, GasAverageConfig):
+    model_config = STAGE_SETTINGS_CONFIG
+
     max_series: int = Field(
         default=2000, ge=1, description="sensorxgas series kept; more are dead-lettered"
     )
@@ -73,5 +72,4 @@ class GasAverageSettings(StageSettings):
     summary_max_series: int = Field(default=500, ge=1)
 
     def startup_config(self) -> GasAverageConfig:
-        fields = GasAverageConfig.model_fields.keys() - {"thresholds"}
-        return GasAverageConfig.model_validate(self.model_dump(include=set(fields)))
+        return self.runtime_part(GasAverageConfig)

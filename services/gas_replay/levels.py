@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from schemas.analytics import GasKnobParams
 from schemas.envelope import Model
 from schemas.gas import Gas, GasReading
 from schemas.qos import QosLevel
@@ -21,7 +22,6 @@ from schemas.topic_spec import publish_bytes
 from schemas.topics import GAS_READING, GAS_REPLAY
 
 PROFILE_PATH = Path(__file__).with_name("gas_levels.json")
-ANALYTIC_PREFIX = "gas."
 
 
 class ProfiledLevel(Model):
@@ -44,10 +44,6 @@ class GasProfile(Model):
 
 def load_profile(path: Path = PROFILE_PATH) -> GasProfile:
     return GasProfile.model_validate_json(path.read_bytes())
-
-
-def analytic_name(sensor: str) -> str:
-    return f"{ANALYTIC_PREFIX}{sensor}"
 
 
 def reading_bytes(root: str, sensor: str, gas: Gas) -> int:
@@ -76,7 +72,7 @@ def sensor_levels(
     return [
         QosLevel(
             name=f"every-{row.period_s:g}s",
-            params={"sample_period_s": row.period_s},
+            params=GasKnobParams(sample_period_s=row.period_s).model_dump(),
             cost_kbps=round(size_bits / row.period_s / 1000, 4),
             utility=row.utility,
         )

@@ -15,12 +15,19 @@ import logging
 import time
 from collections.abc import Iterator
 
+from schemas.analytics import (
+    GasKnobParams,
+    InvalidKnobParams,
+    gas_analytic,
+    knob_params,
+    source_of,
+)
 from schemas.gas import GasReading
 from schemas.qos import QosKnob, QosLevels
 from schemas.topics import GAS_READING, GAS_REPLAY, QOS_KNOB, QOS_LEVELS
 from services.common.door import InvalidMessage, MqttDoor, PublishFailed, Received
 from services.common.stage_runner import serve
-from services.gas_replay.levels import analytic_name, load_profile, sensor_levels
+from services.gas_replay.levels import load_profile, sensor_levels
 from services.gas_replay.schedule import SimulatedSchedule, TraceSchedule
 from services.gas_replay.settings import GasReplaySettings
 from services.gas_replay.simulator import make_sensors
@@ -47,7 +54,7 @@ class GasReplayStage:
         self._periods: dict[str, float] = {}
         self._knob_changed = asyncio.Event()
         for sensor in self._sensors:
-            door.subscribe(QOS_KNOB, self.on_knob, analytic=analytic_name(sensor))
+            door.subscribe(QOS_KNOB, self.on_knob, analytic=gas_analytic(sensor))
 
     def period_of(self, sensor: str) -> float:
         if sensor in self._periods:
@@ -56,16 +63,19 @@ class GasReplayStage:
         return self._settings.sample_period_s if self._settings.trace_path is None else 0.0
 
     async def on_knob(self, message: Received[QosKnob | None]) -> None:
-        sensor = message.params["analytic"].removeprefix("gas.")
+        sensor = source_of("gas", message.params["analytic"])
+        if sensor is None:
+            raise InvalidMessage("not the knob of a gas sensor")
         if message.payload is None:  # the knob was cleared: back to the settings
             if self._periods.pop(sensor, None) is not None:
                 self._knob_changed.set()
             return
-        period = message.payload.level.params.get("sample_period_s")
-        if isinstance(period, bool) or not isinstance(period, int | float) or not period > 0:
-            raise InvalidMessage(f"level params: sample_period_s must be > 0, got {period!r}")
-        if self._periods.get(sensor) != float(period):
-            self._periods[sensor] = float(period)
+        try:
+            period = knob_params(GasKnobParams, message.payload).sample_period_s
+        except InvalidKnobParams as error:
+            raise InvalidMessage(str(error)) from None
+        if self._periods.get(sensor) != period:
+            self._periods[sensor] = period
             self._knob_changed.set()
             log.info("qos knob applied", extra={"sensor": sensor, "period_s": period})
 
@@ -74,7 +84,7 @@ class GasReplayStage:
         for sensor, (gas, interval) in self._sensors.items():
             levels = QosLevels(
                 source=GAS_REPLAY,
-                analytic=analytic_name(sensor),
+                analytic=gas_analytic(sensor),
                 levels=sensor_levels(self._profile, self._door.root, sensor, gas, interval),
             )
             while not stop.is_set():

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from pydantic import Field, model_validator
 
+from schemas.analytics import DetectorKnobParams
 from schemas.envelope import Model
 from schemas.qos import QosLevel
 from services.media.video_profile import VideoProfile
@@ -28,10 +29,6 @@ from services.media.video_profile import VideoProfile
 MIN_EVENTS_MEASURED = 3
 # Levels are re-priced when a cost moved by more than this share.
 REPRICE_CHANGE = 0.25
-
-
-def analytic_name(camera: str) -> str:
-    return f"detector.{camera}"
 
 
 @dataclass
@@ -95,7 +92,9 @@ def price_levels(
         levels.append(
             QosLevel(
                 name=f"{row.result_rate:g}hz-{mode}",
-                params={"result_rate": row.result_rate, "snapshots": row.snapshots},
+                params=DetectorKnobParams(
+                    result_rate=row.result_rate, snapshots=row.snapshots
+                ).model_dump(),
                 cost_kbps=round(bits / 1000, 2),
                 utility=shares.utility(row.results_quality, row.snapshot_share),
             )

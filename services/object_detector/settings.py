@@ -7,8 +7,9 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from schemas.analytics import DetectorKnobParams, ResultRate
 from schemas.envelope import Model
-from services.common.settings import StageSettings
+from services.common.settings import STAGE_SETTINGS_CONFIG, StageSettings
 from services.media.video_profile import VIDEO_PROFILE_PATH
 from services.object_detector.levels import DetectorUtilityShares
 from services.object_detector.zones import Zone
@@ -55,10 +56,8 @@ class DetectorConfig(Model):
         default_factory=DetectorUtilityShares,
         description="what events, live results and snapshots are worth in the QoS levels",
     )
-    result_rate: float = Field(
+    result_rate: ResultRate = Field(
         default=0.0,
-        ge=0,
-        le=60,
         description="detections messages per second per camera at most (events are "
         "unaffected); 0: one per processed frame",
     )
@@ -71,15 +70,6 @@ class DetectorConfig(Model):
         return frozenset(self.labels) if self.labels else None
 
 
-class DetectorKnobParams(Model):
-    """The knob values a `qos/detector.<cam>` level may carry; each one given
-    overrides the config for that camera (the allocator decides what the
-    uplink can afford)."""
-
-    result_rate: float | None = Field(default=None, gt=0, le=60)
-    snapshots: bool | None = None
-
-
 def effective_config(config: DetectorConfig, knob: DetectorKnobParams | None) -> DetectorConfig:
     """The config in force for one camera with every value its knob sets laid over it."""
     if knob is None:
@@ -87,7 +77,9 @@ def effective_config(config: DetectorConfig, knob: DetectorKnobParams | None) ->
     return config.model_copy(update=knob.model_dump(exclude_none=True))
 
 
-class ObjectDetectorSettings(StageSettings):
+class ObjectDetectorSettings(StageSettings, DetectorConfig):
+    model_config = STAGE_SETTINGS_CONFIG
+
     summary_period_s: float = Field(default=60.0, gt=0, description="summary/<stage> period")
     model_path: Path = MODELS / "mobilenet_ssd_v2_coco_quant_postprocess.tflite"
     labels_path: Path = MODELS / "coco_labels.txt"
@@ -107,11 +99,6 @@ class ObjectDetectorSettings(StageSettings):
     track_iou: float = Field(default=0.2, gt=0, le=1)
     track_min_hits: int = Field(default=5, ge=1)
     track_max_misses: int = Field(default=40, ge=0)
-    labels: list[str] = Field(default_factory=lambda: ["person"])
-    min_score: float = Field(default=0.6, ge=0, le=1)
-    detection_min_score: float = Field(default=0.5, ge=0, le=1)
-    snapshots: bool = True
-    result_rate: float = Field(default=0.0, ge=0, le=60)
     publish_levels: bool = True
     levels_profile: Path = Field(
         default=VIDEO_PROFILE_PATH, description="measured utility per level (edgegw profile video)"
@@ -127,5 +114,4 @@ class ObjectDetectorSettings(StageSettings):
     )
 
     def startup_config(self) -> DetectorConfig:
-        fields = set(DetectorConfig.model_fields) - {"zones"}
-        return DetectorConfig.model_validate(self.model_dump(include=fields))
+        return self.runtime_part(DetectorConfig)

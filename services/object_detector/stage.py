@@ -18,8 +18,15 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from schemas.analytics import (
+    DetectorKnobParams,
+    InvalidKnobParams,
+    detector_analytic,
+    knob_params,
+    source_of,
+)
 from schemas.qos import QosKnob, QosLevel, QosLevels
-from schemas.topic_spec import PUBLISH_OVERHEAD_BYTES
+from schemas.topic_spec import publish_bytes
 from schemas.topics import DETECTIONS, EVENT, FRAME, OBJECT_DETECTOR, QOS_KNOB, QOS_LEVELS, SNAPSHOT
 from schemas.video import Box, DetectedObject, Detections
 from services.common.door import (
@@ -38,14 +45,12 @@ from services.object_detector import events as lifecycle
 from services.object_detector.event_messages import crop_snapshot, to_message
 from services.object_detector.levels import (
     CameraUsage,
-    analytic_name,
     price_levels,
     repricing_needed,
 )
 from services.object_detector.mailbox import LatestFrames, PendingFrame, TooManyCameras
 from services.object_detector.settings import (
     DetectorConfig,
-    DetectorKnobParams,
     ObjectDetectorSettings,
     effective_config,
 )
@@ -107,27 +112,25 @@ class DetectorStage:
         params = {"camera": settings.camera} if settings.camera else {}
         door.subscribe(FRAME, self.on_frame, share_group=settings.share_group or None, **params)
         # Every detector replica obeys every knob (not a shared subscription).
-        knob_params = {"analytic": analytic_name(settings.camera)} if settings.camera else {}
-        door.subscribe(QOS_KNOB, self.on_knob, **knob_params)
+        knob_filter = {"analytic": detector_analytic(settings.camera)} if settings.camera else {}
+        door.subscribe(QOS_KNOB, self.on_knob, **knob_filter)
 
     def config_of(self, camera: str) -> DetectorConfig:
         """The config in force for `camera`: the operator's, with its knob laid over."""
         return effective_config(self.config.current, self._knobs.get(camera))
 
     async def on_knob(self, message: Received[QosKnob | None]) -> None:
-        analytic = message.params["analytic"]
-        prefix = analytic_name("")
-        if not analytic.startswith(prefix):
+        camera = source_of("detector", message.params["analytic"])
+        if camera is None:
             return  # another analytic's knob: the wildcard subscription sees them all
-        camera = analytic[len(prefix) :]
         if message.payload is None:  # cleared: the config alone rules again
             if self._knobs.pop(camera, None) is not None:
                 log.info("qos knob cleared", extra={"camera": camera})
             return
         try:
-            knob = DetectorKnobParams.model_validate(message.payload.level.params)
-        except ValidationError as error:
-            raise InvalidMessage(f"level params: {describe_validation_error(error)}") from None
+            knob = knob_params(DetectorKnobParams, message.payload)
+        except InvalidKnobParams as error:
+            raise InvalidMessage(str(error)) from None
         if camera not in self._knobs and len(self._knobs) >= self._settings.max_cameras:
             raise InvalidMessage(f"more than {self._settings.max_cameras} cameras have knobs")
         self._knobs[camera] = knob
@@ -250,7 +253,9 @@ class DetectorStage:
         metrics.gauge("inference_ms", analysis.detections.inference_ms)
         metrics.gauge("frames_dropped_total", self._mailbox.dropped)
         detections = analysis.detections
-        state.usage.observe_frame(pending.capture_ts, self._wire_bytes(detections.to_bytes()))
+        topic = DETECTIONS.topic(self._door.root, camera=pending.camera)
+        size = publish_bytes(topic, detections.to_bytes())
+        state.usage.observe_frame(pending.capture_ts, size)
         if self._result_due(state, config, pending.capture_ts):
             state.last_result_ts = pending.capture_ts
             with contextlib.suppress(PublishFailed):  # QoS 0: the next frame's replaces it
@@ -272,10 +277,6 @@ class DetectorStage:
         # 5 % slack: a camera at exactly the rate must not lose every other frame to jitter.
         return gap < 0 or gap >= 0.95 / config.result_rate
 
-    def _wire_bytes(self, payload: bytes) -> int:
-        # A typical topic length: the exact one differs by a few bytes per camera.
-        return len(payload) + len(self._door.root) + 24 + PUBLISH_OVERHEAD_BYTES
-
     async def _maybe_publish_levels(self, camera: str, state: CameraState) -> None:
         usage, every = state.usage, self._settings.levels_after_frames
         if not self._settings.publish_levels or usage.frames - state.frames_at_pricing < every:
@@ -285,7 +286,7 @@ class DetectorStage:
         if state.published_levels is not None and recent:
             return
         state.frames_at_pricing, state.priced_at = usage.frames, now
-        analytic = analytic_name(camera)
+        analytic = detector_analytic(camera)
         levels = price_levels(usage, self._profile, self.config.current.level_utility)
         if state.published_levels is not None and not repricing_needed(
             state.published_levels, levels
@@ -312,10 +313,10 @@ class DetectorStage:
         usage: CameraUsage | None = None,
     ) -> None:
         message = to_message(event, snapshot is not None)
+        # COCO has labels with spaces ("traffic light"): not a topic level.
+        label = event.label.replace(" ", "_")
         try:
             if snapshot is not None:
-                # COCO has labels with spaces ("traffic light"): not a topic level.
-                label = event.label.replace(" ", "_")
                 await self._door.publish(SNAPSHOT, snapshot, camera=event.camera, label=label)
             await self._door.publish(EVENT, message, source=event.camera)
         except PublishFailed as error:
@@ -326,9 +327,12 @@ class DetectorStage:
         if event.type == "new":
             self.summary.add("new_objects", f"{event.camera}.{event.label}")
         if usage is not None:
-            usage.observe_event(event.type, self._wire_bytes(message.to_bytes()))
+            root = self._door.root
+            event_topic = EVENT.topic(root, source=event.camera)
+            usage.observe_event(event.type, publish_bytes(event_topic, message.to_bytes()))
             if snapshot is not None:
-                usage.observe_snapshot(self._wire_bytes(snapshot))
+                snapshot_topic = SNAPSHOT.topic(root, camera=event.camera, label=label)
+                usage.observe_snapshot(publish_bytes(snapshot_topic, snapshot))
         log.info(
             "object event",
             extra={"event_id": event.id, "type": event.type, "label": event.label},

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from services.cloud_bridge.uplink import MQTT_PUBLISH_OVERHEAD
+from schemas.topic_spec import publish_bytes
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import Probe, Seen
 from tests.harness.stage_process import REPO, StageProcess
@@ -45,8 +45,7 @@ PLACES = {"kitchen": "kitchen", "cam1": "kitchen", "mic1": "kitchen"}
 
 
 def wire_bytes(message: Seen) -> int:
-    properties = sum(len(k) + len(v) + 5 for k, v in message.properties.items())
-    return len(message.topic) + len(message.payload) + properties + MQTT_PUBLISH_OVERHEAD
+    return publish_bytes(message.topic, message.payload, message.properties)
 
 
 def _online(observer: Probe, stage: str, timeout_s: float = 60) -> None:

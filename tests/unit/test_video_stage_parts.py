@@ -8,8 +8,10 @@ import asyncio
 import numpy as np
 import pytest
 
+from schemas.analytics import CameraKnobParams as KnobParams
+from schemas.analytics import DetectorKnobParams
 from services.camera_capture.levels import measure_levels
-from services.camera_capture.settings import CaptureConfig, KnobParams, effective_knobs
+from services.camera_capture.settings import CaptureConfig, effective_knobs
 from services.common.door import InvalidMessage
 from services.media.video_profile import load_video_profile
 from services.object_detector.levels import (
@@ -19,7 +21,7 @@ from services.object_detector.levels import (
     repricing_needed,
 )
 from services.object_detector.mailbox import LatestFrames, PendingFrame, TooManyCameras
-from services.object_detector.settings import DetectorConfig, DetectorKnobParams, effective_config
+from services.object_detector.settings import DetectorConfig, effective_config
 from services.object_detector.stage import parse_frame_properties
 
 
