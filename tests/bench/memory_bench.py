@@ -8,9 +8,11 @@ After `--idle-s` of steady running each stage's VmRSS is read from
 /proc/<pid>/status (PSS from smaps_rollup as extra information). Brokers and
 the time-series server are not counted.
 
-The same-run baseline is the RSS of a bare interpreter (`import asyncio`) and
-of one that imports only what every stage needs (aiomqtt + pydantic), so the
-figures compare across machines.
+The same-run baseline is the RSS of a bare interpreter (`import asyncio`), of
+one that imports only what every stage needs (aiomqtt, pydantic, pydantic-
+settings) and of that plus each heavy library a stage needs (numpy, cv2,
+onnxruntime, LiteRT), so the figures compare across machines and each stage's
+floor is on record next to it.
 
     python -m tests.bench.memory_bench [--idle-s 30]
 """
@@ -47,9 +49,17 @@ GOALS_MB: dict[str, float] = {
     "camera-capture": CAPTURE_GOAL_MB,
     "audio-capture": CAPTURE_GOAL_MB,
 }
+# `import pydantic` alone is lazy: the baseline loads BaseModel, as every stage does.
+STAGE_FLOOR = "import asyncio, aiomqtt, pydantic_settings; from pydantic import BaseModel"
 BASELINES: dict[str, str] = {
     "python_asyncio": "import asyncio",
-    "python_aiomqtt_pydantic": "import asyncio, aiomqtt, pydantic",
+    "python_aiomqtt_pydantic": "import asyncio, aiomqtt; from pydantic import BaseModel",
+    # What a stage cannot go below with the libraries it needs (evidence for the floors):
+    "python_stage_floor": STAGE_FLOOR,
+    "python_stage_floor_numpy": f"{STAGE_FLOOR}; import numpy",
+    "python_stage_floor_cv2": f"{STAGE_FLOOR}; import cv2",
+    "python_stage_floor_onnxruntime": f"{STAGE_FLOOR}; import onnxruntime",
+    "python_stage_floor_litert_cv2": f"{STAGE_FLOOR}; import cv2, ai_edge_litert.interpreter",
 }
 
 
@@ -128,7 +138,7 @@ def measure(directory: Path, idle_s: float) -> dict[str, dict[str, float]]:
 
 def report(stages: dict[str, dict[str, float]], idle_s: float) -> dict[str, Any]:
     baselines = {name: baseline_mb(code) for name, code in BASELINES.items()}
-    floor = baselines["python_aiomqtt_pydantic"]
+    floor = baselines["python_stage_floor"]
     result: dict[str, Any] = {"idle_s": idle_s}
     stack = round(sum(m["rss_mb"] for m in stages.values()), 1)
     result["stack_mb"] = stack
