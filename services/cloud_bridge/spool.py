@@ -28,6 +28,13 @@ Policy, decided once here:
   returns the original sequence — a QoS 1 redelivery after a crash between
   our commit and our upstream acknowledgement is not sent twice.
 
+Disk: the WAL is kept small (`wal_autocheckpoint` and `journal_size_limit`
+from the budget, and a TRUNCATE checkpoint after large deletes and from
+`maintain`), so the file stays within `file_bytes_for(max_bytes)`; the budget
+is checked against the free disk at start (`fit_budget_to_disk`). A full or
+failing disk raises `SpoolDiskError` and rolls the transaction back: a
+spool-full condition for the caller, like `SpoolFullError` for an alert.
+
 The API is blocking and thread-safe (one connection behind a lock, usable
 from `asyncio.to_thread` workers). Other processes may open the file
 read-only at any time; WAL lets them read while the bridge writes. One
@@ -36,6 +43,9 @@ process writes at a time.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import shutil
 import sqlite3
 import threading
 import time
@@ -52,11 +62,14 @@ from services.cloud_bridge.spool_records import (
     ClassUsage,
     LossReason,
     MessageClass,
+    SpoolDiskError,
     SpooledMessage,
     SpoolFullError,
     SpoolStats,
     message_size,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MESSAGE_CLASSES",
@@ -66,6 +79,7 @@ __all__ = [
     "LossReason",
     "MessageClass",
     "Spool",
+    "SpoolDiskError",
     "SpoolFullError",
     "SpoolStats",
     "SpooledMessage",
@@ -80,6 +94,63 @@ DEFAULT_TTL_S: dict[MessageClass, float | None] = {
     "summary": 24 * 3600.0,
     "status": 3600.0,
 }
+
+# Bytes of file per logical byte (pages, the id index, row headers): 1.4-1.7
+# measured with 300-1500 byte payloads; a margin on top.
+FILE_OVERHEAD = 2.5
+DELIVERED_ROW_BYTES = 100  # one remembered delivered id, with its index entry
+MIN_WAL_BYTES = 64 * 1024
+MAX_WAL_BYTES = 4 * 1024 * 1024
+FILE_MARGIN_BYTES = 128 * 1024
+MIN_MAX_BYTES = 4096
+# SQLite primary result codes that mean the disk, not the data: FULL, IOERR.
+_DISK_CODES = {13, 10}
+
+
+def wal_limit_bytes(max_bytes: int) -> int:
+    """How large the WAL may grow between checkpoints, for a given budget."""
+    return max(MIN_WAL_BYTES, min(MAX_WAL_BYTES, max_bytes // 8))
+
+
+def file_bytes_for(max_bytes: int, remember_delivered: int = 10_000) -> int:
+    """Disk the spool may take for `max_bytes` of messages (file + WAL)."""
+    return (
+        int(max_bytes * FILE_OVERHEAD)
+        + 2 * wal_limit_bytes(max_bytes)
+        + remember_delivered * DELIVERED_ROW_BYTES
+        + FILE_MARGIN_BYTES
+    )
+
+
+def fit_budget_to_disk(
+    path: Path, max_bytes: int, setting: str = "max_bytes", remember_delivered: int = 10_000
+) -> int:
+    """`max_bytes`, or less with a WARNING naming `setting` when the disk
+    under `path` (free space plus the spool's own files) cannot hold it."""
+    files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+    own = sum(f.stat().st_size for f in files if f.exists())
+    available = shutil.disk_usage(path.parent).free + own
+    if file_bytes_for(max_bytes, remember_delivered) <= available:
+        return max_bytes
+    fitted = max_bytes
+    while fitted > MIN_MAX_BYTES and file_bytes_for(fitted, remember_delivered) > available:
+        fitted = max(MIN_MAX_BYTES, int(fitted * 0.9))
+    log.warning(
+        "spool budget larger than the disk: clamped",
+        extra={"setting": setting, "configured": max_bytes, "clamped": fitted, "disk": available},
+    )
+    return fitted
+
+
+def _disk_error(error: Exception) -> bool:
+    if isinstance(error, sqlite3.OperationalError):
+        code = getattr(error, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF in _DISK_CODES
+        text = str(error).lower()
+        return "disk is full" in text or "disk i/o error" in text
+    return isinstance(error, OSError)
+
 
 _SCHEMA = """
 BEGIN IMMEDIATE;
@@ -156,6 +227,11 @@ class Spool:
             raise RuntimeError(f"could not put the spool in WAL mode (got {mode!r})")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
+        self._wal_path = Path(f"{path}-wal")
+        self._wal_limit = wal_limit_bytes(max_bytes)
+        page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        self._db.execute(f"PRAGMA wal_autocheckpoint={max(16, self._wal_limit // page_size)}")
+        self._db.execute(f"PRAGMA journal_size_limit={self._wal_limit}")
         self._db.executescript(_SCHEMA)
 
     # -- writing -----------------------------------------------------------
@@ -275,7 +351,31 @@ class Spool:
                     " ORDER BY seq DESC LIMIT 1 OFFSET ?)",
                     (self._remember_delivered,),
                 )
+        if removed and self._wal_bytes() > self._wal_limit:
+            self.checkpoint()
         return removed
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the file and truncate it (frees its disk)."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except (sqlite3.OperationalError, OSError) as error:
+                if _disk_error(error):
+                    raise SpoolDiskError(f"checkpoint: {error}") from error
+                raise
+
+    def maintain(self) -> int:
+        """Periodic upkeep: purge expired messages, then checkpoint."""
+        removed = self.purge_expired()
+        self.checkpoint()
+        return removed
+
+    def _wal_bytes(self) -> int:
+        try:
+            return self._wal_path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def purge_expired(self) -> int:
         """Delete and count messages older than their class TTL."""
@@ -375,13 +475,22 @@ class Spool:
     def _transaction(self) -> Iterator[None]:
         # IMMEDIATE takes the write lock up front, so the read-then-write
         # steps of `append` see totals no other writer changes underneath.
-        self._db.execute("BEGIN IMMEDIATE")
+        # A failed COMMIT (disk full) leaves the transaction open: roll back
+        # too, or every later BEGIN would fail.
         try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                raise
+        except (sqlite3.OperationalError, OSError) as error:
+            if _disk_error(error):
+                raise SpoolDiskError(f"spool disk: {error}") from error
             raise
-        self._db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
