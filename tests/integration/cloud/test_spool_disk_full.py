@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -88,3 +89,38 @@ def test_a_full_spool_disk_holds_alerts_upstream_and_loses_none(
     assert process.poll() is None, process.output()[-3000:]
     assert not local.received(lambda m: "/deadletter/" in m.topic)
     assert "Traceback" not in process.output()
+
+
+def test_a_full_spool_disk_with_the_cloud_up_never_stops_the_bridge(
+    probe: Callable[..., Probe],
+    bridge: Callable[..., StageProcess],
+    cloud_probe: Callable[..., CloudProbe],
+    root: str,
+    spool_disk: Path,
+) -> None:
+    """Delivered messages cannot even be marked (a delete needs the disk too):
+    on main the delivery-marking loop crashed the bridge (exit 1)."""
+    watcher = cloud_probe()
+    watcher.subscribe(f"{root}/alert/#")
+    local = probe("operator")
+    local.subscribe(f"{root}/deadletter/#")
+    local.subscribe(f"{root}/status/cloud-bridge")
+    process = bridge(EDGEGW_SPOOL_PATH=str(spool_disk / "spool.db"))
+    local.wait_for(lambda m: m.topic.endswith("status/cloud-bridge") and m.payload == b"online")
+    forwarder = probe("alert-forwarder")
+    alerts = []
+    hog: Path | None = None
+    for number in range(600):
+        message_id, payload = alert_bytes(number, pad=PAD)
+        assert forwarder.publish(f"{root}/alert/kitchen", payload) == 0
+        alerts.append(message_id)
+        if number == 200:
+            wait_for_ids(watcher, f"{root}/alert/", alerts, timeout_s=30)
+            hog = _hog(spool_disk)
+    time.sleep(3.0)  # the bridge works against the full disk for a while
+    assert process.poll() is None, process.output()[-3000:]
+    assert hog is not None
+    hog.unlink()
+    wait_for_ids(watcher, f"{root}/alert/", alerts, timeout_s=60)
+    assert process.poll() is None, process.output()[-3000:]
+    assert not local.received(lambda m: "/deadletter/" in m.topic)
