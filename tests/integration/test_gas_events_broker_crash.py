@@ -30,6 +30,7 @@ GATEWAY = "crashev"
 ROOT = f"edgegw/{GATEWAY}"
 SENSORS = [f"s{index}" for index in range(8)]
 KILLS = 3
+RECONNECTED_WITHIN_S = 4.0
 AUTOSAVE_S = 1.0  # broker/mosquitto.conf: autosave_interval 1
 
 
@@ -47,9 +48,10 @@ class Client:
 
     def __init__(self, broker: MosquittoBroker, user: str, session_s: int = 0) -> None:
         self.events: list[dict] = []  # type: ignore[type-arg]
+        self.online_at: list[float] = []  # live (not retained) `online` statuses
         self.acked_at: dict[int, float] = {}
         self._lock = threading.Lock()
-        self._topic: str | None = None
+        self._topics: list[str] = []
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=f"{user}-{uuid.uuid4().hex[:8]}",
@@ -69,15 +71,19 @@ class Client:
         self.client.loop_start()
 
     def subscribe(self, topic: str) -> None:
-        self._topic = topic
+        self._topics.append(topic)
         self.client.subscribe(topic, 1)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
-        if self._topic is not None:
-            client.subscribe(self._topic, 1)
+        for topic in self._topics:
+            client.subscribe(topic, 1)
 
     def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
         with self._lock:
+            if "/status/" in message.topic:
+                if message.payload == b"online" and not message.retain:
+                    self.online_at.append(time.monotonic())
+                return
             self.events.append(orjson.loads(message.payload))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
@@ -108,6 +114,7 @@ def test_broker_kills_during_a_gas_event_stream_lose_no_new_and_no_end(  # type:
     operator.subscribe(f"{ROOT}/status/gas-average")
     subscriber = Client(own_broker, "operator", session_s=3600)
     subscriber.subscribe(f"{ROOT}/event/#")
+    subscriber.subscribe(f"{ROOT}/status/gas-average")
     stage = StageProcess(
         "gas-average",
         {
@@ -184,6 +191,13 @@ def test_broker_kills_during_a_gas_event_stream_lose_no_new_and_no_end(  # type:
         missing = surely_stored - found.keys()
         assert not missing, f"{len(missing)} episodes lost both events: {sorted(missing)[:5]}"
         assert stage.poll() is None
+        # A publish into the dead connection fails at once: the stage is back
+        # within its reconnect backoff, not after a 10 s PUBACK timeout.
+        for _, back in kills:
+            assert any(back <= at <= back + RECONNECTED_WITHIN_S for at in subscriber.online_at), (
+                back,
+                subscriber.online_at,
+            )
     finally:
         if source is not None:
             source.close()
