@@ -30,8 +30,8 @@ Policy, decided once here:
 
 Disk: the WAL is kept small (`wal_autocheckpoint` and `journal_size_limit`
 from the budget, and a TRUNCATE checkpoint after large deletes and from
-`maintain`), so the file stays within `file_bytes_for(max_bytes)`; the budget
-is checked against the free disk at start (`fit_budget_to_disk`). A full or
+`maintain`), so the file stays within `spool_disk.file_bytes_for(max_bytes)`;
+the budget is checked against the free disk at start (`fit_budget_to_disk`). A full or
 failing disk raises `SpoolDiskError` and rolls the transaction back: a
 spool-full condition for the caller, like `SpoolFullError` for an alert.
 
@@ -44,8 +44,6 @@ process writes at a time.
 from __future__ import annotations
 
 import contextlib
-import logging
-import shutil
 import sqlite3
 import threading
 import time
@@ -55,6 +53,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from services.cloud_bridge.spool_disk import is_disk_error, wal_limit_bytes
 from services.cloud_bridge.spool_records import (
     MESSAGE_CLASSES,
     AppendResult,
@@ -68,8 +67,6 @@ from services.cloud_bridge.spool_records import (
     SpoolStats,
     message_size,
 )
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "MESSAGE_CLASSES",
@@ -94,63 +91,6 @@ DEFAULT_TTL_S: dict[MessageClass, float | None] = {
     "summary": 24 * 3600.0,
     "status": 3600.0,
 }
-
-# Bytes of file per logical byte (pages, the id index, row headers): 1.4-1.7
-# measured with 300-1500 byte payloads; a margin on top.
-FILE_OVERHEAD = 2.5
-DELIVERED_ROW_BYTES = 100  # one remembered delivered id, with its index entry
-MIN_WAL_BYTES = 64 * 1024
-MAX_WAL_BYTES = 4 * 1024 * 1024
-FILE_MARGIN_BYTES = 128 * 1024
-MIN_MAX_BYTES = 4096
-# SQLite primary result codes that mean the disk, not the data: FULL, IOERR.
-_DISK_CODES = {13, 10}
-
-
-def wal_limit_bytes(max_bytes: int) -> int:
-    """How large the WAL may grow between checkpoints, for a given budget."""
-    return max(MIN_WAL_BYTES, min(MAX_WAL_BYTES, max_bytes // 8))
-
-
-def file_bytes_for(max_bytes: int, remember_delivered: int = 10_000) -> int:
-    """Disk the spool may take for `max_bytes` of messages (file + WAL)."""
-    return (
-        int(max_bytes * FILE_OVERHEAD)
-        + 2 * wal_limit_bytes(max_bytes)
-        + remember_delivered * DELIVERED_ROW_BYTES
-        + FILE_MARGIN_BYTES
-    )
-
-
-def fit_budget_to_disk(
-    path: Path, max_bytes: int, setting: str = "max_bytes", remember_delivered: int = 10_000
-) -> int:
-    """`max_bytes`, or less with a WARNING naming `setting` when the disk
-    under `path` (free space plus the spool's own files) cannot hold it."""
-    files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
-    own = sum(f.stat().st_size for f in files if f.exists())
-    available = shutil.disk_usage(path.parent).free + own
-    if file_bytes_for(max_bytes, remember_delivered) <= available:
-        return max_bytes
-    fitted = max_bytes
-    while fitted > MIN_MAX_BYTES and file_bytes_for(fitted, remember_delivered) > available:
-        fitted = max(MIN_MAX_BYTES, int(fitted * 0.9))
-    log.warning(
-        "spool budget larger than the disk: clamped",
-        extra={"setting": setting, "configured": max_bytes, "clamped": fitted, "disk": available},
-    )
-    return fitted
-
-
-def _disk_error(error: Exception) -> bool:
-    if isinstance(error, sqlite3.OperationalError):
-        code = getattr(error, "sqlite_errorcode", None)
-        if code is not None:
-            return code & 0xFF in _DISK_CODES
-        text = str(error).lower()
-        return "disk is full" in text or "disk i/o error" in text
-    return isinstance(error, OSError)
-
 
 _SCHEMA = """
 BEGIN IMMEDIATE;
@@ -361,7 +301,7 @@ class Spool:
             try:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             except (sqlite3.OperationalError, OSError) as error:
-                if _disk_error(error):
+                if is_disk_error(error):
                     raise SpoolDiskError(f"checkpoint: {error}") from error
                 raise
 
@@ -488,7 +428,7 @@ class Spool:
                         self._db.execute("ROLLBACK")
                 raise
         except (sqlite3.OperationalError, OSError) as error:
-            if _disk_error(error):
+            if is_disk_error(error):
                 raise SpoolDiskError(f"spool disk: {error}") from error
             raise
 

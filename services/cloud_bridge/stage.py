@@ -50,8 +50,8 @@ from services.cloud_bridge.spool import (
     SpoolDiskError,
     SpooledMessage,
     SpoolFullError,
-    fit_budget_to_disk,
 )
+from services.cloud_bridge.spool_disk import fit_budget_to_disk
 from services.cloud_bridge.taken_receipts import TakenReceipts
 from services.cloud_bridge.token_bucket import UplinkPacer
 from services.cloud_bridge.uplink import Uplink, UplinkPolicy
@@ -88,6 +88,7 @@ class CloudBridgeStage:
         self._usage_due = asyncio.Event()
         self._disk_errors = 0
         self._disk_full = False
+        self._holding_on_disk = False
         self.config = RuntimeConfig(local, CloudBridgeConfig, settings.startup_config())
         self.config.on_change(self._on_config)
         self._budget_source: Literal["config", "allocator"] = "config"
@@ -180,8 +181,10 @@ class CloudBridgeStage:
                 break
             except SpoolDiskError as error:
                 # Spool-full too: the broker keeps the message while we wait.
+                self._holding_on_disk = True
                 self._on_disk_error(error)
                 if self._stop.is_set():
+                    self._holding_on_disk = False
                     raise LeaveUnacknowledged("stopping with the spool disk full") from error
                 with contextlib.suppress(SpoolDiskError):
                     await asyncio.to_thread(self._spool.checkpoint)
@@ -205,11 +208,8 @@ class CloudBridgeStage:
                     await asyncio.wait_for(
                         self.uplink.space_freed.wait(), self._settings.spool_full_retry_s
                     )
-        if self._disk_full:
-            self._disk_full = False
-            self._local.metrics.degraded = None
-            self._usage_due.set()
-            log.warning("spool disk writable again")
+        self._holding_on_disk = False
+        self._disk_writable()
         self._local.metrics.count(f"spooled_{message_class}_{result.status}")
         if message_class == "alert" and result.status != "refused":
             # On disk now (or already): the forwarder may stop re-sending it.
@@ -239,6 +239,13 @@ class CloudBridgeStage:
             self._local.metrics.degraded = "spool disk full: messages held at the broker"
             self._usage_due.set()
             log.warning("spool disk full: holding", extra={"error": str(error)})
+
+    def _disk_writable(self) -> None:
+        if self._disk_full:
+            self._disk_full = False
+            self._local.metrics.degraded = None
+            self._usage_due.set()
+            log.warning("spool disk writable again")
 
     async def _on_snapshot(self, message: Received[bytes]) -> None:
         if not message.raw.startswith(JPEG_MAGIC):
@@ -309,6 +316,9 @@ class CloudBridgeStage:
                 await asyncio.to_thread(self._spool.maintain)
             except SpoolDiskError as error:
                 self._on_disk_error(error)
+            else:
+                if not self._holding_on_disk:  # else the held append says when
+                    self._disk_writable()
             await self.publish_usage()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), USAGE_MIN_SPACING_S)

@@ -15,12 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from services.cloud_bridge.spool import (
-    Spool,
-    SpoolDiskError,
-    file_bytes_for,
-    fit_budget_to_disk,
-)
+from services.cloud_bridge.spool import Spool, SpoolDiskError
+from services.cloud_bridge.spool_disk import file_bytes_for, fit_budget_to_disk
 
 TOPIC = "edgegw/gw1/alert/cam1"
 SMALL_DISK = 2 * 1024 * 1024
