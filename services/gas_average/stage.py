@@ -125,6 +125,9 @@ class GasAverageStage:
             self._unsent.extend(self._book.close_silent(time.time()))
             if self._unsent and self._door.connected.is_set():
                 await self._send_unsent()
+        if self._unsent:
+            # Stopping: the door still publishes while workers finish.
+            await self._send_unsent()
 
 
 async def run(settings: GasAverageSettings, stop: asyncio.Event | None = None) -> None:
