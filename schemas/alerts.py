@@ -67,6 +67,10 @@ class UplinkUsage(Envelope):
     analytic_rates_kbps: dict[str, float] = Field(
         default={}, description="upload rate per analytic, from the allocator's knobs"
     )
+    spool_disk_full: bool = Field(
+        default=False, description="the spool's disk is full: messages wait at the broker"
+    )
+    spool_disk_errors: int = Field(default=0, ge=0, description="disk errors since start")
 
 
 class TakenReceipt(Envelope):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal, Self
 
 import orjson
@@ -73,6 +74,16 @@ class AlertForwarderSettings(StageSettings, AlertForwarderConfig):
         description="unconfirmed alerts held; when reached, events wait at the broker",
     )
     resend_batch: int = Field(default=200, ge=1, le=10_000, description="re-sends per round")
+    outbox_path: Path | None = Field(
+        default=None,
+        description="file of the alerts awaiting the bridge's receipt, kept across restarts; "
+        "default var/alert-forwarder/<topic_root>-<gateway_id>.db",
+    )
+
+    def outbox_file(self) -> Path:
+        if self.outbox_path is not None:
+            return self.outbox_path
+        return Path("var/alert-forwarder") / f"{self.topic_root}-{self.gateway_id}.db"
 
     @field_validator("startup_config")
     @classmethod

@@ -109,7 +109,7 @@ class AlertForwarderStage:
 
     async def _publish(self, alert: Alert, topic_source: str) -> None:
         if self.confirmation is not None:
-            self.confirmation.track(topic_source, alert)
+            await self.confirmation.track(topic_source, alert)
         for attempt in range(PUBLISH_TRIES):
             try:
                 await self._door.publish(ALERT, alert, source=topic_source)
