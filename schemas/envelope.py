@@ -79,7 +79,9 @@ SafeJson = Annotated[JsonValue, AfterValidator(_sendable_json)]
 def field_error(field: str, reason: str) -> PydanticCustomError:
     """What a model validator raises to name the field it refuses
     (`describe_validation_error` appends `field` to the error's location)."""
-    return PydanticCustomError("field_error", "{reason}", {"field": field, "reason": reason})
+    return PydanticCustomError(
+        "field_error", "{field}: {reason}", {"field": field, "reason": reason}
+    )
 
 
 def now() -> float:
