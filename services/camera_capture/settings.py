@@ -23,7 +23,7 @@ class CaptureConfig(Model):
     motion_enabled: bool = Field(default=False, description="publish only frames with motion")
     motion_sensitivity: float = Field(default=0.5, ge=0, le=1)
     keyframe_interval_s: float = Field(
-        default=10.0, gt=0, description="a static scene is still published this often"
+        default=10.0, gt=0, le=3600, description="a static scene is still published this often"
     )
 
 
@@ -37,7 +37,7 @@ class KnobParams(Model):
     jpeg_quality: int | None = Field(default=None, ge=1, le=100)
     motion_enabled: bool | None = None
     motion_sensitivity: float | None = Field(default=None, ge=0, le=1)
-    keyframe_interval_s: float | None = Field(default=None, gt=0)
+    keyframe_interval_s: float | None = Field(default=None, gt=0, le=3600)
 
 
 def effective_knobs(config: CaptureConfig, knob: KnobParams | None) -> CaptureConfig:

@@ -33,7 +33,10 @@ class CloudBridgeConfig(Model):
     """What an operator (or the cloud) may change at run time."""
 
     budget_kbps: float = Field(
-        default=256.0, gt=0, description="upload budget until the allocator publishes qos/uplink"
+        default=256.0,
+        gt=0,
+        le=1e8,
+        description="upload budget until the allocator publishes qos/uplink",
     )
     upload_snapshots: bool = Field(
         default=True, description="send camera snapshots to the cloud (at their analytic's rate)"

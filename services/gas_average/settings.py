@@ -13,9 +13,11 @@ from services.common.settings import StageSettings
 
 
 class GasThreshold(Model):
-    enter: float = Field(gt=0, description="average at or above which an episode starts")
-    exit: float = Field(ge=0, description="average below which it ends (hysteresis)")
-    min_duration_s: float = Field(default=3.0, ge=0, description="time above `enter` first")
+    enter: float = Field(gt=0, le=1e6, description="average at or above which an episode starts")
+    exit: float = Field(ge=0, le=1e6, description="average below which it ends (hysteresis)")
+    min_duration_s: float = Field(
+        default=3.0, ge=0, le=86_400, description="time above `enter` first"
+    )
     severity: Literal["info", "warning", "critical"] = "warning"
 
     @model_validator(mode="after")
@@ -48,13 +50,16 @@ class GasAverageConfig(Model):
         default="time", description="which average the thresholds watch"
     )
     publish_interval_s: float = Field(
-        default=1.0, ge=0, description="least time between two averages of one sensor; 0: every"
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="least time between two averages of one sensor; 0: every",
     )
     update_step: float = Field(
-        default=0.1, ge=0, description="relative rise of the peak that earns an `update`"
+        default=0.1, ge=0, le=1000, description="relative rise of the peak that earns an `update`"
     )
     silent_after_s: float = Field(
-        default=60.0, gt=0, description="an open episode of a sensor this quiet ends"
+        default=60.0, gt=0, le=86_400, description="an open episode of a sensor this quiet ends"
     )
     thresholds: dict[Gas, GasThreshold] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
 

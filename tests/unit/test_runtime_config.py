@@ -7,9 +7,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common.door import MqttDoor
+from schemas.service import ConfigState
+from schemas.topics import CONFIG
+from services.alert_forwarder.settings import AlertForwarderConfig
+from services.bandwidth_allocator.settings import AllocatorConfig
+from services.common.door import MqttDoor, Received
 from services.common.runtime_config import RuntimeConfig
 from services.common.settings import StageSettings
+from services.common.subscriptions import decode_payload
 from services.gas_average.settings import GasAverageConfig
 
 
@@ -68,3 +73,130 @@ def test_any_json_object_is_either_accepted_or_refused_with_a_field(
     import asyncio
 
     asyncio.run(check())
+
+
+# -- every change is answered (issue 13, defect 3) ------------------------------
+
+Published = list[tuple[str, object]]
+
+
+def _recording(door: MqttDoor, fail_with: Exception | None = None) -> Published:
+    """What the door was asked to publish (no broker here)."""
+    sent: Published = []
+
+    async def publish(spec, payload, **_params):  # type: ignore[no-untyped-def]
+        if fail_with is not None:
+            raise fail_with
+        sent.append((spec.name, payload))
+
+    async def dead_letter(topic: str, raw: bytes, reason: str) -> None:
+        sent.append(("deadletter", reason))
+
+    door.publish = publish  # type: ignore[method-assign]
+    door.dead_letter = dead_letter  # type: ignore[method-assign]
+    return sent
+
+
+def _config_message(door: MqttDoor, raw: bytes) -> Received[bytes]:
+    topic = CONFIG.topic(door.root, stage=door.user)
+    return Received(topic, {"stage": door.user}, raw, raw, True, {})
+
+
+def _answers(sent: Published) -> list[ConfigState]:
+    return [payload for name, payload in sent if isinstance(payload, ConfigState)]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"generation": 18446744073709551615}',
+        b'{"generation": 9223372036854775808}',
+        b'{"generation": true}',
+        b'{"generation": 3.0}',
+        b'{"generation": "3"}',
+    ],
+)
+async def test_a_generation_outside_63_bits_or_not_an_integer_is_refused(
+    config, payload: bytes
+) -> None:  # type: ignore[no-untyped-def]
+    result, _, errors = config.evaluate(payload)
+    assert result is None and errors[0].field == "generation"
+
+
+async def test_after_the_largest_generation_later_configs_are_still_answered(config) -> None:  # type: ignore[no-untyped-def]
+    sent = _recording(config._door)
+    await config._on_config(_config_message(config._door, b'{"generation": 9223372036854775807}'))
+    await config._on_config(_config_message(config._door, b'{"count_window": 4}'))
+    answers = _answers(sent)
+    assert [a.status for a in answers] == ["accepted", "accepted"]
+    assert answers[1].generation == 2**63 - 1 and config.current.count_window == 4
+    assert all(ConfigState.from_bytes(a.to_bytes()) == a for a in answers)
+
+
+async def test_a_failing_listener_rolls_back_and_the_answer_says_rejected(config) -> None:  # type: ignore[no-untyped-def]
+    told: list[int] = []
+
+    def listener(new: GasAverageConfig) -> None:
+        told.append(new.count_window)
+        if new.count_window == 3:
+            raise ValueError("count_window 3 is not supported here")
+
+    config.on_change(listener)
+    sent = _recording(config._door)
+    await config._on_config(_config_message(config._door, b'{"count_window": 3}'))
+    [answer] = _answers(sent)
+    assert answer.status == "rejected" and "not supported" in answer.errors[0].reason
+    assert config.current == GasAverageConfig(time_window_s=10) and config.generation == 0
+    assert answer.applied["count_window"] == 10 and answer.generation == 0
+    assert told == [3, 10]  # told the new config, then the previous one again
+    await config._on_config(_config_message(config._door, b'{"count_window": 5}'))
+    assert [a.status for a in _answers(sent)] == ["rejected", "accepted"]
+    assert config.generation == 1
+
+
+async def test_an_oversize_config_reaches_the_handler_and_is_answered(config) -> None:  # type: ignore[no-untyped-def]
+    door = config._door
+    big = orjson.dumps({"count_window": 3, "pad": "x" * CONFIG.max_bytes})
+    found = door._subscriptions.match(CONFIG.topic(door.root, stage=door.user))
+    assert found is not None
+    route, _ = found
+    assert decode_payload(route.spec, big, take_oversize=route.take_oversize) == big
+    sent = _recording(door)
+    await config._on_config(_config_message(door, big))
+    [answer] = _answers(sent)
+    assert answer.status == "rejected" and answer.errors[0].field == "payload"
+    assert "limit" in answer.errors[0].reason
+    assert any(name == "deadletter" for name, _ in sent)
+
+
+async def test_an_answer_that_fails_to_go_out_never_raises(config) -> None:  # type: ignore[no-untyped-def]
+    _recording(config._door, fail_with=RuntimeError("boom"))
+    await config._on_config(_config_message(config._door, b'{"count_window": 4}'))
+    assert config.current.count_window == 4
+
+
+async def test_a_model_level_validator_names_its_field() -> None:
+    door = MqttDoor(StageSettings(), "bandwidth-allocator")
+    allocator = RuntimeConfig(door, AllocatorConfig, AllocatorConfig())
+    _, _, errors = allocator.evaluate(b'{"budget_floor_kbps": 500, "budget_ceiling_kbps": 100}')
+    assert [e.field for e in errors] == ["budget_floor_kbps"]
+    door = MqttDoor(StageSettings(), "alert-forwarder")
+    forwarder = RuntimeConfig(door, AlertForwarderConfig, AlertForwarderConfig())
+    _, _, errors = forwarder.evaluate(b'{"fusion": {"places": {"cam": "living room"}}}')
+    assert [e.field for e in errors] == ["fusion.places['cam']"]
+    _, _, errors = forwarder.evaluate(b'{"rules": {"rules": [{"zone_match": "all"}]}}')
+    assert [e.field for e in errors] == ["rules.rules.0.zone_match"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"time_window_s": "Infinity"}',
+        b'{"time_window_s": 1e300}',
+        b'{"publish_interval_s": NaN}',
+        b'{"silent_after_s": 1e300}',
+    ],
+)
+async def test_non_finite_or_absurd_numbers_are_refused(config, payload: bytes) -> None:  # type: ignore[no-untyped-def]
+    result, _, errors = config.evaluate(payload)
+    assert result is None and errors, errors
