@@ -138,7 +138,12 @@ class CloudBridgeStage:
     async def _on_summary(self, message: Received[Summary]) -> None:
         await self._take(message, "summary", message.payload.id, retain=False)
 
-    async def _on_config_state(self, message: Received[ConfigState]) -> None:
+    async def _on_config_state(self, message: Received[ConfigState | None]) -> None:
+        if message.payload is None:
+            # The stage's retained answer was cleared: clear the cloud's copy
+            # too. A live change, so a fresh id (as for a live status).
+            await self._take(message, "status", f"config-cleared-{uuid.uuid4().hex}", retain=True)
+            return
         await self._take(message, "status", message.payload.id, retain=True)
 
     async def _on_status(self, message: Received[bytes]) -> None:
