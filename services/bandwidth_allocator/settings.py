@@ -58,8 +58,8 @@ class AllocatorConfig(Model):
         for name, weight in weights.items():
             if not re.match(ANALYTIC_NAME_PATTERN, name):
                 raise ValueError(f"{name!r} is not an analytic name")
-            if not (math.isfinite(weight) and weight >= 0):
-                raise ValueError(f"weight of {name} must be a finite number >= 0")
+            if not (math.isfinite(weight) and 0 <= weight <= 1e6):
+                raise ValueError(f"weight of {name} must be a finite number from 0 to 1e6")
         return weights
 
     @model_validator(mode="after")

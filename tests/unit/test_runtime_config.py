@@ -6,16 +6,21 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
 
 from schemas.service import ConfigState
 from schemas.topics import CONFIG
 from services.alert_forwarder.settings import AlertForwarderConfig
+from services.audio_classifier.settings import AudioClassifierConfig
 from services.bandwidth_allocator.settings import AllocatorConfig
+from services.camera_capture.settings import CaptureConfig
+from services.cloud_bridge.settings import CloudBridgeConfig
 from services.common.door import MqttDoor, Received
-from services.common.runtime_config import RuntimeConfig
+from services.common.runtime_config import RuntimeConfig, deep_merge
 from services.common.settings import StageSettings
 from services.common.subscriptions import decode_payload
 from services.gas_average.settings import GasAverageConfig
+from services.object_detector.settings import DetectorConfig
 
 
 @pytest.fixture
@@ -200,3 +205,39 @@ async def test_a_model_level_validator_names_its_field() -> None:
 async def test_non_finite_or_absurd_numbers_are_refused(config, payload: bytes) -> None:  # type: ignore[no-untyped-def]
     result, _, errors = config.evaluate(payload)
     assert result is None and errors, errors
+
+
+def _numeric_paths(values: dict[str, object], path: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    for key, value in values.items():
+        if isinstance(value, dict):
+            yield from _numeric_paths(value, (*path, key))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            yield (*path, key)
+
+
+RUNTIME_CONFIGS = [
+    AlertForwarderConfig, AudioClassifierConfig, AllocatorConfig, CaptureConfig,
+    CloudBridgeConfig, GasAverageConfig, DetectorConfig,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("model", RUNTIME_CONFIGS, ids=lambda m: m.__name__)
+def test_every_number_of_every_runtime_config_refuses_infinity_and_absurd_values(
+    model: type[BaseModel],
+) -> None:
+    """Issue 13, defect 2: "Infinity" or 1e300 for intervals, thresholds,
+    cooldowns and the bridge budget, or 10^12 tracked events, were accepted."""
+    base = model().model_dump()
+    accepted = []
+    for path in _numeric_paths(base):
+        for bad in ("Infinity", "NaN", 1e300, 10**12):
+            change: object = bad
+            for key in reversed(path):
+                change = {key: change}
+            assert isinstance(change, dict)
+            try:
+                model.model_validate(deep_merge(base, change))
+            except ValidationError:
+                continue
+            accepted.append((".".join(path), bad))
+    assert accepted == []
