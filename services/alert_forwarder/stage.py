@@ -146,6 +146,8 @@ class AlertForwarderStage:
                 await self._publish_decisions(decisions, incidents)
             except PublishFailed as error:
                 log.error("alert from tick lost", extra={"error": str(error)})
+            except Exception:  # one bad decision never ends the worker
+                log.exception("alerts from tick lost")
 
     async def watch_stop(self, stop: asyncio.Event) -> None:
         await stop.wait()
