@@ -108,6 +108,12 @@ class AlertForwarderStage:
             await self._publish(alert_from_incident(incident, now), incident.place)
 
     async def _publish(self, alert: Alert, topic_source: str) -> None:
+        size = len(alert.to_bytes())
+        if size > ALERT.max_bytes:
+            # The bridge would refuse it and never confirm it: re-sent forever.
+            error = ValueError(f"{size} bytes is over the {ALERT.max_bytes}-byte alert limit")
+            await drop_unpublishable(self._door, None, alert, topic_source, error)
+            return
         if self.confirmation is not None:
             self.confirmation.track(topic_source, alert)
         for attempt in range(PUBLISH_TRIES):

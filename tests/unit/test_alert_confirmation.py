@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 
 from schemas.alerts import Alert, AlertPart
-from schemas.topics import ALERT_FORWARDER
+from schemas.topics import ALERT, ALERT_FORWARDER
 from services.alert_forwarder.confirmation import BridgeConfirmation
 from services.alert_forwarder.settings import AlertForwarderSettings
+from services.alert_forwarder.stage import AlertForwarderStage
 from services.common.door import MqttDoor
 
 
@@ -36,3 +37,16 @@ async def test_an_alert_that_can_never_be_published_is_dropped_and_the_worker_go
         stop.set()
     assert door.metrics.counters["alerts_unpublishable"] == 3
     assert confirmation.outbox.has_room
+
+
+async def test_an_alert_over_the_topic_limit_is_dropped_not_kept_for_ever() -> None:
+    """The bridge refuses an alert over alert/<source>'s limit: it would
+    never confirm it, and the outbox would re-send it for ever."""
+    settings = AlertForwarderSettings(operation_timeout_s=0.05)
+    door = MqttDoor(settings, ALERT_FORWARDER)
+    stage = AlertForwarderStage(door, settings)
+    assert stage.confirmation is not None
+    huge = _alert(1).model_copy(update={"summary": "x" * ALERT.max_bytes})
+    await stage._publish(huge, "kitchen")
+    assert len(stage.confirmation.outbox) == 0
+    assert door.metrics.counters["alerts_unpublishable"] == 1
