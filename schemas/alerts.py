@@ -14,7 +14,6 @@ from schemas.envelope import (
     Model,
     Name,
     SafeJson,
-    Seconds,
     Timestamp,
     TopicLevel,
 )
@@ -53,7 +52,7 @@ class Alert(Envelope):
 
 class Summary(Envelope):
     analytic: Name
-    period_s: Seconds = Field(gt=0)
+    period_s: float = Field(gt=0)
     start_ts: Timestamp
     end_ts: Timestamp
     values: dict[str, SafeJson]
@@ -61,7 +60,7 @@ class Summary(Envelope):
 
 class UplinkUsage(Envelope):
     budget_kbps: Kbps | None
-    window_s: Seconds = Field(gt=0)
+    window_s: float = Field(gt=0)
     used_kbps: Kbps
     bytes_by_class: dict[str, Count]
     bytes_by_analytic: dict[str, Count] = {}

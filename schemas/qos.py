@@ -75,7 +75,7 @@ class QosPlan(Envelope):
     dry_run: bool = False
     solver: str
     budget_kbps: Kbps
-    cost_kbps: Kbps
+    cost_kbps: float = Field(ge=0, description="may exceed the budget when infeasible")
     total_utility: float = Field(ge=0, le=1e12)
     feasible: bool
     reason: str = ""

@@ -16,7 +16,6 @@ from schemas.envelope import (
     Model,
     Name,
     SafeJson,
-    Seconds,
     TopicLevel,
 )
 
@@ -35,7 +34,7 @@ class Health(Envelope):
 
 class Metrics(Envelope):
     stage: TopicLevel
-    interval_s: Seconds = Field(gt=0)
+    interval_s: float = Field(gt=0)
     counters: dict[str, Int64]
     gauges: dict[str, float] = Field(description="non-finite readings are left out")
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from schemas.audio import CHUNK_PROPERTIES, SAMPLE_RATE_HZ
+from schemas.envelope import MAX_TIMESTAMP
 from services.audio_capture.pcm import BadChunkError, Pcm16, validate_chunk
 
 
@@ -50,7 +51,8 @@ def parse_chunk(mic: str, payload: bytes, properties: Mapping[str, str]) -> Chun
     except ValueError:
         reason = f"property capture_ts={properties['capture_ts']!r} is not a number"
         raise BadChunkError(reason) from None
-    if not math.isfinite(capture_ts) or capture_ts < 0:
+    # Up to half the models' range: room for the patch times added to it.
+    if not (math.isfinite(capture_ts) and 0 <= capture_ts <= MAX_TIMESTAMP / 2):
         raise BadChunkError(f"property capture_ts={capture_ts} is not a time")
     samples = validate_chunk(
         payload,

@@ -24,6 +24,7 @@ import uuid
 from typing import Any, Literal
 
 from schemas.alerts import Alert, Summary
+from schemas.envelope import MAX_KBPS
 from schemas.qos import QosKnob
 from schemas.service import ConfigState
 from schemas.topics import (
@@ -232,8 +233,15 @@ class CloudBridgeStage:
         if knob is None:
             return  # the allocator went away: keep the last budget
         kbps = knob.level.params.get("kbps", knob.budget_kbps)
-        if isinstance(kbps, bool) or not isinstance(kbps, int | float) or kbps <= 0:
-            raise InvalidMessage("qos/uplink: level.params.kbps or budget_kbps must be > 0")
+        # 1 bit/s at least: budget_used (used / budget) stays finite.
+        if (
+            isinstance(kbps, bool)
+            or not isinstance(kbps, int | float)
+            or not 1e-3 <= kbps <= MAX_KBPS
+        ):
+            raise InvalidMessage(
+                f"qos/uplink: level.params.kbps or budget_kbps must be 1e-3..{MAX_KBPS}"
+            )
         self._budget_source = "allocator"
         self._set_budget(float(kbps))
 

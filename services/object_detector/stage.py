@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from schemas.envelope import MAX_INT, MAX_TIMESTAMP
 from schemas.qos import QosKnob, QosLevel, QosLevels
 from schemas.topic_spec import PUBLISH_OVERHEAD_BYTES
 from schemas.topics import DETECTIONS, EVENT, FRAME, OBJECT_DETECTOR, QOS_KNOB, QOS_LEVELS, SNAPSHOT
-from schemas.video import FRAME_PROPERTIES, Box, DetectedObject, Detections
+from schemas.video import FRAME_PROPERTIES, MAX_SIDE, Box, DetectedObject, Detections
 from services.camera_capture.encode import CorruptJpegError, decode_jpeg
 from services.camera_capture.video_profile import VideoProfile, load_video_profile
 from services.common.door import (
@@ -69,7 +70,14 @@ def parse_frame_properties(properties: dict[str, str]) -> tuple[int, float, int,
         width, height = int(properties["width"]), int(properties["height"])
     except ValueError as error:
         raise InvalidMessage(f"frame property is not a number: {error}") from None
-    if seq < 0 or width <= 0 or height <= 0 or not math.isfinite(capture_ts):
+    # The ranges of Detections' fields: a frame outside them is refused here.
+    if not (
+        0 <= seq <= MAX_INT
+        and 0 < width <= MAX_SIDE
+        and 0 < height <= MAX_SIDE
+        and math.isfinite(capture_ts)
+        and 0 <= capture_ts <= MAX_TIMESTAMP / 2  # room for durations added to it
+    ):
         raise InvalidMessage(
             f"frame properties out of range: seq={seq} capture_ts={capture_ts} "
             f"width={width} height={height}"
