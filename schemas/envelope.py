@@ -94,7 +94,8 @@ def new_id() -> str:
 
 
 class Model(BaseModel):
-    """Base of every nested model: frozen, and unknown fields are an error."""
+    """Base of every nested model: frozen, unknown fields are an error, and so
+    are NaN and the infinities (as JSON tokens, as strings, or 1e999)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
