@@ -132,6 +132,13 @@ class BridgeConfirmation:
             self._room.set()
         self._report()
 
+    def forget(self, alert: Alert) -> None:
+        """Stop re-sending an alert that can never be published."""
+        self.outbox.confirm([alert.id])
+        if self.outbox.has_room:
+            self._room.set()
+        self._report()
+
     def _report(self) -> None:
         self._metrics.gauge("outbox_size", len(self.outbox))
 
@@ -159,5 +166,32 @@ class BridgeConfirmation:
                     self._metrics.count("resend_failed")
                     log.warning("re-send not confirmed", extra={"error": str(error)})
                     break
+                except Exception as error:  # one alert never ends the worker
+                    # It would fail the same way every round: drop it.
+                    await drop_unpublishable(
+                        self._door, self, entry.alert, entry.topic_source, error
+                    )
+                    continue
                 self._metrics.count("alerts_resent")
             self._report()
+
+
+async def drop_unpublishable(
+    door: MqttDoor,
+    confirmation: BridgeConfirmation | None,
+    alert: Alert,
+    topic_source: str,
+    error: Exception,
+) -> None:
+    """An alert whose publish failed for another reason than the broker (a
+    topic level or a message the registry refuses) fails the same way every
+    time: it is dropped, out of the outbox, with an ERROR and a dead letter."""
+    if confirmation is not None:
+        confirmation.forget(alert)
+    door.metrics.count("alerts_unpublishable")
+    reason = f"alert on source {topic_source[:100]!r} cannot be published: {error!r}"
+    log.error(
+        "alert dropped: cannot be published",
+        extra={"alert_id": alert.alert_id, "message_id": alert.id, "error": repr(error)},
+    )
+    await door.dead_letter(ALERT.filter(door.root), alert.to_bytes(), reason)

@@ -31,6 +31,7 @@ from schemas.analytics import (
     detector_analytic,
     knob_params,
 )
+from schemas.envelope import MAX_KBPS
 from schemas.qos import QosKnob
 from schemas.service import ConfigState
 from schemas.topics import (
@@ -155,7 +156,10 @@ class CloudBridgeStage:
 
     async def _on_config_state(self, message: Received[ConfigState | None]) -> None:
         if message.payload is None:
-            return  # a cleared retained state: nothing to forward
+            # The stage's retained answer was cleared: clear the cloud's copy
+            # too. A live change, so a fresh id (as for a live status).
+            await self._take(message, "status", f"config-cleared-{uuid.uuid4().hex}", retain=True)
+            return
         await self._take(message, "status", message.payload.id, retain=True)
 
     async def _on_status(self, message: Received[bytes]) -> None:
@@ -281,8 +285,11 @@ class CloudBridgeStage:
         except InvalidKnobParams as error:
             raise InvalidMessage(str(error)) from None
         kbps = kbps if kbps is not None else knob.budget_kbps
-        if kbps is None or kbps <= 0:
-            raise InvalidMessage("qos/uplink: level.params.kbps or budget_kbps must be > 0")
+        # 1 bit/s at least: budget_used (used / budget) stays finite.
+        if kbps is None or not 1e-3 <= kbps <= MAX_KBPS:
+            raise InvalidMessage(
+                f"qos/uplink: level.params.kbps or budget_kbps must be 1e-3..{MAX_KBPS}"
+            )
         self._budget_source = "allocator"
         self._set_budget(kbps)
 

@@ -111,6 +111,11 @@ class MqttDoor:
         """Route messages of `spec` (parameters not given are wildcards)."""
         self._subscriptions.add(spec, handler, share_group=share_group, params=params)
 
+    def subscribe_any_size(self, spec: TopicSpec[P], handler: Handler[P], **params: str) -> None:
+        """`subscribe`, but payloads over the (TEXT or RAW) topic's limit reach
+        the handler too, which answers them itself."""
+        self._subscriptions.add(spec, handler, share_group=None, params=params, take_oversize=True)
+
     @property
     def _persistent(self) -> bool:
         return self._subscriptions.any_qos1 and self._announce
@@ -436,7 +441,7 @@ class MqttDoor:
             return True
         route, params = found
         try:
-            payload = decode_payload(route.spec, raw)
+            payload = decode_payload(route.spec, raw, take_oversize=route.take_oversize)
             received = Received(
                 topic=topic,
                 params=params,
