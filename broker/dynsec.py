@@ -109,9 +109,7 @@ def _acl(acltype: str, topic: str) -> dict[str, Any]:
     return {"acltype": acltype, "topic": topic, "priority": 0, "allow": True}
 
 
-def client(
-    username: str, role_name: str, password: str, *, bound: bool = True
-) -> dict[str, Any]:
+def client(username: str, role_name: str, password: str, *, bound: bool = True) -> dict[str, Any]:
     entry: dict[str, Any] = {"username": username}
     if bound:
         entry["clientid"] = username
@@ -119,9 +117,7 @@ def client(
     return {**entry, **hash_password(password)}
 
 
-def config(
-    grants_of: Mapping[str, Grants], passwords: Mapping[str, str]
-) -> dict[str, Any]:
+def config(grants_of: Mapping[str, Grants], passwords: Mapping[str, str]) -> dict[str, Any]:
     """The whole plugin config: default access deny (unsubscribing stays allowed),
     a role per registry user, a client per identity (`identities()`), the
     stages' bound to their client id."""
@@ -160,4 +156,3 @@ def create_client_commands(username: str, password: str, role_name: str) -> dict
             for name in names
         ]
     }
-

@@ -51,7 +51,8 @@ def stage(broker: MosquittoBroker, gateway_id: str, tmp_path: Path) -> Iterator[
     started: list[StageProcess] = []
 
     def start(name: str, **env: str) -> StageProcess:
-        process = StageProcess(name, {**broker.env_for(name, gateway_id), **env}, tmp_path)
+        identity = broker.env_for(name, gateway_id, env.get("EDGEGW_INSTANCE", "0"))
+        process = StageProcess(name, {**identity, **env}, tmp_path)
         started.append(process)
         return process
 
