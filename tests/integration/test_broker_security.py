@@ -1,11 +1,16 @@
-"""The project's broker config: no anonymous access, per-stage ACLs from the registry."""
+"""The project's broker config: no anonymous access, per-stage grants from the
+registry, and a client id that belongs to one identity."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import ConnectRefused, MakeProbe, Probe
+from tests.harness.stage_process import StartStage
+from tests.integration.gas_helpers import reading
 
 NOT_AUTHORIZED = 135
 
@@ -34,3 +39,71 @@ def test_gas_stage_cannot_publish_alerts_nor_read_frames(probe: MakeProbe, root:
         camera.publish(f"{root}/camera/cam1/frame", b"\xff\xd8jpeg\xff\xd9", qos=0)
     detector.wait_for(lambda m: True, count=5)
     assert gas.received() == []
+
+
+def _online(observer: Probe, root: str, count: int = 1) -> None:
+    status = f"{root}/status/gas-average"
+    observer.wait_for(lambda m: m.topic == status and m.payload == b"online", count=count)
+
+
+def _intruders(broker: MosquittoBroker, victim: str) -> list[str]:
+    """Another stage's credentials and a deployed analytic's (an identity made
+    at run time), each presenting the victim's client id with a clean start;
+    the users the broker let in."""
+    analytic = broker.identity("object-detector")  # as the deployer will make one
+    admitted = []
+    for user, password in [
+        ("gas-replay", broker.passwords["gas-replay"]),
+        (analytic, broker.passwords[analytic]),
+    ]:
+        try:
+            Probe(broker, user, password, client_id=victim).close()
+        except ConnectRefused:
+            continue
+        admitted.append(user)
+    return admitted
+
+
+def test_no_other_credential_can_take_over_a_running_stage(
+    broker: MosquittoBroker, stage: StartStage, probe: MakeProbe, root: str, gateway_id: str
+) -> None:
+    observer = probe("operator")
+    observer.subscribe(f"{root}/#")
+    process = stage("gas-average", EDGEGW_PUBLISH_INTERVAL_S="0")
+    _online(observer, root)
+    victim = broker.env_for("gas-average", gateway_id)["EDGEGW_MQTT_USERNAME"]
+    admitted = _intruders(broker, victim)
+    source = probe("gas-replay")
+    start = time.time()
+    for index in range(3):
+        source.publish(f"{root}/sensor/gas/hall", reading("hall", "co", 4.0, ts=start + index))
+    observer.wait_for(lambda m: m.topic == f"{root}/gas/hall/average", count=3)
+    # Never kicked: one `online`, no `offline` (its will), no reconnect.
+    statuses = [m.payload for m in observer.received(lambda m: m.topic.endswith("/gas-average"))]
+    assert statuses == [b"online"]
+    assert process.poll() is None and '"epoch":2' not in process.output()
+    assert admitted == []
+
+
+def test_a_stopped_stage_keeps_its_queued_readings(
+    broker: MosquittoBroker, stage: StartStage, probe: MakeProbe, root: str, gateway_id: str
+) -> None:
+    """The defect: a clean-start connect with the stage's client id wiped its
+    persistent session, 3 of 3 queued QoS 1 readings lost."""
+    observer = probe("operator")
+    observer.subscribe(f"{root}/#")
+    env = {"EDGEGW_PUBLISH_INTERVAL_S": "0"}
+    first = stage("gas-average", **env)
+    _online(observer, root)
+    first.terminate()
+    assert first.wait(timeout_s=10) == 0
+    source = probe("gas-replay")
+    start = time.time()
+    for index in range(3):  # queued in the stopped stage's session
+        source.publish(f"{root}/sensor/gas/cellar", reading("cellar", "co", 4.0, ts=start + index))
+    victim = broker.env_for("gas-average", gateway_id)["EDGEGW_MQTT_USERNAME"]
+    admitted = _intruders(broker, victim)
+    stage("gas-average", **env)
+    averages = observer.wait_for(lambda m: m.topic == f"{root}/gas/cellar/average", count=3)
+    assert len(averages) == 3
+    assert admitted == []
