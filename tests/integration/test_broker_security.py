@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from broker.dynsec import ADMIN, CONTROL_TOPIC
+from schemas.topics import OPERATOR, REGISTRY, STAGES, USERS, AnyTopicSpec
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import ConnectRefused, MakeProbe, Probe
 from tests.harness.stage_process import StartStage
@@ -107,3 +109,67 @@ def test_a_stopped_stage_keeps_its_queued_readings(
     averages = observer.wait_for(lambda m: m.topic == f"{root}/gas/cellar/average", count=3)
     assert len(averages) == 3
     assert admitted == []
+
+
+def _instances(root: str) -> list[tuple[AnyTopicSpec, dict[str, str], str]]:
+    """Every registry topic, once per stage where it takes a `{stage}`."""
+    found = []
+    for spec in REGISTRY:
+        stages = STAGES if "stage" in spec.params else ("",)
+        for stage_name in stages:
+            params = {p: stage_name if p == "stage" else "x1" for p in spec.params}
+            found.append((spec, params, spec.topic(root, **params)))
+    return found
+
+
+def test_every_identity_may_do_exactly_what_the_registry_says(
+    broker: MosquittoBroker, probe: MakeProbe, root: str
+) -> None:
+    """The matrix: every user x every topic instance x publish/subscribe, the
+    broker's answer (PUBACK, SUBACK; the operator's deliveries on `#`)
+    against the registry."""
+    instances = _instances(root)
+    observer = probe("operator")
+    observer.subscribe(f"{root}/#")
+    differ = []
+    published = set()
+    for user in USERS:
+        client = probe(user)
+        for spec, params, topic in instances:
+            allowed = client.publish(topic, b"x") in (0, 16)
+            if allowed:
+                published.add(topic)
+            if allowed != spec.may_publish(user, params):
+                differ.append(f"{user} publish {topic}: broker {allowed}")
+            if user == OPERATOR:
+                continue  # it may subscribe to any filter; what it receives is checked below
+            client.subscribe(topic)
+            granted = client.last_subscribe_codes[0]
+            allowed = not getattr(granted, "is_failure", True)
+            if allowed != spec.may_subscribe(user, params):
+                differ.append(f"{user} subscribe {topic}: broker {allowed}")
+        client.close()
+    receivable = {t for spec, params, t in instances if spec.may_subscribe(OPERATOR, params)}
+    assert published & receivable, "nothing for the operator to receive"
+    observer.wait_for(lambda m: m.topic in receivable, count=len(published & receivable))
+    received = {m.topic for m in observer.received()}
+    differ += [f"operator received {t}" for t in received - receivable]
+    assert differ == [], f"{len(differ)} cells differ from the registry: {differ[:20]}"
+
+
+def test_only_the_dynsec_admin_may_send_control_commands(
+    broker: MosquittoBroker, probe: MakeProbe, root: str
+) -> None:
+    assert probe("operator").publish(CONTROL_TOPIC, b"{}") == NOT_AUTHORIZED
+    assert probe("deployer").publish(CONTROL_TOPIC, b"{}") == NOT_AUTHORIZED
+    admin = Probe(broker, ADMIN, broker.passwords[ADMIN])
+    assert admin.publish(f"{root}/config/gas-average", b"{}") == NOT_AUTHORIZED
+    admin.close()
+
+
+def test_shared_subscriptions_follow_the_same_grants(probe: MakeProbe, root: str) -> None:
+    shared = f"$share/detector/{root}/camera/+/frame"
+    for user, allowed in [("object-detector", True), ("gas-average", False)]:
+        client = probe(user)
+        client.subscribe(shared, qos=0)
+        assert getattr(client.last_subscribe_codes[0], "is_failure", True) is not allowed, user
