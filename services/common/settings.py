@@ -22,7 +22,7 @@ class StageSettings(BaseSettings):
     mqtt_port: int = Field(default=1883, ge=1, le=65535)
     mqtt_username: str | None = Field(
         default=None,
-        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        min_length=1,
         description="the stage's broker identity; defaults to the stage name "
         "(`<stage>.<replica>` with EDGEGW_REPLICA); also its client id, bound to it by the broker",
     )
