@@ -156,3 +156,10 @@ def create_client_commands(username: str, password: str, role_name: str) -> dict
             for name in names
         ]
     }
+
+
+def delete_client_commands(username: str, role_name: str) -> dict[str, Any]:
+    """Commands that revoke an identity made by `create_client_commands`; the
+    plugin also disconnects it (clients.c: mosquitto_kick_client_by_username)."""
+    names = [username] + ([username + AUX_SUFFIX] if role_name in AUXILIARY else [])
+    return {"commands": [{"command": "deleteClient", "username": name} for name in names]}

@@ -134,6 +134,11 @@ class MosquittoBroker:
             self.passwords[username] = password
         return username
 
+    def revoke(self, username: str, role: str) -> None:
+        """Delete an identity made by `identity()`; the broker disconnects it."""
+        self.control(dynsec.delete_client_commands(username, role))
+        self.passwords.pop(username, None)
+
     def control(
         self, commands: dict[str, object], timeout_s: float = 10.0
     ) -> list[dict[str, object]]:

@@ -201,6 +201,9 @@ class Probe:
         with self._lock:
             self.messages.clear()
 
+    def connected(self) -> bool:
+        return bool(self._client.is_connected())
+
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()

@@ -173,3 +173,21 @@ def test_shared_subscriptions_follow_the_same_grants(probe: MakeProbe, root: str
         client = probe(user)
         client.subscribe(shared, qos=0)
         assert getattr(client.last_subscribe_codes[0], "is_failure", True) is not allowed, user
+
+
+def test_an_identity_made_at_run_time_is_bound_and_revocable(broker: MosquittoBroker) -> None:
+    """What the deployer will do per analytic: create, use, revoke."""
+    username = broker.identity("audio-classifier")
+    password = broker.passwords[username]
+    with pytest.raises(ConnectRefused):  # its own credentials, another client id
+        Probe(broker, username, password, client_id="audio-classifier")
+    analytic = Probe(broker, username, password)
+    assert analytic.publish("edgegw/gwx/audio/m1/classes", b"{}") in (0, 16)
+    broker.revoke(username, "audio-classifier")
+    deadline = time.monotonic() + 5
+    while analytic.connected() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not analytic.connected(), "a revoked identity is disconnected"
+    analytic.close()
+    with pytest.raises(ConnectRefused):
+        Probe(broker, username, password)
