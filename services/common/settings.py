@@ -7,7 +7,7 @@ import socket
 import sys
 from typing import TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import gateway_root
@@ -45,6 +45,14 @@ class StageSettings(BaseSettings):
         "`hostname`: this host's name, for replicas started alike (compose --scale)",
     )
     keepalive_s: int = Field(default=30, ge=2, le=3600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replica_is_its_own_instance(cls, data: object) -> object:
+        # Two replicas must never tell their status apart by the default "0".
+        if isinstance(data, dict) and data.get("replica") and "instance" not in data:
+            return {**data, "instance": str(data["replica"])}
+        return data
 
     @field_validator("instance", mode="before")
     @classmethod

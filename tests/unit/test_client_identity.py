@@ -29,12 +29,23 @@ def test_a_stage_presents_its_identity_as_username_and_client_id() -> None:
     assert settings.mqtt_client_id("gas-average") == "gas-average"
     replica = StageSettings(mqtt_password="x", replica=2)
     assert replica.mqtt_client_id("object-detector") == "object-detector.2"
+    assert replica.instance == "2"  # not the default "0" another replica says
     named = StageSettings(mqtt_password="x", mqtt_username="gas-average.site1")
     assert named.mqtt_client_id("gas-average") == "gas-average.site1"
     assert named.mqtt_client_id("gas-average", auxiliary=True) == "gas-average.site1.aux"
     # The cloud broker binds nothing of ours and serves many gateways.
     cloud = CloudSettings(mqtt_password="x", mqtt_username="edge", gateway_id="gw", instance="0")
     assert cloud.mqtt_client_id("cloud-bridge") == "edge-gw-0"
+
+
+def test_a_replica_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGEGW_REPLICA", "3")
+    assert (StageSettings().mqtt_identity("object-detector"), StageSettings().instance) == (
+        "object-detector.3",
+        "3",
+    )
+    monkeypatch.setenv("EDGEGW_INSTANCE", "hostname-given")
+    assert StageSettings().instance == "hostname-given"
 
 
 async def test_doors_use_bound_ids_except_the_operator() -> None:
