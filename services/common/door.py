@@ -275,9 +275,7 @@ class MqttDoor:
             except* aiomqtt.MqttCodeError as group:
                 delay = self._connect_refused(group.exceptions[0])
             except* aiomqtt.MqttError as group:
-                delay = self._taken_over(group.exceptions[0])
-                if delay is None:
-                    log.warning("broker connection lost", extra={"error": str(group.exceptions[0])})
+                delay = self.connection_lost(group.exceptions[0])
             finally:
                 self.connected.clear()
                 self._client = None
@@ -305,12 +303,27 @@ class MqttDoor:
         self.metrics.count("online_reasserted")
         log.info("another instance went offline: online again", extra={"said": raw[:16]})
 
-    def _taken_over(self, error: BaseException) -> float | None:
+    @property
+    def identity(self) -> str:
+        """The username this door logs in with."""
+        return self._identity
+
+    @property
+    def client_id(self) -> str:
+        return self._client_id
+
+    def connection_lost(self, error: BaseException) -> float | None:
+        """Report a lost connection; the wait before reconnecting, or None for
+        the usual backoff."""
+        if not session_taken_over(error):
+            log.warning("broker connection lost", extra={"error": str(error)})
+            return None
+        return self._taken_over()
+
+    def _taken_over(self) -> float:
         """Another connection with our client id took the session: say so (an
         ERROR, `degraded` health for the rest of this run) and wait before
         taking it back, instead of kicking each other in a loop."""
-        if not session_taken_over(error):
-            return None
         self.metrics.count("session_taken_over")
         self.metrics.degraded = f"session taken over by another connection as {self._client_id}"
         log.error("session taken over", extra={"client_id": self._client_id})
@@ -318,7 +331,7 @@ class MqttDoor:
 
     def _connect_refused(self, error: BaseException) -> float | None:
         if session_taken_over(error):
-            return self._taken_over(error)
+            return self._taken_over()
         if credentials_refused(error):
             self.metrics.count("auth_refused")
             self.credentials_refused.set()

@@ -50,12 +50,12 @@ def test_a_replica_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
 
 async def test_doors_use_bound_ids_except_the_operator() -> None:
     settings = StageSettings(mqtt_password="x", gateway_id="gw", instance="a")
-    assert MqttDoor(settings, "gas-average")._client_id == "gas-average"
+    assert MqttDoor(settings, "gas-average").client_id == "gas-average"
     side = MqttDoor(settings, "alert-forwarder", announce=False)
-    assert (side._identity, side._client_id) == ("alert-forwarder.aux", "alert-forwarder.aux")
+    assert (side.identity, side.client_id) == ("alert-forwarder.aux", "alert-forwarder.aux")
     first = MqttDoor(settings, "operator", announce=False)
     second = MqttDoor(settings, "operator", announce=False)
-    assert first._identity == "operator" and first._client_id != second._client_id
+    assert first.identity == "operator" and first.client_id != second.client_id
 
 
 async def test_a_session_taken_over_is_an_error_and_degrades_health(
@@ -63,10 +63,10 @@ async def test_a_session_taken_over_is_an_error_and_degrades_health(
 ) -> None:
     settings = StageSettings(mqtt_password="x", auth_retry_s=7.0)
     door = MqttDoor(settings, "gas-average")
-    assert door._taken_over(_lost(128)) is None  # an ordinary loss: reconnect as usual
+    assert door.connection_lost(_lost(128)) is None  # an ordinary loss: the usual backoff
     assert door.metrics.degraded is None
     with caplog.at_level(logging.ERROR):
-        assert door._taken_over(_lost(142)) == 7.0  # no kicking back at once
+        assert door.connection_lost(_lost(142)) == 7.0  # no kicking back at once
     assert door.metrics.degraded is not None and "session taken over" in door.metrics.degraded
     assert door.metrics.counters["session_taken_over"] == 1
     assert [r.levelname for r in caplog.records if "taken over" in r.getMessage()] == ["ERROR"]
