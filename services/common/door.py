@@ -275,7 +275,7 @@ class MqttDoor:
             except* aiomqtt.MqttCodeError as group:
                 delay = self._connect_refused(group.exceptions[0])
             except* aiomqtt.MqttError as group:
-                delay = self.connection_lost(group.exceptions[0])
+                delay = self.report_lost_connection(group.exceptions[0])
             finally:
                 self.connected.clear()
                 self._client = None
@@ -312,7 +312,7 @@ class MqttDoor:
     def client_id(self) -> str:
         return self._client_id
 
-    def connection_lost(self, error: BaseException) -> float | None:
+    def report_lost_connection(self, error: BaseException) -> float | None:
         """Report a lost connection; the wait before reconnecting, or None for
         the usual backoff."""
         if not session_taken_over(error):

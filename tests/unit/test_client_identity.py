@@ -63,10 +63,10 @@ async def test_a_session_taken_over_is_an_error_and_degrades_health(
 ) -> None:
     settings = StageSettings(mqtt_password="x", auth_retry_s=7.0)
     door = MqttDoor(settings, "gas-average")
-    assert door.connection_lost(_lost(128)) is None  # an ordinary loss: the usual backoff
+    assert door.report_lost_connection(_lost(128)) is None  # an ordinary loss: the usual backoff
     assert door.metrics.degraded is None
     with caplog.at_level(logging.ERROR):
-        assert door.connection_lost(_lost(142)) == 7.0  # no kicking back at once
+        assert door.report_lost_connection(_lost(142)) == 7.0  # no kicking back at once
     assert door.metrics.degraded is not None and "session taken over" in door.metrics.degraded
     assert door.metrics.counters["session_taken_over"] == 1
     assert [r.levelname for r in caplog.records if "taken over" in r.getMessage()] == ["ERROR"]
