@@ -21,6 +21,7 @@ from schemas.qos import QosKnob, QosLevels
 from schemas.topics import CAMERA_CAPTURE, FRAME, MOTION, QOS_KNOB, QOS_LEVELS
 from schemas.video import MotionScore
 from services.camera_capture.capture import Captured, FileSource, LiveSource, is_live
+from services.camera_capture.jpeg_fit import FrameTooLarge, JpegFitter
 from services.camera_capture.levels import measure_levels
 from services.camera_capture.motion import MotionDecision, MotionGate, MotionSettings
 from services.camera_capture.settings import (
@@ -38,7 +39,14 @@ from services.common.door import (
 )
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
-from services.media.jpeg_frame import Frame, FrameMeta, encode_jpeg, resize_to_fit
+from services.media.jpeg_frame import (
+    MAX_FRAME_HEIGHT,
+    MAX_FRAME_WIDTH,
+    Frame,
+    FrameMeta,
+    fit_size,
+    resize_to_fit,
+)
 from services.media.video_profile import VideoProfile, load_video_profile
 
 log = logging.getLogger(__name__)
@@ -57,6 +65,7 @@ class Shot:
     width: int
     height: int
     raw: Frame
+    quality: int
 
 
 class CameraStage:
@@ -72,6 +81,9 @@ class CameraStage:
         self._seq = 0
         self._level_frames: list[Frame] = []
         self._levels_published = False
+        self._fitter = JpegFitter()
+        self._last_fit: tuple[int, int, int] | None = None  # width, height, quality
+        self._last_fit_lowered = False
         door.subscribe(QOS_KNOB, self.on_knob, analytic=settings.analytic)
 
     @property
@@ -106,8 +118,10 @@ class CameraStage:
             settings.source, loop=settings.loop, realtime=settings.file_pacing == "realtime"
         )
 
-    def _shoot(self, source: FileSource | LiveSource, knobs: CaptureConfig) -> Shot | None:
-        """Blocking: read, gate, shrink and encode one frame."""
+    def _shoot(
+        self, source: FileSource | LiveSource, knobs: CaptureConfig, max_bytes: int
+    ) -> Shot | None:
+        """Blocking: read, gate, shrink and encode one frame within `max_bytes`."""
         captured: Captured | None = source.next_frame()
         if captured is None:
             return None
@@ -115,11 +129,50 @@ class CameraStage:
         decision = self._gate.observe(captured.frame, ts)
         jpeg: bytes | None = None
         height, width = captured.frame.shape[:2]
+        quality = knobs.jpeg_quality
         if decision.publish:
             small = resize_to_fit(captured.frame, knobs.max_width, knobs.max_height)
-            height, width = small.shape[:2]
-            jpeg = encode_jpeg(small, knobs.jpeg_quality)
-        return Shot(ts, decision, jpeg, width, height, captured.frame)
+            try:
+                fitted = self._fitter.encode(small, knobs.jpeg_quality, max_bytes)
+            except FrameTooLarge as error:  # a broker limit of a few kB: nothing fits
+                log.warning("frame not sent", extra={"reason": str(error)})
+                return Shot(ts, decision, None, width, height, captured.frame, quality)
+            jpeg, width, height, quality = fitted.jpeg, fitted.width, fitted.height, fitted.quality
+        return Shot(ts, decision, jpeg, width, height, captured.frame, quality)
+
+    def _frame_limit(self) -> int:
+        """The largest JPEG the door publishes on the frame topic (its
+        properties sized for the longest values a frame carries)."""
+        widest = FrameMeta(10**12, time.time(), MAX_FRAME_WIDTH, MAX_FRAME_HEIGHT)
+        return self._door.payload_limit(
+            FRAME, user_properties=widest.to_properties(), camera=self._settings.camera
+        )
+
+    def _say_if_refitted(self, shot: Shot, knobs: CaptureConfig) -> None:
+        """Count every frame sent below the knobs' quality or size, and log
+        each change of what fitted."""
+        if shot.jpeg is None:
+            return
+        raw_height, raw_width = shot.raw.shape[:2]
+        asked = fit_size(raw_width, raw_height, knobs.max_width, knobs.max_height)
+        fitted = (shot.width, shot.height, shot.quality)
+        lowered = fitted != (*asked, knobs.jpeg_quality)
+        if lowered:
+            self._door.metrics.count("frames_refitted")
+        if fitted != self._last_fit:
+            if lowered:
+                log.warning(
+                    "frame over the publish limit: quality or size lowered to fit",
+                    extra={
+                        "asked": f"{asked[0]}x{asked[1]} q{knobs.jpeg_quality}",
+                        "sent": f"{shot.width}x{shot.height} q{shot.quality}",
+                        "bytes": len(shot.jpeg),
+                        "limit": self._frame_limit(),
+                    },
+                )
+            elif self._last_fit is not None and self._last_fit_lowered:
+                log.info("frames fit again at the knobs' quality and size")
+            self._last_fit, self._last_fit_lowered = fitted, lowered
 
     async def capture(self, stop: asyncio.Event) -> None:
         source = await asyncio.to_thread(self._open_source)
@@ -146,7 +199,7 @@ class CameraStage:
             period = 1.0 / knobs.fps
             # A late tick does not bunch the next ones up: pace from now.
             due = max(due + period, time.monotonic())
-            shot = await asyncio.to_thread(self._shoot, source, knobs)
+            shot = await asyncio.to_thread(self._shoot, source, knobs, self._frame_limit())
             if shot is None:
                 if isinstance(source, LiveSource):
                     self._door.metrics.count("camera_stalls")
@@ -155,6 +208,7 @@ class CameraStage:
                 break
             captured += 1
             self._door.metrics.count("frames_captured")
+            self._say_if_refitted(shot, knobs)
             await self._publish(shot, knobs)
             await self._maybe_publish_levels(shot.raw)
             if settings.max_frames and captured >= settings.max_frames:
@@ -187,6 +241,7 @@ class CameraStage:
             self._door.metrics.gauge("width", shot.width)
             self._door.metrics.gauge("height", shot.height)
             self._door.metrics.gauge("fps", knobs.fps)
+            self._door.metrics.gauge("jpeg_quality", shot.quality)
 
     async def _maybe_publish_levels(self, frame: Frame) -> None:
         settings = self._settings

@@ -34,7 +34,7 @@ from schemas.envelope import Envelope
 from schemas.service import OFFLINE, ONLINE, DeadLetter
 from schemas.topics import DEAD_LETTER, STATUS, TopicSpec
 from services.common.backoff import Backoff
-from services.common.library_seams import acknowledge
+from services.common.library_seams import acknowledge, broker_maximum_packet_size
 from services.common.messages import Handler as Handler
 from services.common.messages import InvalidMessage as InvalidMessage
 from services.common.messages import LeaveUnacknowledged as LeaveUnacknowledged
@@ -42,6 +42,8 @@ from services.common.messages import PublishFailed as PublishFailed
 from services.common.messages import Received as Received
 from services.common.messages import describe_validation_error as describe_validation_error
 from services.common.own_status import OwnStatus, ignore
+from services.common.packet_size import TooLarge as TooLarge
+from services.common.packet_size import max_payload_bytes, publish_packet_bytes
 from services.common.settings import StageSettings
 from services.common.stage_client import (
     build_client,
@@ -96,6 +98,7 @@ class MqttDoor:
         self._dispatching = False
         self._own_status: OwnStatus | None = None  # set by run() for announcing stages
         self._status_properties = publish_properties(status_properties(settings))
+        self._broker_max_packet: int | None = None  # from the CONNACK
 
     # -- registration --------------------------------------------------------
 
@@ -154,15 +157,58 @@ class MqttDoor:
         UTF-8; None on a retained JSON topic clears it); waits for the
         broker's PUBACK at QoS 1.
 
-        Raises PublishFailed if not connected within `wait_s` or unconfirmed.
+        Raises PublishFailed if not connected within `wait_s` or unconfirmed,
+        TooLarge (a PublishFailed) without sending when the message is over
+        the topic's `max_bytes` or the broker's Maximum Packet Size.
         """
         if not spec.may_publish(self.user, params):
             raise PermissionError(f"{self.user} may not publish on {spec.name}")
         topic = spec.topic(self.root, **params)
         data = self._encode(spec, payload)
         retained = spec.retained if retain is None else retain
+        self._refuse_oversize(spec, topic, data, user_properties)
         await self._send(topic, data, spec.qos, retained, user_properties, wait_s)
         self.metrics.count("published")
+
+    def payload_limit(
+        self, spec: TopicSpec[Any], *, user_properties: dict[str, str] | None = None, **params: str
+    ) -> int:
+        """The largest payload `publish` sends on this topic with these
+        properties: the topic's `max_bytes`, and what fits in the broker's
+        Maximum Packet Size (known once connected)."""
+        limit = spec.max_bytes
+        if self._broker_max_packet is not None:
+            topic = spec.topic(self.root, **params)
+            properties = publish_properties(user_properties)
+            fits = max_payload_bytes(topic, spec.qos, properties, self._broker_max_packet)
+            limit = min(limit, fits)
+        return limit
+
+    def _refuse_oversize(
+        self,
+        spec: TopicSpec[Any],
+        topic: str,
+        data: bytes,
+        user_properties: dict[str, str] | None,
+    ) -> None:
+        """Raise TooLarge for a message the topic or the broker would refuse:
+        the broker would drop the connection, not just the message."""
+        refusal: TooLarge | None = None
+        if len(data) > spec.max_bytes:
+            refusal = TooLarge(topic, len(data), spec.max_bytes, f"topic {spec.name}")
+        elif self._broker_max_packet is not None:
+            properties = publish_properties(user_properties)
+            size = publish_packet_bytes(topic, len(data), spec.qos, properties)
+            if size > self._broker_max_packet:
+                limit = self._broker_max_packet
+                refusal = TooLarge(topic, size, limit, "the broker's maximum packet size")
+        if refusal is not None:
+            self.metrics.count("too_large")
+            log.warning(
+                "message too large: not published",
+                extra={"topic": topic, "bytes": refusal.size, "limit": refusal.limit},
+            )
+            raise refusal
 
     async def forward(
         self,
@@ -327,6 +373,9 @@ class MqttDoor:
         if epoch > 1:
             self.reconnects += 1
         self._client = client
+        # Kept across reconnects: a publish waiting for the next connect is
+        # still checked against the last broker's word.
+        self._broker_max_packet = broker_maximum_packet_size(client)
         filters = self._subscriptions.filters()
         if filters:
             await client.subscribe(filters)
