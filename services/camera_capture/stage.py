@@ -20,7 +20,14 @@ from pydantic import ValidationError
 from schemas.qos import QosKnob, QosLevels
 from schemas.topics import CAMERA_CAPTURE, FRAME, MOTION, QOS_KNOB, QOS_LEVELS
 from schemas.video import MotionScore
-from services.camera_capture.capture import Captured, FileSource, LiveSource, is_live
+from services.camera_capture.capture import (
+    Captured,
+    FileSource,
+    LiveSource,
+    SourceError,
+    check_source,
+    is_live,
+)
 from services.camera_capture.jpeg_fit import FrameTooLarge, JpegFitter
 from services.camera_capture.levels import measure_levels
 from services.camera_capture.motion import MotionDecision, MotionGate, MotionSettings
@@ -30,6 +37,7 @@ from services.camera_capture.settings import (
     KnobParams,
     effective_knobs,
 )
+from services.common.backoff import Backoff
 from services.common.door import (
     InvalidMessage,
     MqttDoor,
@@ -53,6 +61,11 @@ log = logging.getLogger(__name__)
 # Frames whose JPEG sizes price the QoS levels: spread over the first seconds.
 LEVEL_SAMPLE_EVERY = 10
 LEVEL_SAMPLES = 3
+# A source that fails (a stream drops, a device is unplugged, a file goes) is
+# opened again after 1, 2, 4 ... s, at most 30 s apart (with jitter).
+SOURCE_RETRY_INITIAL_S = 1.0
+SOURCE_RETRY_MAX_S = 30.0
+SOURCE_DOWN = "camera source unavailable"
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,7 @@ class CameraStage:
         self._seq = 0
         self._level_frames: list[Frame] = []
         self._levels_published = False
+        self._captured = 0
         self._fitter = JpegFitter()
         self._last_fit: tuple[int, int, int] | None = None  # width, height, quality
         self._last_fit_lowered = False
@@ -175,16 +189,54 @@ class CameraStage:
             self._last_fit, self._last_fit_lowered = fitted, lowered
 
     async def capture(self, stop: asyncio.Event) -> None:
-        source = await asyncio.to_thread(self._open_source)
-        try:
-            await self._capture_loop(source, stop)
-        finally:
-            await asyncio.to_thread(source.close)
+        """Capture until stopped or the source ends; a source that fails is
+        opened again with backoff while health says `degraded`."""
+        backoff = Backoff(SOURCE_RETRY_INITIAL_S, SOURCE_RETRY_MAX_S)
+        while not stop.is_set():
+            try:
+                source = await asyncio.to_thread(self._open_source)
+            except SourceError as error:
+                await self._source_down(error, backoff, stop)
+                continue
+            failure: SourceError | None = None
+            try:
+                await self._capture_loop(source, stop, backoff)
+            except SourceError as error:
+                failure = error
+            finally:
+                await asyncio.to_thread(source.close)
+            if failure is None:
+                break
+            await self._source_down(failure, backoff, stop)
+        stop.set()  # a finite source ends the stage
 
-    async def _capture_loop(self, source: FileSource | LiveSource, stop: asyncio.Event) -> None:
+    async def _source_down(self, error: SourceError, backoff: Backoff, stop: asyncio.Event) -> None:
+        """Report the failed source (health `degraded`) and wait out the backoff."""
+        delay = backoff.next_delay()
+        reason = f"{SOURCE_DOWN}: {error}"
+        metrics = self._door.metrics
+        metrics.count("source_failures")
+        if metrics.degraded != reason:
+            log.warning("camera source failed: retrying", extra={"error": str(error)})
+        metrics.degraded = reason
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+
+    def _source_up(self, backoff: Backoff) -> None:
+        metrics = self._door.metrics
+        if metrics.degraded is not None and metrics.degraded.startswith(SOURCE_DOWN):
+            metrics.degraded = None
+            metrics.count("source_recoveries")
+            log.info("camera source back")
+        backoff.reset()
+
+    async def _capture_loop(
+        self, source: FileSource | LiveSource, stop: asyncio.Event, backoff: Backoff
+    ) -> None:
+        """Frames until stopped, the source ends or `max_frames`; SourceError
+        when the source fails."""
         settings = self._settings
         due = time.monotonic()
-        captured = 0
         while not stop.is_set():
             knobs = self.knobs
             motion = self._motion_settings(knobs)
@@ -204,17 +256,17 @@ class CameraStage:
                 if isinstance(source, LiveSource):
                     self._door.metrics.count("camera_stalls")
                     continue
-                log.info("source ended", extra={"frames": captured})
+                log.info("source ended", extra={"frames": self._captured})
                 break
-            captured += 1
+            self._source_up(backoff)
+            self._captured += 1
             self._door.metrics.count("frames_captured")
             self._say_if_refitted(shot, knobs)
             await self._publish(shot, knobs)
             await self._maybe_publish_levels(shot.raw)
-            if settings.max_frames and captured >= settings.max_frames:
-                log.info("max_frames reached", extra={"frames": captured})
+            if settings.max_frames and self._captured >= settings.max_frames:
+                log.info("max_frames reached", extra={"frames": self._captured})
                 break
-        stop.set()  # a finite source ends the stage
 
     async def _publish(self, shot: Shot, knobs: CaptureConfig) -> None:
         seq = self._seq
@@ -271,6 +323,8 @@ class CameraStage:
 
 
 async def run(settings: CameraCaptureSettings, stop: asyncio.Event | None = None) -> None:
+    """Raises SourceError before connecting when the source can never work."""
+    await asyncio.to_thread(check_source, settings.source)
     # A missing or broken profile fails here, at start-up, naming the file.
     profile = await asyncio.to_thread(load_video_profile, settings.levels_profile)
     door = MqttDoor(settings, CAMERA_CAPTURE)

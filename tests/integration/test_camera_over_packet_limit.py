@@ -21,7 +21,7 @@ BROKER_MAX_PACKET = 4 * 1024 * 1024
 
 def noise_video(path: Path, frames: int = 3) -> Path:
     """A 3840x2160 video of random pixels (MJPG)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 2, (3840, 2160))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 2, (3840, 2160))
     rng = np.random.default_rng(7)
     for _ in range(frames):
         writer.write(rng.integers(0, 256, (2160, 3840, 3), dtype=np.uint8))
