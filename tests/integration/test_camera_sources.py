@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import shutil
 import socket
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
@@ -42,6 +44,54 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+class MjpegCamera:
+    """A network camera on loopback: an endless multipart MJPEG stream over
+    HTTP at 10 fps (as many IP cameras serve), which can be switched off
+    (open streams end, new connections are refused) and on again."""
+
+    def __init__(self) -> None:
+        self._jpeg = bytes(cv2.imencode(".jpg", np.full((120, 160, 3), 90, np.uint8))[1])
+        self._on = threading.Event()
+        self.port = closed_port()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/stream.mjpg"
+
+    def start(self) -> None:
+        camera = self
+
+        class Stream(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                try:
+                    while camera._on.is_set():
+                        jpeg = camera._jpeg
+                        self.wfile.write(part % len(jpeg) + jpeg + b"\r\n")
+                        time.sleep(0.1)
+                except OSError:
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._on.set()
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Stream)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._on.clear()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
 
 
 def wait_exit(process: StageProcess, timeout_s: float) -> int:
@@ -137,3 +187,33 @@ def test_a_file_that_goes_away_is_retried_and_recovers(
     statuses = [m.payload for m in observer.received() if m.topic.endswith("status/camera-capture")]
     assert b"offline" not in statuses
     stop_within_twice_grace(camera)
+
+
+def test_a_live_stream_that_drops_is_retried_and_recovers(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
+    observer = probe("operator")
+    observer.subscribe(f"{root}/#", qos=1)
+    frames = probe("object-detector")
+    frames.subscribe(f"{root}/camera/+/frame", qos=0)
+    network_camera = MjpegCamera()
+    network_camera.start()
+    try:
+        camera = stage("camera-capture", EDGEGW_SOURCE=network_camera.url, **QUICK)
+        wait_online(observer, root, "camera-capture")
+        frames.wait_for(lambda m: True, count=5, timeout_s=20)
+        network_camera.stop()  # the stream drops and the camera stays away
+        health_of(observer, root, "degraded")
+        assert camera.poll() is None, camera.output()
+        frames.clear()
+        network_camera.start()
+        frames.wait_for(lambda m: True, count=5, timeout_s=40)
+        observer.clear()
+        health_of(observer, root, "ok")
+        statuses = [
+            m.payload for m in observer.received() if m.topic.endswith("status/camera-capture")
+        ]
+        assert b"offline" not in statuses
+        stop_within_twice_grace(camera)
+    finally:
+        network_camera.stop()
