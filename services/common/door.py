@@ -43,7 +43,7 @@ from services.common.messages import Received as Received
 from services.common.messages import describe_validation_error as describe_validation_error
 from services.common.own_status import OwnStatus, ignore
 from services.common.packet_size import TooLarge as TooLarge
-from services.common.packet_size import max_payload_bytes, publish_packet_bytes
+from services.common.packet_size import largest_payload, oversize
 from services.common.settings import StageSettings
 from services.common.stage_client import (
     build_client,
@@ -174,34 +174,16 @@ class MqttDoor:
         self, spec: TopicSpec[Any], *, user_properties: dict[str, str] | None = None, **params: str
     ) -> int:
         """The largest payload `publish` sends on this topic with these
-        properties: the topic's `max_bytes`, and what fits in the broker's
-        Maximum Packet Size (known once connected)."""
-        limit = spec.max_bytes
-        if self._broker_max_packet is not None:
-            topic = spec.topic(self.root, **params)
-            properties = publish_properties(user_properties)
-            fits = max_payload_bytes(topic, spec.qos, properties, self._broker_max_packet)
-            limit = min(limit, fits)
-        return limit
+        properties (the broker's limit counts once connected)."""
+        topic = spec.topic(self.root, **params)
+        return largest_payload(spec, topic, user_properties, self._broker_max_packet)
 
     def _refuse_oversize(
-        self,
-        spec: TopicSpec[Any],
-        topic: str,
-        data: bytes,
-        user_properties: dict[str, str] | None,
+        self, spec: TopicSpec[Any], topic: str, data: bytes, user_properties: dict[str, str] | None
     ) -> None:
-        """Raise TooLarge for a message the topic or the broker would refuse:
-        the broker would drop the connection, not just the message."""
-        refusal: TooLarge | None = None
-        if len(data) > spec.max_bytes:
-            refusal = TooLarge(topic, len(data), spec.max_bytes, f"topic {spec.name}")
-        elif self._broker_max_packet is not None:
-            properties = publish_properties(user_properties)
-            size = publish_packet_bytes(topic, len(data), spec.qos, properties)
-            if size > self._broker_max_packet:
-                limit = self._broker_max_packet
-                refusal = TooLarge(topic, size, limit, "the broker's maximum packet size")
+        """Raise TooLarge for what the topic or the broker would refuse: the
+        broker would drop the connection, not just the message."""
+        refusal = oversize(spec, topic, len(data), user_properties, self._broker_max_packet)
         if refusal is not None:
             self.metrics.count("too_large")
             log.warning(

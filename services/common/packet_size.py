@@ -10,9 +10,13 @@ refuses it locally (`TooLarge`) instead.
 
 from __future__ import annotations
 
+from typing import Any
+
 from paho.mqtt.properties import Properties
 
+from schemas.topic_spec import TopicSpec
 from services.common.messages import PublishFailed
+from services.common.stage_client import publish_properties
 
 
 class TooLarge(PublishFailed):
@@ -53,3 +57,36 @@ def max_payload_bytes(
     while payload > 0 and publish_packet_bytes(topic, payload, qos, properties) > max_packet_bytes:
         payload -= 1
     return max(0, payload)
+
+
+def largest_payload(
+    spec: TopicSpec[Any],
+    topic: str,
+    user_properties: dict[str, str] | None,
+    broker_max_packet: int | None,
+) -> int:
+    """The largest payload of `spec` on `topic` that neither the topic's
+    `max_bytes` nor the broker's packet limit (None: unknown yet) refuses."""
+    if broker_max_packet is None:
+        return spec.max_bytes
+    properties = publish_properties(user_properties)
+    return min(spec.max_bytes, max_payload_bytes(topic, spec.qos, properties, broker_max_packet))
+
+
+def oversize(
+    spec: TopicSpec[Any],
+    topic: str,
+    payload_bytes: int,
+    user_properties: dict[str, str] | None,
+    broker_max_packet: int | None,
+) -> TooLarge | None:
+    """Why this message must not be sent, or None when it fits."""
+    if payload_bytes > spec.max_bytes:
+        return TooLarge(topic, payload_bytes, spec.max_bytes, f"topic {spec.name}")
+    if broker_max_packet is None:
+        return None
+    properties = publish_properties(user_properties)
+    size = publish_packet_bytes(topic, payload_bytes, spec.qos, properties)
+    if size > broker_max_packet:
+        return TooLarge(topic, size, broker_max_packet, "the broker's maximum packet size")
+    return None
