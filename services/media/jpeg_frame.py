@@ -32,8 +32,10 @@ _START_OF_SCAN = 0xDA
 _END_OF_IMAGE = 0xD9
 # Markers without a length field: TEM and RST0-7 (SOI/EOI are handled apart).
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
-# A real header has a dozen segments before its SOF; this bounds the scan.
+# A real header has a dozen segments before its SOF; this bounds the scan
+# (at most 64 segments of at most 64 KiB each, and their fill bytes).
 _MAX_SEGMENTS = 64
+_MAX_FILL_BYTES = 16
 
 
 class CorruptJpegError(ValueError):
@@ -119,7 +121,8 @@ def jpeg_dimensions(data: bytes) -> tuple[int, int]:
     """(width, height) from a JPEG's start-of-frame header, without decoding.
 
     Walks the marker segments from the start (at most `_MAX_SEGMENTS`, each
-    skipped by its length field, never reading past `data`); raises
+    skipped by its length field, never reading past `data`: about a kB read at
+    most, whatever the size of `data`); raises
     CorruptJpegError when there is no well-formed SOF before the first scan.
     """
     if not data.startswith(_JPEG_START):
@@ -128,10 +131,11 @@ def jpeg_dimensions(data: bytes) -> tuple[int, int]:
     for _ in range(_MAX_SEGMENTS):
         if position >= len(data) or data[position] != 0xFF:
             break
-        # Any number of 0xFF fill bytes may precede a marker.
-        while position < len(data) and data[position] == 0xFF:
+        # 0xFF fill bytes may precede a marker; more than a few are not a camera's.
+        fill_end = min(len(data), position + _MAX_FILL_BYTES)
+        while position < fill_end and data[position] == 0xFF:
             position += 1
-        if position >= len(data):
+        if position >= fill_end:
             break
         marker = data[position]
         position += 1

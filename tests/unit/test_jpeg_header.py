@@ -83,6 +83,11 @@ def test_no_header_is_a_corrupt_jpeg(bad: bytes) -> None:
         jpeg_dimensions(StrictBytes(bad))
 
 
+def test_a_run_of_fill_bytes_is_refused_without_scanning_it() -> None:
+    with pytest.raises(CorruptJpegError):
+        jpeg_dimensions(StrictBytes(b"\xff\xd8" + b"\xff" * 4_000_000))
+
+
 @given(st.binary(max_size=512))
 def test_random_bytes_give_dimensions_or_the_modules_error(data: bytes) -> None:
     for candidate in (data, b"\xff\xd8" + data, b"\xff\xd8\xff" + data):
