@@ -68,6 +68,12 @@ SOURCE_RETRY_MAX_S = 30.0
 SOURCE_DOWN = "camera source unavailable"
 
 
+def frame_bounds(knobs: CaptureConfig) -> tuple[int, int]:
+    """The knobs' frame size, never over what receivers accept (they refuse
+    a larger JPEG from its header)."""
+    return min(knobs.max_width, MAX_FRAME_WIDTH), min(knobs.max_height, MAX_FRAME_HEIGHT)
+
+
 @dataclass(frozen=True)
 class Shot:
     """One captured frame after the gate: the JPEG is None when gated out."""
@@ -145,7 +151,7 @@ class CameraStage:
         height, width = captured.frame.shape[:2]
         quality = knobs.jpeg_quality
         if decision.publish:
-            small = resize_to_fit(captured.frame, knobs.max_width, knobs.max_height)
+            small = resize_to_fit(captured.frame, *frame_bounds(knobs))
             try:
                 fitted = self._fitter.encode(small, knobs.jpeg_quality, max_bytes)
             except FrameTooLarge as error:  # a broker limit of a few kB: nothing fits
@@ -168,7 +174,7 @@ class CameraStage:
         if shot.jpeg is None:
             return
         raw_height, raw_width = shot.raw.shape[:2]
-        asked = fit_size(raw_width, raw_height, knobs.max_width, knobs.max_height)
+        asked = fit_size(raw_width, raw_height, *frame_bounds(knobs))
         fitted = (shot.width, shot.height, shot.quality)
         lowered = fitted != (*asked, knobs.jpeg_quality)
         if lowered:

@@ -15,8 +15,16 @@ from paho.mqtt.properties import Properties
 from schemas.topic_spec import KIB
 from schemas.topics import FRAME, REGISTRY, SNAPSHOT
 from services.camera_capture.jpeg_fit import MIN_QUALITY, JpegFitter
+from services.camera_capture.settings import CaptureConfig
+from services.camera_capture.stage import frame_bounds
 from services.common.packet_size import max_payload_bytes, publish_packet_bytes
-from services.media.jpeg_frame import Frame, encode_jpeg, jpeg_dimensions
+from services.media.jpeg_frame import (
+    MAX_FRAME_HEIGHT,
+    MAX_FRAME_WIDTH,
+    Frame,
+    encode_jpeg,
+    jpeg_dimensions,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 ROOM_FOR_TOPIC_AND_PROPERTIES = 64 * KIB
@@ -94,3 +102,9 @@ def test_a_frame_that_fits_is_sent_as_asked_and_quality_comes_back() -> None:
     assert qualities == sorted(qualities)
     settled = fitter.encode(calm, 90, limit)
     assert not settled.lowered and (settled.width, settled.height) == (640, 480)
+
+
+def test_camera_frames_never_exceed_what_receivers_accept() -> None:
+    widest = CaptureConfig.model_construct(max_width=100_000, max_height=100_000)
+    assert frame_bounds(widest) == (MAX_FRAME_WIDTH, MAX_FRAME_HEIGHT)
+    assert frame_bounds(CaptureConfig()) == (1280, 720)
