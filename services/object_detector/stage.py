@@ -117,7 +117,7 @@ class DetectorStage:
 
     def config_of(self, camera: str) -> DetectorConfig:
         """The config in force for `camera`: the operator's, with its knob laid over."""
-        return effective_config(self.config.current, self._knobs.get(camera))
+        return effective_config(self.config.current.for_camera(camera), self._knobs.get(camera))
 
     async def on_knob(self, message: Received[QosKnob | None]) -> None:
         camera = source_of("detector", message.params["analytic"])
@@ -143,6 +143,9 @@ class DetectorStage:
         # never takes a slot; the decode itself runs in the worker's thread.
         if not raw.startswith(b"\xff\xd8") or b"\xff\xd9" not in raw[-16:]:
             raise InvalidMessage(f"not a complete JPEG: {len(raw)} bytes starting {raw[:4].hex()}")
+        if not self.config.current.detects(message.params["camera"]):
+            self._door.metrics.count("frames_not_detected")  # its detect switch is off
+            return
         frame = PendingFrame(
             message.topic, message.params["camera"], raw, seq, capture_ts, width, height
         )
