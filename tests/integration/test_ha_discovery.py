@@ -10,6 +10,7 @@ Home Assistant does (README, "Home Assistant").
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import orjson
 
@@ -34,8 +35,7 @@ def _start_discovery(stage: StartStage, probe: MakeProbe, root: str) -> Probe:
     return ha
 
 
-def _since(ha: Probe, where: object, since: float, timeout_s: float = 10.0) -> Seen:
-    assert callable(where)
+def _since(ha: Probe, where: Callable[[Seen], bool], since: float, timeout_s: float = 10.0) -> Seen:
     return ha.wait_for(lambda m: m.at >= since and where(m), timeout_s=timeout_s)[0]
 
 
@@ -115,10 +115,8 @@ def test_a_withdrawn_analytic_and_a_gone_stage_remove_their_devices(
             levels_payload("audio-classifier", f"audio.{mic}", AUDIO_LEVELS),
             retain=True,
         )
-    for mic in ("hall", "porch"):
-        ha.wait_for(
-            lambda m, mic=mic: m.topic == _device_topic(gateway_id, "mic", mic) and bool(m.payload)
-        )
+    devices = {_device_topic(gateway_id, "mic", mic) for mic in ("hall", "porch")}
+    ha.wait_for(lambda m: m.topic in devices and bool(m.payload), count=2)
 
     sent = time.time()
     audio.publish(f"{root}/qos/audio.hall/levels", b"", retain=True)  # withdrawn
