@@ -1,12 +1,13 @@
 """`edgegw top`: every stage live — message rates in and out, drops, dead
 letters, resident memory — from the `metrics/<stage>` each stage publishes
-every `health_interval_s`. Rates are the counters' change between a stage's
-last two reports."""
+every `health_interval_s`. Rates are the counters' change over the stage's
+reports of about the last `window_s`."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections import deque
 from dataclasses import dataclass, field
 
 from schemas.service import Health, Metrics
@@ -18,6 +19,7 @@ from services.common.settings import StageSettings
 
 Key = tuple[str, str]  # (gateway, stage)
 CLEAR = "\x1b[2J\x1b[H"
+HISTORY = 64  # reports kept per stage
 HEADERS = (
     "gateway",
     "stage",
@@ -43,14 +45,16 @@ class StageLine:
     status: str = "?"
     health: Health | None = None
     last: Metrics | None = None
+    history: deque[Metrics] = field(default_factory=lambda: deque(maxlen=HISTORY))
     rates: dict[str, float] = field(default_factory=dict)
 
 
 class TopBoard:
     """What `top` shows; fed by the MQTT handlers, no I/O."""
 
-    def __init__(self) -> None:
+    def __init__(self, window_s: float = 10.0) -> None:
         self.lines: dict[Key, StageLine] = {}
+        self.window_s = window_s  # rates are over about this long
 
     def _line(self, key: Key) -> StageLine:
         return self.lines.setdefault(key, StageLine())
@@ -63,16 +67,27 @@ class TopBoard:
 
     def observe_metrics(self, key: Key, metrics: Metrics) -> None:
         line = self._line(key)
-        previous, line.last = line.last, metrics
-        if previous is None or metrics.ts <= previous.ts:
+        if line.last is not None and metrics.ts <= line.last.ts:
             return
-        elapsed = metrics.ts - previous.ts
-        line.rates = {
-            name: (count - previous.counters.get(name, 0)) / elapsed
-            for name, count in metrics.counters.items()
-            # A restarted stage counts from zero again: no rate for that step.
-            if count >= previous.counters.get(name, 0)
-        }
+        restarted = line.last is not None and any(
+            count < line.last.counters.get(name, 0) for name, count in metrics.counters.items()
+        )
+        if restarted:  # a restarted stage counts from zero again
+            line.history.clear()
+        line.history.append(metrics)
+        while len(line.history) > 2 and metrics.ts - line.history[1].ts >= self.window_s:
+            line.history.popleft()
+        line.last = metrics
+        base = line.history[0]
+        elapsed = metrics.ts - base.ts
+        line.rates = (
+            {
+                name: (count - base.counters.get(name, 0)) / elapsed
+                for name, count in metrics.counters.items()
+            }
+            if elapsed > 0
+            else {}
+        )
 
     def rows(self) -> list[list[object]]:
         rows: list[list[object]] = []
