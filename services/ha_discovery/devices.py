@@ -103,7 +103,7 @@ class GatewayView:
         found: dict[tuple[SourceKind, str], list[str]] = {}
         for analytic in sorted(self.levels):
             parsed = parse_analytic(analytic)
-            if parsed is None or parsed[0] == "uplink":
+            if parsed is None or analytic == UPLINK_ANALYTIC:
                 continue
             kind, source = parsed
             found.setdefault((SOURCE_OF_KIND[kind], source), []).append(analytic)
