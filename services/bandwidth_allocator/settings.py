@@ -41,14 +41,14 @@ class AllocatorConfig(Model):
     )
     solver: str = Field(default="dp", description="dp, fptas, greedy_hull, or a baseline")
     eps: float = Field(default=FPTAS_DEFAULT_EPS, gt=0, lt=1, description="FPTAS accuracy")
-    weights: dict[str, float] = Field(
-        default_factory=dict, description="operator weight per analytic name"
-    )
-    default_weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
     pinned_levels: dict[str, str] = Field(
         default_factory=dict,
         description="analytic -> the level it must run at (the solver chooses the others)",
     )
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="operator weight per analytic name"
+    )
+    default_weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
 
     _check_solver = field_validator("solver")(_known_solver)
 
