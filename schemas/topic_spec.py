@@ -74,6 +74,9 @@ class TopicSpec(Generic[P]):
     subscribers: frozenset[str]
     max_bytes: int = 64 * KIB
     models: tuple[type[Envelope], ...] = ()
+    # False: the template is a whole topic outside the gateway's tree (Home
+    # Assistant's `homeassistant/...`); the root is not prefixed.
+    rooted: bool = True
     params: tuple[str, ...] = field(init=False)
     _adapter: TypeAdapter[Any] | None = field(init=False, repr=False)
 
@@ -102,17 +105,20 @@ class TopicSpec(Generic[P]):
         for key, value in params.items():
             if not _PARAM_VALUE.fullmatch(value):
                 raise TopicError(f"{self.name}: {key}={value!r} is not a valid topic level")
-        return f"{root}/{self.template.format(**params)}"
+        return self._under(root, self.template.format(**params))
+
+    def _under(self, root: str, relative: str) -> str:
+        return f"{root}/{relative}" if self.rooted else relative
 
     def filter(self, root: str, **params: str) -> str:
         """A subscription filter: parameters not given become `+`."""
         levels = {p: params.get(p, "+") for p in self.params}
-        return f"{root}/{self.template.format(**levels)}"
+        return self._under(root, self.template.format(**levels))
 
     def match(self, root: str, topic: str) -> dict[str, str] | None:
         """The parameters of `topic` if it is an instance of this spec under
         `root` (whose levels may be `+`), else None."""
-        patterns = root.split("/") + self.template.split("/")
+        patterns = (root.split("/") if self.rooted else []) + self.template.split("/")
         levels = topic.split("/")
         if len(levels) != len(patterns):
             return None
@@ -153,6 +159,7 @@ def spec_of(
     publishers: tuple[str, ...],
     subscribers: tuple[str, ...],
     max_bytes: int = 64 * KIB,
+    rooted: bool = True,
     models: tuple[type[A], type[B], type[C]],
 ) -> TopicSpec[A | B | C]: ...
 
@@ -168,6 +175,7 @@ def spec_of(
     publishers: tuple[str, ...],
     subscribers: tuple[str, ...],
     max_bytes: int = 64 * KIB,
+    rooted: bool = True,
     models: tuple[type[A], type[B]],
 ) -> TopicSpec[A | B]: ...
 
@@ -183,6 +191,7 @@ def spec_of(
     publishers: tuple[str, ...],
     subscribers: tuple[str, ...],
     max_bytes: int = 64 * KIB,
+    rooted: bool = True,
 ) -> TopicSpec[M]: ...
 
 
@@ -197,6 +206,7 @@ def spec_of(
     publishers: tuple[str, ...],
     subscribers: tuple[str, ...],
     max_bytes: int = 64 * KIB,
+    rooted: bool = True,
 ) -> TopicSpec[M | None]: ...
 
 
@@ -211,6 +221,7 @@ def spec_of(
     publishers: tuple[str, ...],
     subscribers: tuple[str, ...],
     max_bytes: int = 64 * KIB,
+    rooted: bool = True,
 ) -> TopicSpec[bytes]: ...
 
 
@@ -224,6 +235,7 @@ def spec_of(
     publishers: tuple[str, ...],
     subscribers: tuple[str, ...],
     max_bytes: int = 64 * KIB,
+    rooted: bool = True,
     models: tuple[type[Envelope], ...] = (),
 ) -> AnyTopicSpec:
     """A topic of the registry. Its payload type follows from `payload`: a
@@ -241,4 +253,5 @@ def spec_of(
         subscribers=frozenset(subscribers),
         max_bytes=max_bytes,
         models=models,
+        rooted=rooted,
     )

@@ -36,6 +36,8 @@ CLOUD_BRIDGE: Final = "cloud-bridge"
 BANDWIDTH_ALLOCATOR: Final = "bandwidth-allocator"
 TELEMETRY_RECORDER: Final = "telemetry-recorder"
 DEPLOYER: Final = "deployer"
+HA_DISCOVERY: Final = "ha-discovery"
+METRICS_EXPORTER: Final = "metrics-exporter"
 # The operator's CLI (`edgegw alerts|status|config`) and any dashboard.
 OPERATOR: Final = "operator"
 
@@ -51,6 +53,8 @@ STAGES: Final = (
     BANDWIDTH_ALLOCATOR,
     TELEMETRY_RECORDER,
     DEPLOYER,
+    HA_DISCOVERY,
+    METRICS_EXPORTER,
 )
 USERS: Final = (*STAGES, OPERATOR)
 
@@ -93,7 +97,7 @@ GAS_AVERAGE_RESULT = spec_of(
     GasAverage,
     qos=0,
     publishers=(GAS_AVERAGE,),
-    subscribers=(TELEMETRY_RECORDER, OPERATOR),
+    subscribers=(TELEMETRY_RECORDER, OPERATOR, HA_DISCOVERY),
     max_bytes=4 * KIB,
 )
 EVENT = spec_of(
@@ -158,7 +162,7 @@ ALERT = spec_of(
     Alert,
     qos=1,
     publishers=(ALERT_FORWARDER,),
-    subscribers=(CLOUD_BRIDGE, TELEMETRY_RECORDER, OPERATOR),
+    subscribers=(CLOUD_BRIDGE, TELEMETRY_RECORDER, OPERATOR, HA_DISCOVERY),
     max_bytes=32 * KIB,
 )
 SUMMARY = spec_of(
@@ -176,7 +180,7 @@ QOS_LEVELS = spec_of(
     qos=1,
     retained=True,
     publishers=(*ANALYTIC_STAGES, CLOUD_BRIDGE),
-    subscribers=(BANDWIDTH_ALLOCATOR, OPERATOR),
+    subscribers=(BANDWIDTH_ALLOCATOR, OPERATOR, HA_DISCOVERY),
 )
 QOS_KNOB = spec_of(
     "qos_knob",
@@ -237,8 +241,8 @@ CONFIG = spec_of(
     TEXT,  # a JSON object validated by the stage's own runtime-config model
     qos=1,
     retained=True,
-    publishers=(OPERATOR, CLOUD_BRIDGE),
-    subscribers=(SELF, OPERATOR, CLOUD_BRIDGE),
+    publishers=(OPERATOR, CLOUD_BRIDGE, HA_DISCOVERY),
+    subscribers=(SELF, OPERATOR, CLOUD_BRIDGE, HA_DISCOVERY),
     max_bytes=64 * KIB,
 )
 CONFIG_STATE = spec_of(
@@ -248,7 +252,7 @@ CONFIG_STATE = spec_of(
     qos=1,
     retained=True,
     publishers=(SELF,),
-    subscribers=(OPERATOR, CLOUD_BRIDGE),
+    subscribers=(OPERATOR, CLOUD_BRIDGE, HA_DISCOVERY),
 )
 STATUS = spec_of(
     "status",
@@ -259,7 +263,7 @@ STATUS = spec_of(
     publishers=(SELF,),
     # SELF: replicas of a stage share this topic; each one watches it to say
     # `online` again when another replica's will or stop says `offline`.
-    subscribers=(SELF, OPERATOR, CLOUD_BRIDGE, BANDWIDTH_ALLOCATOR),
+    subscribers=(SELF, OPERATOR, CLOUD_BRIDGE, BANDWIDTH_ALLOCATOR, HA_DISCOVERY),
     max_bytes=64,
 )
 HEALTH = spec_of(
@@ -269,7 +273,7 @@ HEALTH = spec_of(
     qos=0,
     retained=True,
     publishers=(SELF,),
-    subscribers=(OPERATOR, TELEMETRY_RECORDER),
+    subscribers=(OPERATOR, TELEMETRY_RECORDER, METRICS_EXPORTER),
 )
 METRICS = spec_of(
     "metrics",
@@ -277,7 +281,7 @@ METRICS = spec_of(
     Metrics,
     qos=0,
     publishers=(SELF,),
-    subscribers=(OPERATOR, TELEMETRY_RECORDER),
+    subscribers=(OPERATOR, TELEMETRY_RECORDER, METRICS_EXPORTER),
 )
 DEAD_LETTER = spec_of(
     "deadletter",
@@ -286,6 +290,70 @@ DEAD_LETTER = spec_of(
     qos=1,
     publishers=(SELF,),
     subscribers=(OPERATOR, TELEMETRY_RECORDER),
+)
+
+# -- Home Assistant (ha-discovery) ---------------------------------------------
+# Home Assistant connects as OPERATOR. Its discovery and birth topics live
+# outside the gateway's tree (`rooted=False`); commands come on `.../set` and
+# ha-discovery turns them into the retained config they stand for.
+
+HA_DEVICE_CONFIG = spec_of(
+    "ha_device_config",
+    "homeassistant/device/{device}/config",
+    RAW,  # Home Assistant's device discovery JSON; empty removes the device
+    qos=1,
+    retained=True,
+    publishers=(HA_DISCOVERY,),
+    subscribers=(HA_DISCOVERY, OPERATOR),
+    max_bytes=256 * KIB,
+    rooted=False,
+)
+HA_STATUS = spec_of(
+    "ha_status",
+    "homeassistant/status",
+    TEXT,  # Home Assistant's birth (`online`) and last will (`offline`)
+    qos=1,
+    publishers=(OPERATOR,),
+    subscribers=(HA_DISCOVERY, OPERATOR),
+    max_bytes=64,
+    rooted=False,
+)
+CAMERA_SWITCH_SET = spec_of(
+    "camera_switch_set",
+    "camera/{camera}/{feature}/set",
+    TEXT,  # ON / OFF for detect, snapshots or motion (Frigate's convention)
+    qos=1,
+    publishers=(OPERATOR,),
+    subscribers=(HA_DISCOVERY,),
+    max_bytes=64,
+)
+CAMERA_SWITCH_STATE = spec_of(
+    "camera_switch_state",
+    "camera/{camera}/{feature}/state",
+    TEXT,  # ON / OFF as the stage's applied config says
+    qos=1,
+    retained=True,
+    publishers=(HA_DISCOVERY,),
+    subscribers=(OPERATOR, HA_DISCOVERY),
+    max_bytes=64,
+)
+BUDGET_SET = spec_of(
+    "budget_set",
+    "allocator/budget/set",
+    TEXT,  # kbit/s: becomes `budget_kbps` in the retained config/bandwidth-allocator
+    qos=1,
+    publishers=(OPERATOR,),
+    subscribers=(HA_DISCOVERY,),
+    max_bytes=64,
+)
+LEVEL_SET = spec_of(
+    "level_set",
+    "qos/{analytic}/level/set",
+    TEXT,  # a level name, or `auto`: becomes the allocator's `pinned_levels`
+    qos=1,
+    publishers=(OPERATOR,),
+    subscribers=(HA_DISCOVERY,),
+    max_bytes=128,
 )
 
 REGISTRY: Final[tuple[AnyTopicSpec, ...]] = (
@@ -313,6 +381,12 @@ REGISTRY: Final[tuple[AnyTopicSpec, ...]] = (
     HEALTH,
     METRICS,
     DEAD_LETTER,
+    HA_DEVICE_CONFIG,
+    HA_STATUS,
+    CAMERA_SWITCH_SET,
+    CAMERA_SWITCH_STATE,
+    BUDGET_SET,
+    LEVEL_SET,
 )
 
 

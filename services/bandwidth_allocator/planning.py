@@ -50,6 +50,7 @@ def make_plan(
     if name not in SOLVERS:
         reason = f"unknown solver {name!r}; solvers: {', '.join(SOLVERS)}"
         return Plan(_summary(plan_id, dry_run, name, budget_kbps, [], False, reason, 0.0), {})
+    offers = [pinned(offer, config.pinned_levels.get(offer.analytic)) for offer in offers]
     analytics = [
         Analytic(
             offer.analytic,
@@ -130,3 +131,10 @@ def changed_levels(
 ) -> dict[str, QosLevel]:
     """The analytics whose chosen level differs from the one last published."""
     return {name: level for name, level in plan.items() if published.get(name) != level}
+
+
+def pinned(offer: QosLevels, level: str | None) -> QosLevels:
+    """`offer` with only its level named `level`; unchanged when that level is
+    not offered (a stale pin must not take the analytic off the plan)."""
+    kept = [candidate for candidate in offer.levels if candidate.name == level]
+    return offer.model_copy(update={"levels": kept}) if kept else offer

@@ -45,6 +45,10 @@ class AllocatorConfig(Model):
     )
     solver: str = Field(default="dp", description="dp, fptas, greedy_hull, or a baseline")
     eps: float = Field(default=FPTAS_DEFAULT_EPS, gt=0, lt=1, description="FPTAS accuracy")
+    pinned_levels: dict[str, str] = Field(
+        default_factory=dict,
+        description="analytic -> the level it must run at (the solver chooses the others)",
+    )
     weights: dict[str, float] = Field(
         default_factory=dict, description="operator weight per analytic name"
     )
@@ -70,6 +74,14 @@ class AllocatorConfig(Model):
                 f"budget_ceiling_kbps ({self.budget_ceiling_kbps})"
             )
         return self
+
+    @field_validator("pinned_levels")
+    @classmethod
+    def _valid_pins(cls, pins: dict[str, str]) -> dict[str, str]:
+        for name in pins:
+            if not re.match(ANALYTIC_NAME_PATTERN, name):
+                raise ValueError(f"{name!r} is not an analytic name")
+        return pins
 
     def weight_of(self, analytic: str) -> float:
         return self.weights.get(analytic, self.default_weight)

@@ -36,6 +36,15 @@ class CaptureConfig(Model):
     keyframe_interval_s: KeyframeInterval = Field(
         default=10.0, description="a static scene is still published this often"
     )
+    motion_by_camera: dict[str, bool] = Field(
+        default_factory=dict, description="camera -> its own `motion_enabled` (a per-camera switch)"
+    )
+
+    def for_camera(self, camera: str) -> CaptureConfig:
+        """This config with `camera`'s own switches laid over."""
+        if camera not in self.motion_by_camera:
+            return self
+        return self.model_copy(update={"motion_enabled": self.motion_by_camera[camera]})
 
 
 def effective_knobs(config: CaptureConfig, knob: CameraKnobParams | None) -> CaptureConfig:

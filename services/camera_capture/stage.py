@@ -105,7 +105,7 @@ class CameraStage:
 
     @property
     def knobs(self) -> CaptureConfig:
-        return effective_knobs(self.config.current, self._knob)
+        return effective_knobs(self.config.current.for_camera(self._settings.camera), self._knob)
 
     async def on_knob(self, message: Received[QosKnob | None]) -> None:
         if message.payload is None:  # the allocator cleared the knob: config alone rules

@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--count", type=int, help="exit after this many")
     status = commands.add_parser("status", help="availability and health of every stage")
     status.add_argument("--gateway", default="+")
+    top = commands.add_parser("top", help="every stage live: rates, drops, memory")
+    top.add_argument("--gateway", default="+")
+    top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    top.add_argument("--count", type=int, help="exit after this many refreshes")
     config = commands.add_parser("config", help="runtime config of a stage")
     config_commands = config.add_subparsers(dest="action", required=True)
     config_set = config_commands.add_parser("set", help="publish retained config and wait")
@@ -111,6 +115,11 @@ def _operate(args: argparse.Namespace) -> int:
             from services.cli.watch import show_status
 
             code = asyncio.run(show_status(settings, f"{settings.topic_root}/{args.gateway}"))
+        elif args.command == "top":
+            from services.cli.top import run_top
+
+            root = f"{settings.topic_root}/{args.gateway}"
+            code = asyncio.run(run_top(settings, root, args.interval, args.count))
         elif args.command == "qos":
             from services.cli.qos_command import plan as qos_plan
 

@@ -14,6 +14,7 @@ from schemas.alerts import UplinkUsage
 from schemas.service import ConfigState, Health
 from schemas.topics import CONFIG_STATE, EVENT, HEALTH, STATUS, UPLINK_USAGE
 from services.cli.session import with_door
+from services.cli.tables import format_table
 from services.common.door import MqttDoor, Received
 from services.common.settings import StageSettings
 
@@ -105,19 +106,25 @@ async def show_status(settings: StageSettings, root: str) -> int:
     if not keys:
         print(f"no stage has reported under {root}")
         return 1
-    print(
-        f"{'gateway':10} {'stage':20} {'status':8} {'health':9} {'uptime':>9} "
-        f"{'reconn':>6} {'config':>6}  age"
-    )
+    rows = []
     for key in keys:
         h = health.get(key)
         c = config.get(key)
-        age = f"{time.time() - h.ts:.0f}s" if h else "-"
-        print(
-            f"{key[0]:10} {key[1]:20} {availability.get(key, '?'):8} "
-            f"{h.state if h else '-':9} {f'{h.uptime_s:.0f}s' if h else '-':>9} "
-            f"{h.reconnects if h else '-':>6} {c.generation if c else '-':>6}  {age}"
+        rows.append(
+            [
+                key[0],
+                key[1],
+                availability.get(key, "?"),
+                h.state if h else "-",
+                f"{h.uptime_s:.0f}s" if h else "-",
+                h.reconnects if h else "-",
+                c.generation if c else "-",
+                f"{time.time() - h.ts:.0f}s" if h else "-",
+            ]
         )
+    headers = ("gateway", "stage", "status", "health", "uptime", "reconn", "config", "age")
+    for line in format_table(headers, rows, right={4, 5, 6, 7}):
+        print(line)
     for name, usage in sorted(uplink.items()):
         print(describe_uplink(name, usage))
     return 0

@@ -15,6 +15,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from schemas.service import Health, Metrics
@@ -91,6 +92,19 @@ async def serve(
         raise StageFailed(f"worker failed: {failures[0]!r}") from failures[0]
 
 
+def resident_memory(status: Path = Path("/proc/self/status")) -> dict[str, float]:
+    """`{"rss_mb": ...}`: this process's resident memory (VmRSS), for `edgegw
+    top`; empty where /proc is not there."""
+    try:
+        with status.open(encoding="ascii", errors="replace") as lines:
+            for line in lines:
+                if line.startswith("VmRSS:"):
+                    return {"rss_mb": round(int(line.split()[1]) / 1024, 1)}
+    except (OSError, ValueError, IndexError):
+        pass
+    return {}
+
+
 async def _report_health(door: MqttDoor, stop: asyncio.Event) -> None:
     started = time.monotonic()
     interval = door.settings.health_interval_s
@@ -113,7 +127,7 @@ async def _report_health(door: MqttDoor, stop: asyncio.Event) -> None:
             stage=door.user,
             interval_s=interval,
             counters=dict(door.metrics.counters),
-            gauges=dict(door.metrics.gauges),
+            gauges={**door.metrics.gauges, **resident_memory()},
         )
         try:
             await door.publish(HEALTH, health, stage=door.user)

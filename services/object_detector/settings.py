@@ -52,6 +52,12 @@ class DetectorConfig(Model):
         default_factory=dict, description="camera -> its zones"
     )
     snapshots: bool = Field(default=True, description="a retained JPEG crop on every `new`")
+    snapshots_by_camera: dict[str, bool] = Field(
+        default_factory=dict, description="camera -> its own `snapshots` (a per-camera switch)"
+    )
+    detect_by_camera: dict[str, bool] = Field(
+        default_factory=dict, description="camera -> false: its frames skip the model"
+    )
     level_utility: DetectorUtilityShares = Field(
         default_factory=DetectorUtilityShares,
         description="what events, live results and snapshots are worth in the QoS levels",
@@ -61,6 +67,15 @@ class DetectorConfig(Model):
         description="detections messages per second per camera at most (events are "
         "unaffected); 0: one per processed frame",
     )
+
+    def for_camera(self, camera: str) -> DetectorConfig:
+        """This config with `camera`'s own switches laid over."""
+        if camera not in self.snapshots_by_camera:
+            return self
+        return self.model_copy(update={"snapshots": self.snapshots_by_camera[camera]})
+
+    def detects(self, camera: str) -> bool:
+        return self.detect_by_camera.get(camera, True)
 
     def zones_of(self, camera: str) -> list[Zone]:
         return [zone.to_zone() for zone in self.zones.get(camera, [])]

@@ -123,7 +123,7 @@ class DetectorStage:
 
     def config_of(self, camera: str) -> DetectorConfig:
         """The config in force for `camera`: the operator's, with its knob laid over."""
-        return effective_config(self.config.current, self._knobs.get(camera))
+        return effective_config(self.config.current.for_camera(camera), self._knobs.get(camera))
 
     async def on_knob(self, message: Received[QosKnob | None]) -> None:
         camera = source_of("detector", message.params["analytic"])
@@ -158,6 +158,9 @@ class DetectorStage:
         if header_size != (width, height):
             claimed = f"{header_size[0]}x{header_size[1]}"
             raise InvalidMessage(f"properties say {width}x{height}, the JPEG header {claimed}")
+        if not self.config.current.detects(message.params["camera"]):
+            self._door.metrics.count("frames_not_detected")  # its detect switch is off
+            return
         frame = PendingFrame(
             message.topic, message.params["camera"], raw, seq, capture_ts, width, height
         )

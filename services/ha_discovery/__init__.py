@@ -1,0 +1,1 @@
+"""ha-discovery: Home Assistant's MQTT device discovery, generated from the topic registry."""
