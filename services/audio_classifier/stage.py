@@ -61,6 +61,7 @@ from services.common.door import (
     Received,
     describe_validation_error,
 )
+from services.common.pacing import wait_set
 from services.common.periodic_summary import Tally, publish_summaries
 from services.common.runtime_config import RuntimeConfig
 from services.common.settings import ENV_PREFIX
@@ -154,8 +155,7 @@ class AudioClassifierStage:
                 chunk = self._backlog.take()
                 if chunk is None:
                     self._ready.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._ready.wait(), IDLE_CHECK_S)
+                    await wait_set(self._ready, IDLE_CHECK_S)
                     continue
                 if chunk.mic not in self._announced:
                     await self._announce_levels(chunk.mic)

@@ -33,6 +33,7 @@ from services.common.door import (
     PublishFailed,
     Received,
 )
+from services.common.pacing import wait_set
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
 from services.media.jpeg_frame import Frame, FrameMeta, encode_jpeg, resize_to_fit
@@ -136,8 +137,7 @@ class CameraStage:
                 self._gate.reconfigure(motion)
             delay = due - time.monotonic()
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                await wait_set(stop, delay)
                 if stop.is_set():
                     break
             period = 1.0 / knobs.fps

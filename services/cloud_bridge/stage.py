@@ -16,7 +16,6 @@ own knob (`qos/<analytic>`: the chosen level's cost), see snapshot_uplink.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -64,6 +63,7 @@ from services.common.door import (
     PublishFailed,
     Received,
 )
+from services.common.pacing import wait_set
 from services.common.runtime_config import RuntimeConfig
 from services.common.settings import load_settings
 from services.common.stage_runner import serve
@@ -186,10 +186,7 @@ class CloudBridgeStage:
                 if self._stop.is_set():
                     raise LeaveUnacknowledged("stopping with the spool full") from error
                 self.uplink.space_freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self.uplink.space_freed.wait(), self._settings.spool_full_retry_s
-                    )
+                await wait_set(self.uplink.space_freed, self._settings.spool_full_retry_s)
         self._local.metrics.count(f"spooled_{message_class}_{result.status}")
         if message_class == "alert" and result.status != "refused":
             # On disk now (or already): the forwarder may stop re-sending it.
@@ -277,13 +274,11 @@ class CloudBridgeStage:
 
     async def report_usage(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._usage_due.wait(), self._settings.usage_interval_s)
+            await wait_set(self._usage_due, self._settings.usage_interval_s)
             self._usage_due.clear()
             await asyncio.to_thread(self._spool.purge_expired)
             await self.publish_usage()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), USAGE_MIN_SPACING_S)
+            await wait_set(stop, USAGE_MIN_SPACING_S)
 
     async def publish_usage(self) -> None:
         stats = await asyncio.to_thread(self._spool.stats)

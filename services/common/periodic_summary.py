@@ -8,7 +8,6 @@ publishes whatever was counted, every period, and nothing for an idle one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -18,6 +17,7 @@ from pydantic import JsonValue
 from schemas.alerts import Summary
 from schemas.topics import SUMMARY
 from services.common.door import MqttDoor, PublishFailed
+from services.common.pacing import wait_set
 
 log = logging.getLogger(__name__)
 OTHER = "_other"
@@ -53,8 +53,7 @@ async def publish_summaries(
     door: MqttDoor, analytic: str, tally: Tally, period_s: float, stop: asyncio.Event
 ) -> None:
     while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), period_s)
+        await wait_set(stop, period_s)
         now = time.time()
         taken = tally.take(now)
         if taken is None:

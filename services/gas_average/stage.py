@@ -11,6 +11,7 @@ from schemas.gas import GasEvent, GasReading
 from schemas.topics import EVENT, GAS_AVERAGE, GAS_AVERAGE_RESULT, GAS_READING
 from services.common.dedup import SeenIds
 from services.common.door import InvalidMessage, MqttDoor, PublishFailed, Received
+from services.common.pacing import wait_set
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
 from services.gas_average.series import SeriesBook, TooManySeries
@@ -65,8 +66,7 @@ class GasAverageStage:
 
     async def close_silent_series(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), SILENCE_CHECK_S)
+            await wait_set(stop, SILENCE_CHECK_S)
             for event in self._book.close_silent(time.time()):
                 try:
                     await self._publish_event(event)

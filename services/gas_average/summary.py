@@ -9,7 +9,6 @@ the whole site, a few hundred bytes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -21,6 +20,7 @@ from schemas.alerts import Summary
 from schemas.gas import GasReading
 from schemas.topics import GAS_AVERAGE, SUMMARY
 from services.common.door import MqttDoor, PublishFailed
+from services.common.pacing import wait_set
 
 log = logging.getLogger(__name__)
 OVERFLOW_SERIES = "_other"
@@ -86,8 +86,7 @@ class GasSummaryPublisher:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._period_s)
+            await wait_set(stop, self._period_s)
             now = time.time()
             taken = self._accumulator.take(now)
             if taken is None:
