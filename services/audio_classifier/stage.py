@@ -32,7 +32,7 @@ from schemas.analytics import (
     knob_params,
     source_of,
 )
-from schemas.audio import SoundEvent as SoundEventMessage
+from schemas.audio import SoundEvent
 from schemas.qos import QosKnob, QosLevels
 from schemas.topics import (
     AUDIO_CHUNK,
@@ -202,7 +202,7 @@ class AudioClassifierStage:
         self._door.metrics.gauge("mics", len(self._streams))
         return stream
 
-    async def _publish_events(self, events: list[SoundEventMessage]) -> None:
+    async def _publish_events(self, events: list[SoundEvent]) -> None:
         for event in events:
             try:
                 await self._door.publish(EVENT, event, source=event.mic)

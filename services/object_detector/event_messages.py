@@ -14,13 +14,13 @@ from schemas.topics import OBJECT_DETECTOR
 from schemas.video import Box, ObjectEvent
 from services.media.jpeg_frame import Frame
 from services.object_detector import events as lifecycle
-from services.object_detector.ssd import Box as PixelBox
+from services.object_detector.ssd import DetectionBox
 
 SNAPSHOT_MARGIN = 0.1  # of the box size, on every side of the crop
 SNAPSHOT_QUALITY = 85
 
 
-def crop_snapshot(frame: Frame, box: PixelBox) -> bytes | None:
+def crop_snapshot(frame: Frame, box: DetectionBox) -> bytes | None:
     height, width = frame.shape[:2]
     margin_x, margin_y = box.width * SNAPSHOT_MARGIN, box.height * SNAPSHOT_MARGIN
     x1, y1 = max(0, int(box.x1 - margin_x)), max(0, int(box.y1 - margin_y))
@@ -33,7 +33,7 @@ def crop_snapshot(frame: Frame, box: PixelBox) -> bytes | None:
     return bytes(buffer.tobytes()) if ok else None
 
 
-def to_message(event: lifecycle.ObjectEvent, has_snapshot: bool) -> ObjectEvent:
+def to_message(event: lifecycle.TrackedObjectChange, has_snapshot: bool) -> ObjectEvent:
     box = event.box
     return ObjectEvent(
         source=OBJECT_DETECTOR,

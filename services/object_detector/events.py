@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from services.object_detector.ssd import Box
+from services.object_detector.ssd import DetectionBox
 from services.object_detector.tracker import TrackedObject, TrackerStep
 from services.object_detector.zones import Zone, zones_containing
 
@@ -23,7 +23,7 @@ EventType = Literal["new", "update", "end"]
 
 
 @dataclass(frozen=True)
-class ObjectEvent:
+class TrackedObjectChange:
     type: EventType
     id: str  # the same for new, every update and end of one object
     sequence: int  # 0 for new, then 1, 2, ... so a re-sent message keeps its identity
@@ -31,7 +31,7 @@ class ObjectEvent:
     label: str
     score: float
     top_score: float
-    box: Box  # pixels of the frame it was seen in
+    box: DetectionBox  # pixels of the frame it was seen in
     frame_width: int
     frame_height: int
     current_zones: frozenset[str]
@@ -105,8 +105,8 @@ class ObjectEventBuilder:
 
     def update(
         self, step: TrackerStep, frame_time: float, frame_width: int, frame_height: int
-    ) -> list[ObjectEvent]:
-        events: list[ObjectEvent] = []
+    ) -> list[TrackedObjectChange]:
+        events: list[TrackedObjectChange] = []
         for track in step.active:
             event = self._on_active(track, frame_time, frame_width, frame_height)
             if event is not None:
@@ -125,7 +125,7 @@ class ObjectEventBuilder:
 
     def _on_active(
         self, track: TrackedObject, frame_time: float, frame_width: int, frame_height: int
-    ) -> ObjectEvent | None:
+    ) -> TrackedObjectChange | None:
         open_event = self._open.get(track.track_id)
         if open_event is None:
             if not self._interesting(track) or len(self._open) >= self._max_open_events:
@@ -171,7 +171,7 @@ class ObjectEventBuilder:
 
     def _report(
         self, kind: EventType, open_event: _OpenEvent, track: TrackedObject, frame_time: float
-    ) -> ObjectEvent:
+    ) -> TrackedObjectChange:
         open_event.reported_top_score = track.top_score
         open_event.reported_zones = open_event.current_zones
         open_event.reported_at = frame_time
@@ -184,8 +184,8 @@ class ObjectEventBuilder:
         track: TrackedObject,
         frame_time: float,
         end_time: float | None,
-    ) -> ObjectEvent:
-        return ObjectEvent(
+    ) -> TrackedObjectChange:
+        return TrackedObjectChange(
             type=kind,
             id=open_event.event_id,
             sequence=open_event.sequence,

@@ -85,7 +85,7 @@ class CameraState:
 @dataclass(frozen=True)
 class Analysis:
     detections: Detections
-    events: list[lifecycle.ObjectEvent]
+    events: list[lifecycle.TrackedObjectChange]
     snapshots: dict[str, bytes]  # event id -> JPEG crop
 
 
@@ -308,7 +308,7 @@ class DetectorStage:
 
     async def _publish_event(
         self,
-        event: lifecycle.ObjectEvent,
+        event: lifecycle.TrackedObjectChange,
         snapshot: bytes | None,
         usage: CameraUsage | None = None,
     ) -> None:
