@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from schemas.audio import AudioClasses, ClassScore, SoundEvent
-from schemas.envelope import lifecycle_message_id
+from schemas.lifecycle import LifecycleStep, lifecycle_message, unit_score
 from schemas.topics import AUDIO_CLASSIFIER
 from services.audio_classifier.chunks import Chunk
 from services.audio_classifier.frontend import PATCH_HOP_SECONDS, PATCH_SECONDS, PatchStream
@@ -117,16 +117,15 @@ class MicStream:
             self._messages_sent.pop(event.event_id, None)
         else:
             self._messages_sent[event.event_id] = sequence
-        return SoundEvent(
-            id=lifecycle_message_id(event.event_id, sequence),
-            source=AUDIO_CLASSIFIER,
-            type=event.kind,
-            event_id=event.event_id,
+        end_s = event.end_s if event.kind == "end" else None
+        step = LifecycleStep(event.kind, event.event_id, sequence, event.start_s, end_s)
+        return lifecycle_message(
+            SoundEvent,
+            AUDIO_CLASSIFIER,
+            step,
             mic=self.mic,
             label=event.label,
             top_class=event.top_class,
-            score=min(1.0, max(0.0, event.score)),
-            peak_score=min(1.0, max(0.0, event.peak_score)),
-            start_ts=event.start_s,
-            end_ts=event.end_s if event.kind == "end" else None,
+            score=unit_score(event.score),
+            peak_score=unit_score(event.peak_score),
         )

@@ -10,22 +10,16 @@ hysteresis that keeps a noisy reading from flapping.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
+from schemas.envelope import EventType
+from schemas.lifecycle import LifecycleStep
 from services.gas_average.settings import GasThreshold
 
-Transition = Literal["new", "update", "end"]
 
-
-@dataclass(frozen=True)
-class GasEpisodeChange:
-    type: Transition
-    event_id: str
-    sequence: int
+@dataclass(frozen=True, slots=True)
+class GasEpisodeChange(LifecycleStep):
     value: float
     peak: float
-    start_ts: float
-    end_ts: float | None
 
 
 class GasEpisode:
@@ -84,7 +78,7 @@ class GasEpisode:
         self._above_since = None
         return change
 
-    def _change(self, kind: Transition, value: float, end_ts: float | None) -> GasEpisodeChange:
+    def _change(self, kind: EventType, value: float, end_ts: float | None) -> GasEpisodeChange:
         assert self._event_id is not None
         self._sequence += 1
         return GasEpisodeChange(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.envelope import lifecycle_message_id
 from schemas.gas import Gas, GasAverage, GasEvent, GasReading
+from schemas.lifecycle import lifecycle_message
 from schemas.topics import GAS_AVERAGE as STAGE
 from services.gas_average.episodes import GasEpisode, GasEpisodeChange
 from services.gas_average.moving_average import CountWindowAverage, TimeWindowAverage
@@ -116,11 +116,10 @@ class SeriesBook:
 
     def _event(self, series: _Series, change: GasEpisodeChange) -> GasEvent:
         threshold = self._config.thresholds[series.gas]
-        return GasEvent(
-            id=lifecycle_message_id(change.event_id, change.sequence),
-            source=STAGE,
-            type=change.type,
-            event_id=change.event_id,
+        return lifecycle_message(
+            GasEvent,
+            STAGE,
+            change,
             sensor=series.sensor,
             gas=series.gas,
             label=f"{series.gas}_high",
@@ -128,6 +127,4 @@ class SeriesBook:
             value=change.value,
             peak=change.peak,
             threshold=threshold.enter,
-            start_ts=change.start_ts,
-            end_ts=change.end_ts,
         )

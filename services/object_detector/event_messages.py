@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import cv2
 
-from schemas.envelope import lifecycle_message_id
+from schemas.lifecycle import LifecycleStep, lifecycle_message, unit_score
 from schemas.topics import OBJECT_DETECTOR
 from schemas.video import Box, ObjectEvent
 from services.media.jpeg_frame import Frame
@@ -35,22 +35,20 @@ def crop_snapshot(frame: Frame, box: DetectionBox) -> bytes | None:
 
 def to_message(event: lifecycle.TrackedObjectChange, has_snapshot: bool) -> ObjectEvent:
     box = event.box
-    return ObjectEvent(
-        source=OBJECT_DETECTOR,
-        id=lifecycle_message_id(event.id, event.sequence),
-        type=event.type,
-        event_id=event.id,
+    step = LifecycleStep(event.type, event.id, event.sequence, event.start_time, event.end_time)
+    return lifecycle_message(
+        ObjectEvent,
+        OBJECT_DETECTOR,
+        step,
         camera=event.camera,
         label=event.label,
-        score=min(1.0, max(0.0, event.score)),
-        top_score=min(1.0, max(0.0, event.top_score)),
+        score=unit_score(event.score),
+        top_score=unit_score(event.top_score),
         box=Box(x1=box.x1, y1=box.y1, x2=box.x2, y2=box.y2),
         frame_width=max(1, event.frame_width),
         frame_height=max(1, event.frame_height),
         current_zones=sorted(event.current_zones),
         entered_zones=list(event.entered_zones),
-        start_ts=event.start_time,
-        end_ts=event.end_time,
         has_snapshot=has_snapshot,
         frame_ts=event.frame_time,
     )
