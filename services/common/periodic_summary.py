@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from typing import Protocol
 
 from pydantic import JsonValue
 
@@ -21,6 +22,12 @@ from services.common.pacing import wait_set
 
 log = logging.getLogger(__name__)
 OTHER = "_other"
+
+
+class Period(Protocol):
+    """What a summary worker takes every period: its start and values, None if idle."""
+
+    def take(self, now: float) -> tuple[float, dict[str, JsonValue]] | None: ...
 
 
 class Tally:
@@ -50,12 +57,12 @@ class Tally:
 
 
 async def publish_summaries(
-    door: MqttDoor, analytic: str, tally: Tally, period_s: float, stop: asyncio.Event
+    door: MqttDoor, analytic: str, period: Period, period_s: float, stop: asyncio.Event
 ) -> None:
     while not stop.is_set():
         await wait_set(stop, period_s)
         now = time.time()
-        taken = tally.take(now)
+        taken = period.take(now)
         if taken is None:
             continue
         start, values = taken

@@ -1,28 +1,25 @@
 """Periodic `summary/gas-average`: min, mean and max of every series per period.
 
-A pure accumulator (no MQTT, time passed in) and a small worker that
-publishes what it gathered every `EDGEGW_SUMMARY_PERIOD_S` seconds. A summary
-is what the cloud gets instead of the readings: one message per period for
-the whole site, a few hundred bytes.
+A pure accumulator (no MQTT, time passed in); the common summary worker
+(services.common.periodic_summary) publishes what it gathered every
+`EDGEGW_SUMMARY_PERIOD_S` seconds. A summary is what the cloud gets instead
+of the readings: one message per period for the whole site, a few hundred bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import time
 from dataclasses import dataclass
 
 from pydantic import JsonValue
 
-from schemas.alerts import Summary
 from schemas.gas import GasReading
-from schemas.topics import GAS_AVERAGE, SUMMARY
-from services.common.door import MqttDoor, PublishFailed
-from services.common.pacing import wait_set
+from schemas.topics import GAS_AVERAGE
+from services.common.door import MqttDoor
+from services.common.periodic_summary import publish_summaries
 
-log = logging.getLogger(__name__)
 OVERFLOW_SERIES = "_other"
 
 
@@ -85,22 +82,4 @@ class GasSummaryPublisher:
         self._accumulator.observe(reading.sensor, reading.gas, reading.value)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await wait_set(stop, self._period_s)
-            now = time.time()
-            taken = self._accumulator.take(now)
-            if taken is None:
-                continue
-            start, values = taken
-            summary = Summary(
-                source=GAS_AVERAGE,
-                analytic=GAS_AVERAGE,
-                period_s=self._period_s,
-                start_ts=start,
-                end_ts=now,
-                values=values,
-            )
-            try:
-                await self._door.publish(SUMMARY, summary, analytic=GAS_AVERAGE)
-            except PublishFailed as error:
-                log.warning("summary not published", extra={"error": str(error)})
+        await publish_summaries(self._door, GAS_AVERAGE, self._accumulator, self._period_s, stop)
