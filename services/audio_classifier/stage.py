@@ -22,6 +22,7 @@ import contextlib
 import logging
 import sys
 import time
+from functools import partial
 
 from pydantic import ValidationError
 
@@ -290,10 +291,7 @@ async def run(settings: AudioClassifierSettings, stop: asyncio.Event | None = No
     log.info("model loaded", extra={"runtime": classifier.runtime, "threads": settings.threads})
     door = MqttDoor(settings, AUDIO_CLASSIFIER)
     stage = AudioClassifierStage(door, settings, classifier, startup)
-
-    async def summaries(stop: asyncio.Event) -> None:
-        await publish_summaries(
-            door, AUDIO_CLASSIFIER, stage.summary, settings.summary_period_s, stop
-        )
-
+    summaries = partial(
+        publish_summaries, door, AUDIO_CLASSIFIER, stage.summary, settings.summary_period_s
+    )
     await serve(door, [stage.classify, summaries], stop=stop)

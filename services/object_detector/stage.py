@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 from pydantic import ValidationError
 
@@ -360,10 +361,7 @@ async def run(settings: ObjectDetectorSettings, stop: asyncio.Event | None = Non
     profile = await asyncio.to_thread(load_video_profile, settings.levels_profile)
     door = MqttDoor(settings, OBJECT_DETECTOR)
     stage = DetectorStage(door, settings, detector, profile)
-
-    async def summaries(stop: asyncio.Event) -> None:
-        await publish_summaries(
-            door, OBJECT_DETECTOR, stage.summary, settings.summary_period_s, stop
-        )
-
+    summaries = partial(
+        publish_summaries, door, OBJECT_DETECTOR, stage.summary, settings.summary_period_s
+    )
     await serve(door, [stage.detect_frames, summaries], stop=stop)
