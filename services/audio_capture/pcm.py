@@ -11,6 +11,7 @@ import math
 import shutil
 import subprocess
 import tempfile
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +19,14 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy.io import wavfile
-from scipy.signal import resample_poly
 
-from services.media.pcm_chunk import SAMPLE_RATE_HZ, FloatAudio, Pcm16, float_to_pcm16
+from services.media.pcm_chunk import (
+    SAMPLE_RATE_HZ,
+    SAMPLE_WIDTH_BYTES,
+    FloatAudio,
+    Pcm16,
+    float_to_pcm16,
+)
 
 # Tried in this order; each writes a WAV at the file's own rate and channels.
 _OGG_DECODERS: Final = (
@@ -73,6 +78,8 @@ def resample(
         raise ValueError(f"sample rates must be positive, got {from_rate_hz} -> {to_rate_hz}")
     if from_rate_hz == to_rate_hz:
         return samples.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly  # ~80 MB: only when the rate differs
+
     divisor = math.gcd(from_rate_hz, to_rate_hz)
     resampled = resample_poly(samples, up=to_rate_hz // divisor, down=from_rate_hz // divisor)
     return np.asarray(resampled, dtype=np.float32)
@@ -86,6 +93,8 @@ def load_pcm16(path: Path) -> Pcm16:
 
 
 def write_wav_pcm16(path: Path, pcm: Pcm16, sample_rate_hz: int = SAMPLE_RATE_HZ) -> None:
+    from scipy.io import wavfile
+
     wavfile.write(path, sample_rate_hz, pcm)
 
 
@@ -113,14 +122,40 @@ def split_into_chunks(
         yield np.concatenate([tail, np.zeros(size - len(tail), dtype=np.int16)])
 
 
+def _read_pcm16_wav(path: Path) -> tuple[int, npt.NDArray[np.int16]] | None:
+    """The common case without scipy: 16-bit integer PCM; None for anything else."""
+    try:
+        with wave.open(str(path), "rb") as reader:
+            if reader.getsampwidth() != SAMPLE_WIDTH_BYTES:
+                return None
+            rate, channels = reader.getframerate(), reader.getnchannels()
+            frames = reader.readframes(reader.getnframes())
+    except (wave.Error, EOFError, OSError):
+        return None  # scipy's reader decides (float, extensible, or truly unreadable)
+    data = np.frombuffer(frames, dtype="<i2").astype(np.int16)
+    if channels > 1:
+        data = data[: len(data) // channels * channels].reshape(-1, channels)
+    return rate, data
+
+
 def _read_wav(path: Path) -> Recording:
+    pcm16 = _read_pcm16_wav(path)
+    if pcm16 is not None:
+        rate, pcm = pcm16
+        return _recording(path, rate, pcm)
+    from scipy.io import wavfile  # ~25 MB: only for WAVs the standard library cannot read
+
     try:
         rate, data = wavfile.read(path)
     # scipy's parser fails on malformed files with assorted errors (even an
     # UnboundLocalError when the fmt chunk is missing): any failure means "unreadable".
     except Exception as error:
         raise AudioFileError(f"{path}: not a readable WAV file ({error})") from error
-    samples = _normalise(np.asarray(data))
+    return _recording(path, rate, np.asarray(data))
+
+
+def _recording(path: Path, rate: int, data: npt.NDArray[np.generic]) -> Recording:
+    samples = _normalise(data)
     if samples.ndim == 1:
         samples = samples[:, np.newaxis]
     if samples.shape[0] == 0:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
+from schemas.topics import CAMERA_CAPTURE
 from services.camera_capture.settings import CameraCaptureSettings
 from services.camera_capture.stage import run
-from services.common.logs import configure_logging
-from services.common.settings import load_settings
+from services.common.entry import run_stage_main
 
 
 def main() -> None:
-    settings = load_settings(CameraCaptureSettings)
-    configure_logging("camera-capture", settings.log_level)
-    asyncio.run(run(settings))
+    run_stage_main(CAMERA_CAPTURE, CameraCaptureSettings, run)
 
 
 if __name__ == "__main__":

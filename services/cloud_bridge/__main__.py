@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from schemas.topics import CLOUD_BRIDGE
 from services.cloud_bridge.settings import CloudBridgeSettings, CloudSettings
 from services.cloud_bridge.stage import run
+from services.common.entry import return_large_buffers_to_the_os, run_until_stopped
 from services.common.logs import configure_logging
 from services.common.settings import load_settings
 
@@ -21,11 +21,12 @@ def _not_pending_publish_warning(record: logging.LogRecord) -> bool:
 
 
 def main() -> None:
+    return_large_buffers_to_the_os()
     settings = load_settings(CloudBridgeSettings)
     cloud_settings = load_settings(CloudSettings)
     configure_logging(CLOUD_BRIDGE, settings.log_level)
     logging.getLogger("mqtt").addFilter(_not_pending_publish_warning)
-    asyncio.run(run(settings, cloud_settings))
+    run_until_stopped(run(settings, cloud_settings))
 
 
 if __name__ == "__main__":

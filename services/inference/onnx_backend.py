@@ -225,6 +225,11 @@ class ONNXModel(DescribedModel):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # One small session: the arena keeps its high-water mark for good, and
+        # the memory pattern pre-plans buffers we do not need. Off: -2 MB for
+        # YAMNet at the same speed (2.2-2.5 ms per patch here, 3.4 with both on).
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
         try:
             self._session = onnxruntime.InferenceSession(
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]

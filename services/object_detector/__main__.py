@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from services.common.logs import configure_logging
-from services.common.settings import load_settings
+from schemas.topics import OBJECT_DETECTOR
+from services.common.entry import run_stage_main
 from services.object_detector.settings import ObjectDetectorSettings
 from services.object_detector.stage import run
 
 
 def main() -> None:
-    settings = load_settings(ObjectDetectorSettings)
-    configure_logging("object-detector", settings.log_level)
-    asyncio.run(run(settings))
+    run_stage_main(OBJECT_DETECTOR, ObjectDetectorSettings, run)
 
 
 if __name__ == "__main__":

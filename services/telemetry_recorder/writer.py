@@ -1,4 +1,4 @@
-"""Batched writes to InfluxDB through influxdb-client's v2 write API.
+"""Batched writes to InfluxDB through its v2 write API (one HTTP POST per batch).
 
 Points wait in a bounded buffer. A batch goes out when `batch_size` points
 are waiting or `flush_interval_s` has passed; the blocking HTTP call runs in a
@@ -9,6 +9,9 @@ points are dropped and counted, so memory stays bounded however long the
 server is away, and everything still held is written once it is back. A batch
 the server refuses as malformed is dropped (counted), never retried forever.
 Nothing here raises into the stage: the recorder outlives any server trouble.
+
+The POST is the standard library's: influxdb-client loaded ~25 MB of modules
+(its generated API, reactivex, dateutil) into the stage for this one request.
 """
 
 from __future__ import annotations
@@ -16,14 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, Final
-
-from influxdb_client.client.influxdb_client import InfluxDBClient
-from influxdb_client.client.write_api import SYNCHRONOUS
-from influxdb_client.domain.write_precision import WritePrecision
-from influxdb_client.rest import ApiException
+from typing import Final
 
 from services.common.backoff import Backoff
 from services.common.pacing import wait_set
@@ -86,8 +87,14 @@ class InfluxWriter:
         self._buffer = LineBuffer(settings.max_buffered_points)
         self._batch_ready = asyncio.Event()
         self._backoff = Backoff(settings.retry_initial_s, settings.retry_max_s)
-        self._client: InfluxDBClient | None = None
-        self._write_api: Any = None
+        query = urllib.parse.urlencode(
+            {"org": settings.influx_org, "bucket": settings.influx_bucket, "precision": "ns"}
+        )
+        self._write_url = f"{settings.influx_url.rstrip('/')}/api/v2/write?{query}"
+        self._headers = {
+            "Authorization": f"Token {settings.influx_token.get_secret_value()}",
+            "Content-Type": "text/plain; charset=utf-8",
+        }
         self.server_ok = True
         self.written = 0
         self._dropped_before_outage = 0
@@ -114,27 +121,15 @@ class InfluxWriter:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Write batches until `stop`, then flush what is left within FINAL_FLUSH_S."""
-        self._client = InfluxDBClient(
-            url=self._settings.influx_url,
-            token=self._settings.influx_token.get_secret_value(),
-            org=self._settings.influx_org,
-            timeout=round(self._settings.write_timeout_s * 1000),
-            retries=False,  # ours are below, with backoff and a bounded buffer
-        )
-        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
-        try:
-            while not stop.is_set():
-                await self._wait_for_batch(stop)
-                if not await self.flush():
-                    await wait_set(stop, self._backoff.next_delay())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(FINAL_FLUSH_S):
-                    await self.flush()
-            if len(self._buffer):
-                log.warning("points not written at shutdown", extra={"points": len(self._buffer)})
-        finally:
-            client, self._client = self._client, None
-            await asyncio.to_thread(client.close)
+        while not stop.is_set():
+            await self._wait_for_batch(stop)
+            if not await self.flush():
+                await wait_set(stop, self._backoff.next_delay())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FINAL_FLUSH_S):
+                await self.flush()
+        if len(self._buffer):
+            log.warning("points not written at shutdown", extra={"points": len(self._buffer)})
 
     async def _wait_for_batch(self, stop: asyncio.Event) -> None:
         if len(self._buffer) >= self._settings.batch_size:
@@ -174,17 +169,17 @@ class InfluxWriter:
         return True
 
     def _write(self, batch: list[str]) -> None:
-        """Blocking: one HTTP write. Runs in a thread."""
+        """Blocking: one HTTP write, no retry of its own. Runs in a thread."""
+        request = urllib.request.Request(
+            self._write_url, data="\n".join(batch).encode(), headers=self._headers, method="POST"
+        )
         try:
-            self._write_api.write(
-                bucket=self._settings.influx_bucket,
-                org=self._settings.influx_org,
-                record=batch,
-                write_precision=WritePrecision.NS,
-            )
-        except ApiException as error:
-            if error.status in _REJECTED:
-                raise BatchRejected(f"{error.status}: {str(error.body)[:300]}") from error
+            with urllib.request.urlopen(request, timeout=self._settings.write_timeout_s) as answer:
+                answer.read()
+        except urllib.error.HTTPError as error:
+            if error.code in _REJECTED:
+                body = error.read(300).decode(errors="replace")
+                raise BatchRejected(f"{error.code}: {body}") from error
             raise
 
     def _write_succeeded(self, points: int) -> None:
