@@ -19,7 +19,7 @@ from schemas.topics import DETECTIONS, EVENT, OBJECT_DETECTOR, SNAPSHOT
 from schemas.video import Box, DetectedObject, Detections
 from services.media.jpeg_frame import Frame, decode_jpeg
 from services.media.video_profile import DetectorCosts, DetectorProfiledLevel
-from services.object_detector.event_messages import crop_snapshot, to_message
+from services.object_detector.events import crop_snapshot, to_message
 from services.object_detector.levels import DetectorUtilityShares
 from services.object_detector.ssd import SSDDetector
 

@@ -14,13 +14,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
+from schemas.envelope import EventType
 from services.audio_classifier.yamnet import PatchScores
-
-EventKind = Literal["new", "update", "end"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,7 @@ DEFAULT_CLASSES_OF_INTEREST: tuple[SoundClassOfInterest, ...] = (
 class SoundEpisodeChange:
     """One step of a sound event's life; `event_id` is the same from new to end."""
 
-    kind: EventKind
+    kind: EventType
     event_id: str
     label: str
     top_class: str  # the family member with the best score so far
@@ -229,7 +227,7 @@ class SoundEventTracker:
 
     @staticmethod
     def _event(
-        kind: EventKind, state: _FamilyState, opened: _OpenEvent, score: float, patch_index: int
+        kind: EventType, state: _FamilyState, opened: _OpenEvent, score: float, patch_index: int
     ) -> SoundEpisodeChange:
         return SoundEpisodeChange(
             kind=kind,

@@ -43,7 +43,7 @@ from services.common.stage_runner import serve
 from services.media.jpeg_frame import BadFrameMetaError, CorruptJpegError, FrameMeta, decode_jpeg
 from services.media.video_profile import VideoProfile, load_video_profile
 from services.object_detector import events as lifecycle
-from services.object_detector.event_messages import crop_snapshot, to_message
+from services.object_detector.events import crop_snapshot, to_message
 from services.object_detector.levels import (
     CameraUsage,
     price_levels,
