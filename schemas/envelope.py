@@ -6,14 +6,82 @@ to the stage's dead-letter topic with the reason pydantic gives.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
-from typing import Literal, Self, TypeVar
+from typing import Annotated, Final, Literal, Self, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
+
+# One topic level (a `{param}` of the registry, a gateway id). A payload id
+# that becomes a topic level (GasEvent.sensor, ObjectEvent.camera, ...) must
+# match it too; topic_spec checks every level against the same pattern.
+TOPIC_LEVEL_PATTERN: Final = r"^[A-Za-z0-9_.-]{1,64}$"
+TopicLevel = Annotated[str, Field(pattern=TOPIC_LEVEL_PATTERN)]
+
+# orjson writes integers of 64 bits at most; a bigger one would make a
+# message that validates but cannot be sent.
+MAX_INT: Final = 2**63 - 1
+MIN_INT: Final = -(2**63)
+Int64 = Annotated[int, Field(ge=MIN_INT, le=MAX_INT)]
+Count = Annotated[int, Field(ge=0, le=MAX_INT)]
+
+# Wall-clock seconds since the epoch, up to the year 2286.
+MAX_TIMESTAMP: Final = 1e10
+Timestamp = Annotated[float, Field(ge=0, le=MAX_TIMESTAMP)]
+# Durations, intervals and periods: at most a year.
+MAX_SECONDS: Final = 366 * 86_400.0
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]
+# Upload rates and budgets: at most 100 Gbit/s.
+MAX_KBPS: Final = 1e8
+Kbps = Annotated[float, Field(ge=0, le=MAX_KBPS)]
+# Free-form ids and names.
+Name = Annotated[str, Field(min_length=1, max_length=256)]
+MAX_JSON_DEPTH: Final = 32
+
+
+def _check_json(value: JsonValue, depth: int = 0) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise PydanticCustomError(
+            "json_depth", "nested deeper than {limit} levels", {"limit": MAX_JSON_DEPTH}
+        )
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if not MIN_INT <= value <= MAX_INT:
+            raise PydanticCustomError("int64", "integer outside 64 bits")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise PydanticCustomError("finite_number", "Input should be a finite number")
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, depth + 1)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_json(item, depth + 1)
+
+
+def _sendable_json(value: JsonValue) -> JsonValue:
+    _check_json(value)
+    return value
+
+
+# Free JSON (summary values, a config's fields): pydantic's JsonValue lets
+# NaN, Infinity and integers of any size through, which orjson then writes
+# as null or refuses to write at all.
+SafeJson = Annotated[JsonValue, AfterValidator(_sendable_json)]
+
+
+def field_error(field: str, reason: str) -> PydanticCustomError:
+    """What a model validator raises to name the field it refuses
+    (`describe_validation_error` appends `field` to the error's location)."""
+    return PydanticCustomError(
+        "field_error", "{field}: {reason}", {"field": field, "reason": reason}
+    )
 
 
 def now() -> float:
@@ -26,9 +94,10 @@ def new_id() -> str:
 
 
 class Model(BaseModel):
-    """Base of every nested model: frozen, and unknown fields are an error."""
+    """Base of every nested model: frozen, unknown fields are an error, and so
+    are NaN and the infinities (as JSON tokens, as strings, or 1e999)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Envelope(Model):
@@ -39,7 +108,7 @@ class Envelope(Model):
     """
 
     schema_version: Literal[1] = 1
-    ts: float = Field(default_factory=now, description="seconds since the epoch")
+    ts: Timestamp = Field(default_factory=now, description="seconds since the epoch")
     source: str = Field(min_length=1, max_length=128, description="stage that produced it")
     id: str = Field(default_factory=new_id, min_length=1, max_length=128)
 

@@ -2,44 +2,50 @@
 
 from __future__ import annotations
 
-import math
-from typing import Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from schemas.envelope import Envelope, EventType
+from schemas.envelope import (
+    TOPIC_LEVEL_PATTERN,
+    Count,
+    Envelope,
+    EventType,
+    Name,
+    Seconds,
+    Timestamp,
+    TopicLevel,
+)
 
 # Gases the bundled sensors (MQ-2/MQ-7/MQ-9 style) report; a new sensor type
 # extends this list together with its default thresholds.
 Gas = Literal["co", "smoke", "methane", "lpg", "co2", "h2", "no2"]
-SENSOR_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+SENSOR_ID_PATTERN: Final = TOPIC_LEVEL_PATTERN
+# A concentration in ppm: a million is all of the air.
+MAX_PPM: Final = 1e6
+Ppm = Annotated[float, Field(ge=0, le=MAX_PPM)]
+# An average of ppm readings: may come out a rounding error below zero.
+AveragePpm = Annotated[float, Field(ge=-1, le=MAX_PPM)]
 
 
 class GasReading(Envelope):
-    sensor: str = Field(pattern=SENSOR_ID_PATTERN)
+    sensor: TopicLevel
     gas: Gas
-    value: float = Field(ge=0, description="concentration in `unit`")
+    value: Ppm = Field(description="concentration in `unit`")
     unit: Literal["ppm"] = "ppm"
-
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
 
 class GasAverage(Envelope):
-    sensor: str
+    sensor: TopicLevel
     gas: Gas
-    time_window_s: float
-    time_average: float
-    time_samples: int
-    count_window: int
-    count_average: float
-    count_samples: int
-    last_value: float
-    reading_id: str = Field(description="id of the reading that produced this average")
+    time_window_s: Seconds
+    time_average: AveragePpm
+    time_samples: Count
+    count_window: Count
+    count_average: AveragePpm
+    count_samples: Count
+    last_value: Ppm
+    reading_id: Name = Field(description="id of the reading that produced this average")
 
 
 class GasEvent(Envelope):
@@ -49,13 +55,13 @@ class GasEvent(Envelope):
 
     kind: Literal["gas"] = "gas"
     type: EventType
-    event_id: str
-    sensor: str
+    event_id: Name
+    sensor: TopicLevel
     gas: Gas
-    label: str = Field(description="what the event is about, e.g. 'co_high'")
+    label: Name = Field(description="what the event is about, e.g. 'co_high'")
     severity: Literal["info", "warning", "critical"]
-    value: float = Field(description="the average that caused this message")
-    peak: float
-    threshold: float
-    start_ts: float
-    end_ts: float | None = None
+    value: AveragePpm = Field(description="the average that caused this message")
+    peak: AveragePpm
+    threshold: Ppm
+    start_ts: Timestamp
+    end_ts: Timestamp | None = None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from schemas.envelope import Envelope, Model
+from schemas.envelope import TOPIC_LEVEL_PATTERN, Envelope, Int64, Kbps, Model, Name, TopicLevel
 
-ANALYTIC_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+ANALYTIC_NAME_PATTERN = TOPIC_LEVEL_PATTERN
 # Solvers keep a level index per table cell in one byte.
 MAX_LEVELS = 64
 
@@ -15,10 +15,10 @@ class QosLevel(Model):
     """One way an analytic can run: its knob values, what it uploads, what it is worth."""
 
     name: str = Field(min_length=1, max_length=64)
-    params: dict[str, str | int | float | bool] = Field(
+    params: dict[str, str | Int64 | float | bool] = Field(
         default_factory=dict, description="knob values, e.g. fps, width, jpeg_quality, mode"
     )
-    cost_kbps: float = Field(ge=0, allow_inf_nan=False, description="upload cost in kbit/s")
+    cost_kbps: Kbps = Field(description="upload cost in kbit/s")
     utility: float = Field(
         ge=0, le=1, allow_inf_nan=False, description="quality at this level, 1 = full-rate run"
     )
@@ -55,16 +55,16 @@ class QosKnob(Envelope):
 
     analytic: str = Field(pattern=ANALYTIC_NAME_PATTERN)
     level: QosLevel
-    plan_id: str = ""
-    budget_kbps: float | None = Field(default=None, ge=0)
+    plan_id: str = Field(default="", max_length=256)
+    budget_kbps: Kbps | None = None
 
 
 class PlanChoice(Model):
-    analytic: str
-    level: str
-    cost_kbps: float = Field(ge=0)
+    analytic: TopicLevel
+    level: Name
+    cost_kbps: Kbps
     utility: float = Field(ge=0, le=1)
-    weight: float = Field(ge=0)
+    weight: float = Field(ge=0, le=1e6)
 
 
 class QosPlan(Envelope):
@@ -74,18 +74,18 @@ class QosPlan(Envelope):
     plan_id: str
     dry_run: bool = False
     solver: str
-    budget_kbps: float = Field(ge=0)
-    cost_kbps: float = Field(ge=0)
-    total_utility: float = Field(ge=0)
+    budget_kbps: Kbps
+    cost_kbps: float = Field(ge=0, description="may exceed the budget when infeasible")
+    total_utility: float = Field(ge=0, le=1e12)
     feasible: bool
     reason: str = ""
-    solve_ms: float = Field(ge=0)
+    solve_ms: float = Field(ge=0, le=3_600_000)
     choices: list[PlanChoice]
 
 
 class PlanRequest(Envelope):
     """A dry run: what would each analytic get at `budget_kbps`?"""
 
-    request_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    budget_kbps: float = Field(ge=0)
+    request_id: TopicLevel
+    budget_kbps: Kbps
     solver: str | None = None

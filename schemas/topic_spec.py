@@ -13,7 +13,7 @@ from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, overload
 
 from pydantic import TypeAdapter
 
-from schemas.envelope import Envelope
+from schemas.envelope import TOPIC_LEVEL_PATTERN, Envelope
 
 # `SELF` in publishers/subscribers means "each stage, on its own instance of
 # the topic" (the `{stage}` parameter is the stage's own name).
@@ -33,7 +33,7 @@ B = TypeVar("B", bound=Envelope)
 C = TypeVar("C", bound=Envelope)
 
 _PARAM = re.compile(r"\{([a-z_]+)\}")
-_PARAM_VALUE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_PARAM_VALUE = re.compile(TOPIC_LEVEL_PATTERN)
 
 # PUBLISH fixed header (<= 5 bytes), topic length (2), packet id (2) and
 # property length (1): what MQTT 5 adds to a QoS 1 message's topic and payload.
@@ -54,7 +54,7 @@ MIB: Final = 1024 * KIB
 
 def is_valid_level(value: str) -> bool:
     """Whether `value` may stand as one topic level (a parameter, a gateway id)."""
-    return _PARAM_VALUE.match(value) is not None
+    return _PARAM_VALUE.fullmatch(value) is not None
 
 
 class TopicError(ValueError):
@@ -100,7 +100,7 @@ class TopicSpec(Generic[P]):
         if missing or extra:
             raise TopicError(f"{self.name}: needs {self.params}, got {sorted(params)}")
         for key, value in params.items():
-            if not _PARAM_VALUE.match(value):
+            if not _PARAM_VALUE.fullmatch(value):
                 raise TopicError(f"{self.name}: {key}={value!r} is not a valid topic level")
         return f"{root}/{self.template.format(**params)}"
 

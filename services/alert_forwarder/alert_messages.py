@@ -28,14 +28,20 @@ PartKind = Literal["gas", "object", "sound"]
 PART_KINDS: tuple[PartKind, ...] = ("gas", "object", "sound")
 
 
-def incoming_from(event: AnyEventMessage) -> IncomingEvent:
-    """The modality-free view the rules and fusion work on."""
+def incoming_from(event: AnyEventMessage, topic_source: str | None = None) -> IncomingEvent:
+    """The modality-free view the rules and fusion work on.
+
+    `topic_source` is the `<source>` level of the `event/<source>` topic the
+    event arrived on: the broker's ACL checked it, and it becomes the level
+    of `alert/<source>`, so it names the source; the payload's own sensor,
+    camera or mic id stands in only where there is no topic (tests, tools).
+    """
     if isinstance(event, GasEvent):
         return IncomingEvent(
             type=event.type,
             event_id=event.event_id,
             message_id=event.id,
-            source=event.sensor,
+            source=topic_source or event.sensor,
             kind="gas",
             label=event.label,
             ts=event.ts,
@@ -48,7 +54,7 @@ def incoming_from(event: AnyEventMessage) -> IncomingEvent:
             type=event.type,
             event_id=event.event_id,
             message_id=event.id,
-            source=event.camera,
+            source=topic_source or event.camera,
             kind="object",
             label=event.label,
             ts=event.ts,
@@ -61,7 +67,7 @@ def incoming_from(event: AnyEventMessage) -> IncomingEvent:
         type=event.type,
         event_id=event.event_id,
         message_id=event.id,
-        source=event.mic,
+        source=topic_source or event.mic,
         kind="sound",
         label=event.label,
         ts=event.ts,

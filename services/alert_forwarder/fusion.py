@@ -36,7 +36,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from schemas.envelope import EventType, Model
+from schemas.envelope import MAX_SECONDS, EventType, Model, field_error
 from services.alert_forwarder.rules import SEVERITY_RANK, IncomingEvent, Severity, max_severity
 from services.common.dedup import SeenIds
 
@@ -72,25 +72,27 @@ SMOKE_FIRE = Escalation(
 
 class FusionConfig(Model):
     places: dict[str, str] = Field(default_factory=dict, description="source -> place")
-    window_s: float = Field(60.0, gt=0)
-    min_kinds: int = Field(2, ge=2)
-    linger_s: float = Field(30.0, ge=0)
-    stale_after_s: float = Field(600.0, gt=0)
+    window_s: float = Field(60.0, gt=0, le=MAX_SECONDS)
+    min_kinds: int = Field(2, ge=2, le=64)
+    linger_s: float = Field(30.0, ge=0, le=MAX_SECONDS)
+    stale_after_s: float = Field(600.0, gt=0, le=MAX_SECONDS)
     escalations: tuple[Escalation, ...] = (SMOKE_FIRE,)
-    max_parts: int = Field(32, ge=2, description="parts listed per incident")
-    max_candidates_per_place: int = Field(64, ge=1)
-    max_places: int = Field(256, ge=1)
-    dedup_capacity: int = Field(10_000, ge=1)
+    max_parts: int = Field(32, ge=2, le=1000, description="parts listed per incident")
+    max_candidates_per_place: int = Field(64, ge=1, le=100_000)
+    max_places: int = Field(256, ge=1, le=100_000)
+    dedup_capacity: int = Field(10_000, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         for source, place in self.places.items():
             if not source or not place:
-                raise ValueError(f"places: empty source or place in {source!r} -> {place!r}")
+                raise field_error(
+                    f"places[{source!r}]", f"empty source or place in {source!r} -> {place!r}"
+                )
         names = [escalation.name for escalation in self.escalations]
         for index, name in enumerate(names):
             if name in names[:index]:
-                raise ValueError(f"escalations[{index}]: name {name!r} is used twice")
+                raise field_error(f"escalations[{index}]", f"name {name!r} is used twice")
         return self
 
 

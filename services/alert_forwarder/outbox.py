@@ -19,7 +19,8 @@ Policy, decided once here:
   reached and the stage stops taking events; one event (or tick) may still
   add its few alerts past it, so the size stays within max_entries plus the
   alerts of one decision batch.
-* Pure and synchronous: time comes in as an argument.
+* Pure and synchronous: time comes in as an argument. `outbox_store` keeps
+  it on disk across restarts (`confirmation` writes through).
 """
 
 from __future__ import annotations
@@ -61,13 +62,22 @@ class Outbox:
     def has_room(self) -> bool:
         return len(self._entries) < self._max
 
-    def add(self, topic_source: str, alert: Alert, now: float) -> None:
-        """Track an alert about to be published; a known id keeps its schedule."""
+    def add(self, topic_source: str, alert: Alert, now: float, *, due_now: bool = False) -> None:
+        """Track an alert about to be published; a known id keeps its schedule.
+
+        `due_now`: one left unconfirmed by an earlier run, to publish again now.
+        """
         if alert.id in self._entries:
             return
         self._entries[alert.id] = OutboxEntry(
-            topic_source, alert, due_at=now + self._timeout, wait_s=self._timeout
+            topic_source,
+            alert,
+            due_at=now if due_now else now + self._timeout,
+            wait_s=self._timeout,
         )
+
+    def ids(self) -> set[str]:
+        return set(self._entries)
 
     def confirm(self, message_ids: Iterable[str]) -> int:
         """Forget confirmed alerts; returns how many were waiting."""

@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from schemas.envelope import EventType, Model
+from schemas.envelope import MAX_SECONDS, EventType, Model, field_error
 from services.common.dedup import SeenIds
 
 Severity = Literal["info", "warning", "critical"]
@@ -82,7 +82,7 @@ class QuietHours(Model):
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
         if self.start == self.end:
-            raise ValueError("quiet_hours: 'end' must differ from 'start'")
+            raise field_error("end", "must differ from 'start'")
         return self
 
     def contains(self, moment: time) -> bool:
@@ -97,8 +97,8 @@ class AlertRule(Model):
     enabled: bool = True
     severity: Severity | None = None
     min_score: float = Field(0.0, ge=0.0, le=1.0)
-    min_duration_s: float = Field(0.0, ge=0.0)
-    cooldown_s: float = Field(0.0, ge=0.0)
+    min_duration_s: float = Field(0.0, ge=0.0, le=MAX_SECONDS)
+    cooldown_s: float = Field(0.0, ge=0.0, le=MAX_SECONDS)
     quiet_hours: tuple[QuietHours, ...] | None = Field(
         None, description="None inherits the config's quiet_hours; () means none"
     )
@@ -108,7 +108,7 @@ class AlertRule(Model):
     @model_validator(mode="after")
     def _zone_match_needs_zones(self) -> Self:
         if self.zone_match == "all" and not self.required_zones:
-            raise ValueError("zone_match: 'all' needs a non-empty 'required_zones'")
+            raise field_error("zone_match", "'all' needs a non-empty 'required_zones'")
         return self
 
     def in_zones(self, zones: frozenset[str]) -> bool:
@@ -124,10 +124,10 @@ class AlertRulesConfig(Model):
     quiet_hours: tuple[QuietHours, ...] = ()
     rules: tuple[AlertRule, ...] = ()
     unmatched: Literal["forward", "suppress"] = "forward"
-    dedup_capacity: int = Field(10_000, ge=1)
-    max_tracked_events: int = Field(4096, ge=1)
-    max_cooldown_keys: int = Field(4096, ge=1)
-    stale_after_s: float = Field(600.0, gt=0)
+    dedup_capacity: int = Field(10_000, ge=1, le=1_000_000)
+    max_tracked_events: int = Field(4096, ge=1, le=1_000_000)
+    max_cooldown_keys: int = Field(4096, ge=1, le=1_000_000)
+    stale_after_s: float = Field(600.0, gt=0, le=MAX_SECONDS)
 
     @field_validator("timezone")
     @classmethod

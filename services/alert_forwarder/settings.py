@@ -3,20 +3,19 @@
 
 from __future__ import annotations
 
-import re
+from pathlib import Path
 from typing import Literal, Self
 
 import orjson
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from schemas.envelope import Model
+from schemas.envelope import Model, field_error
+from schemas.topic_spec import is_valid_level
 from services.alert_forwarder.fusion import FusionConfig
 from services.alert_forwarder.rules import AlertRulesConfig
 from services.common.settings import STAGE_SETTINGS_CONFIG, StageSettings
 
 Severity = Literal["info", "warning", "critical"]
-# A place becomes a topic level (`alert/<place>`): it must be one.
-_TOPIC_LEVEL = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class AlertForwarderConfig(Model):
@@ -28,10 +27,12 @@ class AlertForwarderConfig(Model):
     @model_validator(mode="after")
     def _places_are_topic_levels(self) -> Self:
         for source, place in self.fusion.places.items():
-            if not _TOPIC_LEVEL.match(place):
-                raise ValueError(
-                    f"fusion.places[{source!r}]: {place!r} is not a valid topic level "
-                    "(letters, digits, '_', '.', '-'; at most 64)"
+            # A place becomes a topic level (`alert/<place>`): it must be one.
+            if not is_valid_level(place):
+                raise field_error(
+                    f"fusion.places[{source!r}]",
+                    f"{place!r} is not a valid topic level "
+                    "(letters, digits, '_', '.', '-'; at most 64)",
                 )
         return self
 
@@ -53,7 +54,7 @@ class AlertForwarderSettings(StageSettings, AlertForwarderConfig):
     webhook_queue: int = Field(default=256, ge=1, le=100_000, description="alerts waiting to post")
     webhook_retries: int = Field(default=3, ge=0, le=20)
     webhook_timeout_s: float = Field(default=5.0, gt=0, le=120)
-    webhook_retry_initial_s: float = Field(default=0.5, gt=0)
+    webhook_retry_initial_s: float = Field(default=0.5, gt=0, le=600)
     confirm_with_bridge: bool = Field(
         default=True,
         description="keep each alert until cloud-bridge confirms it on uplink/taken and "
@@ -73,6 +74,16 @@ class AlertForwarderSettings(StageSettings, AlertForwarderConfig):
         description="unconfirmed alerts held; when reached, events wait at the broker",
     )
     resend_batch: int = Field(default=200, ge=1, le=10_000, description="re-sends per round")
+    outbox_path: Path | None = Field(
+        default=None,
+        description="file of the alerts awaiting the bridge's receipt, kept across restarts; "
+        "default var/alert-forwarder/<topic_root>-<gateway_id>.db",
+    )
+
+    def outbox_file(self) -> Path:
+        if self.outbox_path is not None:
+            return self.outbox_path
+        return Path("var/alert-forwarder") / f"{self.topic_root}-{self.gateway_id}.db"
 
     @field_validator("startup_config")
     @classmethod

@@ -16,7 +16,6 @@ PUBACK, as before.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -28,12 +27,13 @@ from services.alert_forwarder.alert_messages import (
     alert_from_rule,
     incoming_from,
 )
-from services.alert_forwarder.confirmation import BridgeConfirmation
+from services.alert_forwarder.confirmation import BridgeConfirmation, drop_unpublishable
 from services.alert_forwarder.fusion import IncidentDecision, IncidentFusion
 from services.alert_forwarder.rules import AlertDecision, AlertRules, PublishAlert
 from services.alert_forwarder.settings import AlertForwarderConfig, AlertForwarderSettings
 from services.alert_forwarder.webhooks import WebhookPolicy, WebhookSender
 from services.common.door import MqttDoor, PublishFailed, Received
+from services.common.pacing import wait_set
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import Worker, serve
 
@@ -88,7 +88,7 @@ class AlertForwarderStage:
         if self.confirmation is not None:
             # Backpressure: no new alerts while too many wait for the bridge.
             await self.confirmation.wait_for_room(self._stop)
-        event = incoming_from(message.payload)
+        event = incoming_from(message.payload, message.params["source"])
         self._door.metrics.count(f"events_{event.kind}")
         # No await between the two: the tick worker never sees half an event.
         decisions = self._rules.handle(event)
@@ -108,8 +108,14 @@ class AlertForwarderStage:
             await self._publish(alert_from_incident(incident, now), incident.place)
 
     async def _publish(self, alert: Alert, topic_source: str) -> None:
+        size = len(alert.to_bytes())
+        if size > ALERT.max_bytes:
+            # The bridge would refuse it and never confirm it: re-sent forever.
+            error = ValueError(f"{size} bytes is over the {ALERT.max_bytes}-byte alert limit")
+            await drop_unpublishable(self._door, None, alert, topic_source, error)
+            return
         if self.confirmation is not None:
-            self.confirmation.track(topic_source, alert)
+            await self.confirmation.track(topic_source, alert)
         for attempt in range(PUBLISH_TRIES):
             try:
                 await self._door.publish(ALERT, alert, source=topic_source)
@@ -122,6 +128,11 @@ class AlertForwarderStage:
                     break  # in the outbox: the re-send worker takes over
                 if attempt == PUBLISH_TRIES - 1 or self._stop.is_set():
                     raise
+            except Exception as error:  # one alert never ends the stage
+                # Not a broker hiccup: this alert can never be published
+                # (a bad topic level, a message the registry refuses).
+                await drop_unpublishable(self._door, self.confirmation, alert, topic_source, error)
+                return
         self._door.metrics.count(f"alerts_{alert.type}")
         self.webhooks.offer(alert)
         log.info(
@@ -132,8 +143,7 @@ class AlertForwarderStage:
     async def tick(self, stop: asyncio.Event) -> None:
         """Minimum durations, quiet hours ending, stale alerts, incident lingers."""
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._settings.tick_interval_s)
+            await wait_set(stop, self._settings.tick_interval_s)
             now = time.time()
             decisions = self._rules.tick(now)
             incidents = self._fusion.tick(now)
@@ -141,6 +151,8 @@ class AlertForwarderStage:
                 await self._publish_decisions(decisions, incidents)
             except PublishFailed as error:
                 log.error("alert from tick lost", extra={"error": str(error)})
+            except Exception:  # one bad decision never ends the worker
+                log.exception("alerts from tick lost")
 
     async def watch_stop(self, stop: asyncio.Event) -> None:
         await stop.wait()

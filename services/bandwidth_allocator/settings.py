@@ -27,24 +27,28 @@ class AllocatorConfig(Model):
     """What an operator may change at run time (retained `config/bandwidth-allocator`)."""
 
     budget_kbps: float = Field(
-        default=1000.0, ge=0, allow_inf_nan=False, description="the budget when fixed"
+        default=1000.0, ge=0, le=1e8, allow_inf_nan=False, description="the budget when fixed"
     )
     budget_source: BudgetSource = Field(
         default="fixed",
         description="fixed: budget_kbps; measured: the goodput the cloud bridge reports",
     )
     budget_floor_kbps: float = Field(
-        default=16.0, ge=0, allow_inf_nan=False, description="measured budget never goes lower"
+        default=16.0,
+        ge=0,
+        le=1e8,
+        allow_inf_nan=False,
+        description="measured budget never goes lower",
     )
     budget_ceiling_kbps: float = Field(
-        default=10_000.0, ge=0, allow_inf_nan=False, description="nor higher"
+        default=10_000.0, ge=0, le=1e8, allow_inf_nan=False, description="nor higher"
     )
     solver: str = Field(default="dp", description="dp, fptas, greedy_hull, or a baseline")
     eps: float = Field(default=FPTAS_DEFAULT_EPS, gt=0, lt=1, description="FPTAS accuracy")
     weights: dict[str, float] = Field(
         default_factory=dict, description="operator weight per analytic name"
     )
-    default_weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    default_weight: float = Field(default=1.0, ge=0, le=1e6, allow_inf_nan=False)
 
     _check_solver = field_validator("solver")(_known_solver)
 
@@ -54,8 +58,8 @@ class AllocatorConfig(Model):
         for name, weight in weights.items():
             if not re.match(ANALYTIC_NAME_PATTERN, name):
                 raise ValueError(f"{name!r} is not an analytic name")
-            if not (math.isfinite(weight) and weight >= 0):
-                raise ValueError(f"weight of {name} must be a finite number >= 0")
+            if not (math.isfinite(weight) and 0 <= weight <= 1e6):
+                raise ValueError(f"weight of {name} must be a finite number from 0 to 1e6")
         return weights
 
     @model_validator(mode="after")

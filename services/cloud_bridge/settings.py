@@ -34,7 +34,7 @@ class CloudBridgeConfig(Model):
 
     budget_kbps: float = Field(
         default=256.0,
-        gt=0,
+        ge=1e-3,
         le=1e8,
         description="upload budget until the allocator publishes qos/uplink",
     )

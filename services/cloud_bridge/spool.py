@@ -28,6 +28,13 @@ Policy, decided once here:
   returns the original sequence — a QoS 1 redelivery after a crash between
   our commit and our upstream acknowledgement is not sent twice.
 
+Disk: the WAL is kept small (`wal_autocheckpoint` and `journal_size_limit`
+from the budget, and a TRUNCATE checkpoint after large deletes and from
+`maintain`), so the file stays within `spool_disk.file_bytes_for(max_bytes)`;
+the budget is checked against the free disk at start (`fit_budget_to_disk`). A full or
+failing disk raises `SpoolDiskError` and rolls the transaction back: a
+spool-full condition for the caller, like `SpoolFullError` for an alert.
+
 The API is blocking and thread-safe (one connection behind a lock, usable
 from `asyncio.to_thread` workers). Other processes may open the file
 read-only at any time; WAL lets them read while the bridge writes. One
@@ -36,6 +43,7 @@ process writes at a time.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -45,6 +53,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from services.cloud_bridge.spool_disk import is_disk_error, wal_limit_bytes
 from services.cloud_bridge.spool_records import (
     MESSAGE_CLASSES,
     AppendResult,
@@ -52,6 +61,7 @@ from services.cloud_bridge.spool_records import (
     ClassUsage,
     LossReason,
     MessageClass,
+    SpoolDiskError,
     SpooledMessage,
     SpoolFullError,
     SpoolStats,
@@ -66,6 +76,7 @@ __all__ = [
     "LossReason",
     "MessageClass",
     "Spool",
+    "SpoolDiskError",
     "SpoolFullError",
     "SpoolStats",
     "SpooledMessage",
@@ -156,6 +167,11 @@ class Spool:
             raise RuntimeError(f"could not put the spool in WAL mode (got {mode!r})")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
+        self._wal_path = Path(f"{path}-wal")
+        self._wal_limit = wal_limit_bytes(max_bytes)
+        page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        self._db.execute(f"PRAGMA wal_autocheckpoint={max(16, self._wal_limit // page_size)}")
+        self._db.execute(f"PRAGMA journal_size_limit={self._wal_limit}")
         self._db.executescript(_SCHEMA)
 
     # -- writing -----------------------------------------------------------
@@ -275,7 +291,31 @@ class Spool:
                     " ORDER BY seq DESC LIMIT 1 OFFSET ?)",
                     (self._remember_delivered,),
                 )
+        if removed and self._wal_bytes() > self._wal_limit:
+            self.checkpoint()
         return removed
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the file and truncate it (frees its disk)."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except (sqlite3.OperationalError, OSError) as error:
+                if is_disk_error(error):
+                    raise SpoolDiskError(f"checkpoint: {error}") from error
+                raise
+
+    def maintain(self) -> int:
+        """Periodic upkeep: purge expired messages, then checkpoint."""
+        removed = self.purge_expired()
+        self.checkpoint()
+        return removed
+
+    def _wal_bytes(self) -> int:
+        try:
+            return self._wal_path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def purge_expired(self) -> int:
         """Delete and count messages older than their class TTL."""
@@ -375,13 +415,22 @@ class Spool:
     def _transaction(self) -> Iterator[None]:
         # IMMEDIATE takes the write lock up front, so the read-then-write
         # steps of `append` see totals no other writer changes underneath.
-        self._db.execute("BEGIN IMMEDIATE")
+        # A failed COMMIT (disk full) leaves the transaction open: roll back
+        # too, or every later BEGIN would fail.
         try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                raise
+        except (sqlite3.OperationalError, OSError) as error:
+            if is_disk_error(error):
+                raise SpoolDiskError(f"spool disk: {error}") from error
             raise
-        self._db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:

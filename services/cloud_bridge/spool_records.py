@@ -1,6 +1,6 @@
 """The spool's records and reports: message classes, what `Spool.append`
 answers, what `Spool.stats` reports, and the error an alert that does not fit
-raises. Plain data, shared by the spool, the uplinks and the usage report."""
+raises (and a disk error). Plain data, shared by the spool, the uplinks and the usage report."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ class SpoolFullError(Exception):
         self.size = size
         self.max_bytes = max_bytes
         self.alert_bytes = alert_bytes
+
+
+class SpoolDiskError(Exception):
+    """The disk under the spool is full or failing (SQLITE_FULL, SQLITE_IOERR,
+    ENOSPC): nothing was written. A spool-full condition, never a crash: the
+    caller leaves the message unacknowledged upstream and tries again later."""
 
 
 @dataclass(frozen=True, slots=True)

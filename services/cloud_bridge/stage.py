@@ -16,6 +16,7 @@ own knob (`qos/<analytic>`: the chosen level's cost), see snapshot_uplink.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -30,6 +31,7 @@ from schemas.analytics import (
     detector_analytic,
     knob_params,
 )
+from schemas.envelope import MAX_KBPS
 from schemas.qos import QosKnob
 from schemas.service import ConfigState
 from schemas.topics import (
@@ -50,7 +52,14 @@ from services.cloud_bridge.settings import (
     CloudSettings,
 )
 from services.cloud_bridge.snapshot_uplink import SnapshotUplink
-from services.cloud_bridge.spool import MessageClass, Spool, SpooledMessage, SpoolFullError
+from services.cloud_bridge.spool import (
+    MessageClass,
+    Spool,
+    SpoolDiskError,
+    SpooledMessage,
+    SpoolFullError,
+)
+from services.cloud_bridge.spool_disk import fit_budget_to_disk
 from services.cloud_bridge.taken_receipts import TakenReceipts
 from services.cloud_bridge.token_bucket import UplinkPacer
 from services.cloud_bridge.uplink import Uplink, UplinkPolicy
@@ -84,6 +93,9 @@ class CloudBridgeStage:
         self._spool = spool
         self._stop = asyncio.Event()
         self._usage_due = asyncio.Event()
+        self._disk_errors = 0
+        self._disk_full = False
+        self._holding_on_disk = False
         self.config = RuntimeConfig(local, CloudBridgeConfig, settings.startup_config())
         self.config.on_change(self._on_config)
         self._budget_source: Literal["config", "allocator"] = "config"
@@ -145,7 +157,10 @@ class CloudBridgeStage:
 
     async def _on_config_state(self, message: Received[ConfigState | None]) -> None:
         if message.payload is None:
-            return  # a cleared retained state: nothing to forward
+            # The stage's retained answer was cleared: clear the cloud's copy
+            # too. A live change, so a fresh id (as for a live status).
+            await self._take(message, "status", f"config-cleared-{uuid.uuid4().hex}", retain=True)
+            return
         await self._take(message, "status", message.payload.id, retain=True)
 
     async def _on_status(self, message: Received[bytes]) -> None:
@@ -176,6 +191,18 @@ class CloudBridgeStage:
                     retain,
                 )
                 break
+            except SpoolDiskError as error:
+                # Spool-full too: the broker keeps the message while we wait.
+                self._holding_on_disk = True
+                self._on_disk_error(error)
+                if self._stop.is_set():
+                    self._holding_on_disk = False
+                    raise LeaveUnacknowledged("stopping with the spool disk full") from error
+                with contextlib.suppress(SpoolDiskError):
+                    await asyncio.to_thread(self._spool.checkpoint)
+                self.uplink.space_freed.clear()
+                await wait_set(self.uplink.space_freed, self._settings.spool_full_retry_s)
+                continue
             except SpoolFullError as error:
                 # Backpressure: the gateway broker keeps the alert while we wait.
                 self._local.metrics.count("spool_full_waits")
@@ -187,6 +214,8 @@ class CloudBridgeStage:
                     raise LeaveUnacknowledged("stopping with the spool full") from error
                 self.uplink.space_freed.clear()
                 await wait_set(self.uplink.space_freed, self._settings.spool_full_retry_s)
+        self._holding_on_disk = False
+        self._disk_writable()
         self._local.metrics.count(f"spooled_{message_class}_{result.status}")
         if message_class == "alert" and result.status != "refused":
             # On disk now (or already): the forwarder may stop re-sending it.
@@ -207,6 +236,22 @@ class CloudBridgeStage:
                 spooled_at=now,
             )
             self.uplink.offer_live(spooled)
+
+    def _on_disk_error(self, error: SpoolDiskError) -> None:
+        self._disk_errors += 1
+        self._local.metrics.count("spool_disk_errors")
+        if not self._disk_full:
+            self._disk_full = True
+            self._local.metrics.degraded = "spool disk full: messages held at the broker"
+            self._usage_due.set()
+            log.warning("spool disk full: holding", extra={"error": str(error)})
+
+    def _disk_writable(self) -> None:
+        if self._disk_full:
+            self._disk_full = False
+            self._local.metrics.degraded = None
+            self._usage_due.set()
+            log.warning("spool disk writable again")
 
     async def _on_snapshot(self, message: Received[bytes]) -> None:
         if not message.raw.startswith(JPEG_MAGIC):
@@ -235,8 +280,11 @@ class CloudBridgeStage:
         except InvalidKnobParams as error:
             raise InvalidMessage(str(error)) from None
         kbps = kbps if kbps is not None else knob.budget_kbps
-        if kbps is None or kbps <= 0:
-            raise InvalidMessage("qos/uplink: level.params.kbps or budget_kbps must be > 0")
+        # 1 bit/s at least: budget_used (used / budget) stays finite.
+        if kbps is None or not 1e-3 <= kbps <= MAX_KBPS:
+            raise InvalidMessage(
+                f"qos/uplink: level.params.kbps or budget_kbps must be 1e-3..{MAX_KBPS}"
+            )
         self._budget_source = "allocator"
         self._set_budget(kbps)
 
@@ -276,7 +324,13 @@ class CloudBridgeStage:
         while not stop.is_set():
             await wait_set(self._usage_due, self._settings.usage_interval_s)
             self._usage_due.clear()
-            await asyncio.to_thread(self._spool.purge_expired)
+            try:
+                await asyncio.to_thread(self._spool.maintain)
+            except SpoolDiskError as error:
+                self._on_disk_error(error)
+            else:
+                if not self._holding_on_disk:  # else the held append says when
+                    self._disk_writable()
             await self.publish_usage()
             await wait_set(stop, USAGE_MIN_SPACING_S)
 
@@ -288,6 +342,8 @@ class CloudBridgeStage:
             cloud_connected=self._cloud.connected.is_set(),
             budget_source=self._budget_source,
             analytic_rates_kbps=self.rates.all_kbit_per_s(),
+            disk_full=self._disk_full,
+            disk_errors=self._disk_errors,
         )
         self._local.metrics.gauge("spool_entries", stats.total_entries)
         self._local.metrics.gauge("spool_bytes", stats.total_bytes)
@@ -315,9 +371,10 @@ async def run(
 ) -> None:
     cloud_settings = cloud_settings_for(settings, cloud_settings or load_settings(CloudSettings))
     settings.spool_path.parent.mkdir(parents=True, exist_ok=True)
-    spool = await asyncio.to_thread(
-        Spool, settings.spool_path, settings.spool_max_bytes, settings.ttl_s()
+    max_bytes = fit_budget_to_disk(
+        settings.spool_path, settings.spool_max_bytes, "EDGEGW_SPOOL_MAX_BYTES"
     )
+    spool = await asyncio.to_thread(Spool, settings.spool_path, max_bytes, settings.ttl_s())
     try:
         local = MqttDoor(settings, CLOUD_BRIDGE)
         cloud = MqttDoor(cloud_settings, CLOUD_BRIDGE, root=settings.root)

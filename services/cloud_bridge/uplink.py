@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from schemas.topic_spec import publish_bytes
-from services.cloud_bridge.spool import Spool, SpooledMessage
+from services.cloud_bridge.spool import Spool, SpoolDiskError, SpooledMessage
 from services.cloud_bridge.token_bucket import Lane, UplinkPacer
 from services.cloud_bridge.upload_accounting import UploadAccounting
 from services.common.door import MqttDoor, PublishFailed
@@ -264,7 +264,14 @@ class Uplink:
 
     async def flush_delivered(self) -> None:
         while self._to_mark:
-            batch, self._to_mark = self._to_mark[:MARK_BATCH], self._to_mark[MARK_BATCH:]
-            await asyncio.to_thread(self._spool.mark_delivered, batch)
+            batch = self._to_mark[:MARK_BATCH]
+            try:
+                await asyncio.to_thread(self._spool.mark_delivered, batch)
+            except SpoolDiskError as error:
+                # Still spooled and claimed: marked again on the next round.
+                self._metrics.count("mark_delivered_failed")
+                log.warning("delivered messages not marked yet", extra={"error": str(error)})
+                return
+            del self._to_mark[: len(batch)]
             self._claimed.difference_update(batch)
             self.space_freed.set()

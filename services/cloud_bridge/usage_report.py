@@ -16,6 +16,8 @@ def usage_message(
     cloud_connected: bool,
     budget_source: Literal["config", "allocator"],
     analytic_rates_kbps: dict[str, float] | None = None,
+    disk_full: bool = False,
+    disk_errors: int = 0,
 ) -> UplinkUsage:
     """`accounting` is `UploadAccounting.snapshot()`; losses are cumulative."""
     by_class: dict[str, dict[str, int]] = accounting["by_class"]
@@ -42,4 +44,6 @@ def usage_message(
         budget_used=accounting["budget_used"],
         budget_source=budget_source,
         analytic_rates_kbps=analytic_rates_kbps or {},
+        spool_disk_full=disk_full,
+        spool_disk_errors=disk_errors,
     )

@@ -22,8 +22,10 @@ the message id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import Coroutine
 from typing import Any, TypeVar, overload
 
 import aiomqtt
@@ -33,7 +35,7 @@ from schemas.envelope import Envelope
 from schemas.service import OFFLINE, ONLINE, DeadLetter
 from schemas.topics import DEAD_LETTER, STATUS, TopicSpec
 from services.common.backoff import Backoff
-from services.common.library_seams import acknowledge
+from services.common.library_seams import acknowledge, connection_lost
 from services.common.messages import Handler as Handler
 from services.common.messages import InvalidMessage as InvalidMessage
 from services.common.messages import LeaveUnacknowledged as LeaveUnacknowledged
@@ -109,6 +111,11 @@ class MqttDoor:
     ) -> None:
         """Route messages of `spec` (parameters not given are wildcards)."""
         self._subscriptions.add(spec, handler, share_group=share_group, params=params)
+
+    def subscribe_any_size(self, spec: TopicSpec[P], handler: Handler[P], **params: str) -> None:
+        """`subscribe`, but payloads over the (TEXT or RAW) topic's limit reach
+        the handler too, which answers them itself."""
+        self._subscriptions.add(spec, handler, share_group=None, params=params, take_oversize=True)
 
     @property
     def _persistent(self) -> bool:
@@ -198,7 +205,7 @@ class MqttDoor:
                 client = self._client
                 if client is None:
                     raise PublishFailed(f"{topic}: not connected")
-                await client.publish(
+                publishing = client.publish(
                     topic,
                     data,
                     qos=qos,
@@ -206,10 +213,37 @@ class MqttDoor:
                     properties=publish_properties(user_properties),
                     timeout=limit,
                 )
+                await self._confirmed_unless_lost(client, publishing, topic)
         except TimeoutError as error:
             raise PublishFailed(f"{topic}: not confirmed within {limit} s") from error
         except aiomqtt.MqttError as error:
             raise PublishFailed(f"{topic}: {error}") from error
+
+    @staticmethod
+    async def _confirmed_unless_lost(
+        client: aiomqtt.Client, publishing: Coroutine[Any, Any, None], topic: str
+    ) -> None:
+        """Fail at once when the connection drops before the PUBACK.
+
+        aiomqtt 2.5 waits for a PUBACK until the timeout even after the
+        connection is gone, holding the handler, so the consume loop (and with
+        it the reconnect) waited ~10 s. Once the publish fails, the consume
+        loop sees the lost connection and `run` reconnects. The
+        lost-connection future is a library seam (`connection_lost`);
+        `asyncio.wait` never cancels it.
+        """
+        lost = connection_lost(client)
+        sending = asyncio.ensure_future(publishing)
+        try:
+            await asyncio.wait({sending, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not sending.done():
+                sending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await sending
+        if sending.cancelled():
+            raise PublishFailed(f"{topic}: connection lost before the broker confirmed")
+        sending.result()
 
     @staticmethod
     def _encode(spec: TopicSpec[Any], payload: object) -> bytes:
@@ -407,7 +441,7 @@ class MqttDoor:
             return True
         route, params = found
         try:
-            payload = decode_payload(route.spec, raw)
+            payload = decode_payload(route.spec, raw, take_oversize=route.take_oversize)
             received = Received(
                 topic=topic,
                 params=params,

@@ -55,6 +55,17 @@ MAX_PACKETS_PER_WAKEUP = 256
 YIELD_EVERY = 64
 
 
+def connection_lost(client: aiomqtt.Client) -> asyncio.Future[None]:
+    """A future that completes when the client's connection is lost.
+
+    aiomqtt 2.5 keeps it private and a pending publish keeps waiting for its
+    PUBACK until the timeout after a disconnection (aiomqtt PR #287 discusses
+    failing publishes on disconnection). Callers must never cancel it.
+    """
+    lost: asyncio.Future[None] = client._disconnected  # noqa: SLF001 - aiomqtt PR #287
+    return lost
+
+
 def incoming_queue(client: aiomqtt.Client) -> asyncio.Queue[aiomqtt.Message]:
     """The queue aiomqtt's paho callback fills (its `queue_type`)."""
     # aiomqtt keeps it private; `len(client.messages)` is the only public view.

@@ -25,6 +25,9 @@ class Route(Generic[P]):
     subscription: str
     handler: Handler[P]
     qos: int
+    # The handler takes payloads over the topic's `max_bytes` too and answers
+    # them itself (runtime config: every change gets an answer).
+    take_oversize: bool = False
 
 
 class Subscriptions:
@@ -43,6 +46,7 @@ class Subscriptions:
         share_group: str | None,
         params: dict[str, str],
         qos: int | None = None,
+        take_oversize: bool = False,
     ) -> None:
         """Route messages of `spec` (parameters not given are wildcards), at
         the topic's QoS or a lower `qos`."""
@@ -53,7 +57,8 @@ class Subscriptions:
         subscription = spec.filter(self.root, **params)
         if share_group:
             subscription = f"$share/{share_group}/{subscription}"
-        self._routes.append(Route(spec, subscription, handler, spec.qos if qos is None else qos))
+        route_qos = spec.qos if qos is None else qos
+        self._routes.append(Route(spec, subscription, handler, route_qos, take_oversize))
 
     def filters(self) -> list[tuple[str, int]]:
         """(topic filter, QoS) of every route, for one SUBSCRIBE."""
@@ -73,12 +78,12 @@ class Subscriptions:
         return None
 
 
-def decode_payload(spec: TopicSpec[P], raw: bytes) -> P:
+def decode_payload(spec: TopicSpec[P], raw: bytes, *, take_oversize: bool = False) -> P:
     """What a handler of `spec` receives for `raw`; raises InvalidMessage.
 
     The casts are what `spec_of` types a spec by: RAW and TEXT specs are
     `TopicSpec[bytes]`, retained JSON specs `TopicSpec[Model | None]`."""
-    if len(raw) > spec.max_bytes:
+    if len(raw) > spec.max_bytes and not (take_oversize and not spec.is_json):
         raise InvalidMessage(
             f"payload of {len(raw)} bytes exceeds the {spec.max_bytes}-byte limit of {spec.name}"
         )

@@ -13,9 +13,11 @@ from services.common.settings import STAGE_SETTINGS_CONFIG, StageSettings
 
 
 class GasThreshold(Model):
-    enter: float = Field(gt=0, description="average at or above which an episode starts")
-    exit: float = Field(ge=0, description="average below which it ends (hysteresis)")
-    min_duration_s: float = Field(default=3.0, ge=0, description="time above `enter` first")
+    enter: float = Field(gt=0, le=1e6, description="average at or above which an episode starts")
+    exit: float = Field(ge=0, le=1e6, description="average below which it ends (hysteresis)")
+    min_duration_s: float = Field(
+        default=3.0, ge=0, le=86_400, description="time above `enter` first"
+    )
     severity: Literal["info", "warning", "critical"] = "warning"
 
     @model_validator(mode="after")
@@ -67,6 +69,9 @@ class GasAverageSettings(StageSettings, GasAverageConfig):
 
     max_series: int = Field(
         default=2000, ge=1, description="sensorxgas series kept; more are dead-lettered"
+    )
+    max_unsent_events: int = Field(
+        default=1000, ge=1, description="events kept while unpublished; more hold the readings"
     )
     summary_period_s: float = Field(default=60.0, gt=0, description="summary/gas-average period")
     summary_max_series: int = Field(default=500, ge=1)

@@ -1,4 +1,13 @@
-"""The async shell of gas-average: readings in, averages and events out."""
+"""The async shell of gas-average: readings in, averages and events out.
+
+Events are never lost to a failed publish: an episode change goes into a
+bounded queue of unsent events first, and leaves it only once the broker has
+acknowledged it. When the publish fails (the broker crashed), the reading
+that caused the event stays unacknowledged (the broker redelivers it and the
+redelivery, deduplicated, retries the queue) and the queue is flushed, in
+order and with the same ids, as soon as the connection is back. The episode
+state advances once per reading either way.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +15,18 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 
 from schemas.gas import GasEvent, GasReading
 from schemas.topics import EVENT, GAS_AVERAGE, GAS_AVERAGE_RESULT, GAS_READING
 from services.common.dedup import SeenIds
-from services.common.door import InvalidMessage, MqttDoor, PublishFailed, Received
+from services.common.door import (
+    InvalidMessage,
+    LeaveUnacknowledged,
+    MqttDoor,
+    PublishFailed,
+    Received,
+)
 from services.common.pacing import wait_set
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
@@ -28,6 +44,9 @@ class GasAverageStage:
         self.config = RuntimeConfig(door, GasAverageConfig, settings.startup_config())
         self._book = SeriesBook(self.config.current, settings.max_series)
         self._seen = SeenIds()
+        self._unsent: deque[GasEvent] = deque()
+        self._max_unsent = settings.max_unsent_events
+        self._sending = asyncio.Lock()
         self.summary = GasSummaryPublisher(
             door, settings.summary_period_s, settings.summary_max_series
         )
@@ -36,8 +55,13 @@ class GasAverageStage:
 
     async def on_reading(self, message: Received[GasReading]) -> None:
         reading = message.payload
+        if len(self._unsent) >= self._max_unsent and not await self._send_unsent():
+            # Before the reading changes any state: the broker keeps it.
+            raise LeaveUnacknowledged(f"{len(self._unsent)} events unsent")
         if not self._seen.first_time(reading.id):
             self._door.metrics.count("duplicate_readings")
+            # A redelivery: the event it caused may still be waiting.
+            await self._send_unsent_or_hold()
             return
         try:
             now = time.time()
@@ -52,9 +76,38 @@ class GasAverageStage:
             with contextlib.suppress(PublishFailed):  # QoS 0: a lost average is replaced soon
                 await self._door.publish(GAS_AVERAGE_RESULT, outcome.average, sensor=reading.sensor)
         if outcome.event is not None:
-            # Awaited at QoS 1 before the reading is acknowledged: if we die
-            # here the reading is redelivered and the event re-sent, same id.
-            await self._publish_event(outcome.event)
+            self._unsent.append(outcome.event)
+        # Awaited at QoS 1 before the reading is acknowledged: if we die here
+        # the reading is redelivered and the event computed again, same id.
+        await self._send_unsent_or_hold()
+
+    async def _send_unsent_or_hold(self) -> None:
+        if self._unsent and not await self._send_unsent():
+            raise LeaveUnacknowledged(f"{len(self._unsent)} events unsent")
+
+    async def _send_unsent(self) -> bool:
+        """Publish the unsent events oldest first; False if one is still unsent."""
+        async with self._sending:
+            while self._unsent:
+                event = self._unsent[0]
+                try:
+                    await self._publish_event(event)
+                except PublishFailed as error:
+                    self._door.metrics.count("event_publish_failed")
+                    self._door.metrics.gauge("events_unsent", len(self._unsent))
+                    log.warning(
+                        "event not published yet: kept",
+                        extra={"event_id": event.event_id, "error": str(error)},
+                    )
+                    return False
+                except Exception:
+                    # Never publishable (refused before it reached the
+                    # broker): it must not hold back every later event.
+                    log.exception("event dropped", extra={"event_id": event.event_id})
+                    self._door.metrics.count("events_dropped")
+                self._unsent.popleft()
+            self._door.metrics.gauge("events_unsent", 0)
+            return True
 
     async def _publish_event(self, event: GasEvent) -> None:
         await self._door.publish(EVENT, event, source=event.sensor)
@@ -65,13 +118,16 @@ class GasAverageStage:
         )
 
     async def close_silent_series(self, stop: asyncio.Event) -> None:
+        """Worker: end the episodes of silent sensors, and send what is unsent
+        (after a reconnect) even if no reading comes."""
         while not stop.is_set():
             await wait_set(stop, SILENCE_CHECK_S)
-            for event in self._book.close_silent(time.time()):
-                try:
-                    await self._publish_event(event)
-                except PublishFailed as error:
-                    log.warning("end event not published", extra={"error": str(error)})
+            self._unsent.extend(self._book.close_silent(time.time()))
+            if self._unsent and self._door.connected.is_set():
+                await self._send_unsent()
+        if self._unsent:
+            # Stopping: the door still publishes while workers finish.
+            await self._send_unsent()
 
 
 async def run(settings: GasAverageSettings, stop: asyncio.Event | None = None) -> None:

@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from schemas.video import FRAME_PROPERTIES
+from schemas.envelope import MAX_INT, MAX_TIMESTAMP
+from schemas.video import FRAME_PROPERTIES, MAX_SIDE
 
 Frame = npt.NDArray[np.uint8]
 
@@ -56,7 +57,14 @@ class FrameMeta:
             width, height = int(properties["width"]), int(properties["height"])
         except ValueError as error:
             raise BadFrameMetaError(f"frame property is not a number: {error}") from None
-        if seq < 0 or width <= 0 or height <= 0 or not math.isfinite(capture_ts):
+        # The ranges of the models these become (Detections): refused here.
+        if not (
+            0 <= seq <= MAX_INT
+            and 0 < width <= MAX_SIDE
+            and 0 < height <= MAX_SIDE
+            and math.isfinite(capture_ts)
+            and 0 <= capture_ts <= MAX_TIMESTAMP / 2  # room for durations added to it
+        ):
             raise BadFrameMetaError(
                 f"frame properties out of range: seq={seq} capture_ts={capture_ts} "
                 f"width={width} height={height}"

@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from schemas.audio import CHUNK_PROPERTIES
 from schemas.audio import SAMPLE_RATE_HZ as SAMPLE_RATE_HZ  # the contract's rate, re-exported
+from schemas.envelope import MAX_INT, MAX_TIMESTAMP
 
 SAMPLE_WIDTH_BYTES: Final = 2
 # A chunk longer than this is refused: it would hold the classifier for too
@@ -58,14 +59,15 @@ class ChunkMeta:
                 f"missing properties {missing}; every chunk carries {CHUNK_PROPERTIES}"
             )
         seq = _integer(properties, "seq")
-        if seq < 0:
-            raise BadChunkError(f"property seq={seq} is negative")
+        if not 0 <= seq <= MAX_INT:
+            raise BadChunkError(f"property seq={seq} is out of range")
         try:
             capture_ts = float(properties["capture_ts"])
         except ValueError:
             reason = f"property capture_ts={properties['capture_ts']!r} is not a number"
             raise BadChunkError(reason) from None
-        if not math.isfinite(capture_ts) or capture_ts < 0:
+        # Up to half the models' range: room for the patch times added to it.
+        if not (math.isfinite(capture_ts) and 0 <= capture_ts <= MAX_TIMESTAMP / 2):
             raise BadChunkError(f"property capture_ts={capture_ts} is not a time")
         sample_rate_hz = _integer(properties, "sample_rate")
         return cls(seq, capture_ts, sample_rate_hz, _integer(properties, "channels"))

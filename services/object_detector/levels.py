@@ -124,9 +124,9 @@ class DetectorUtilityShares(Model):
     the defaults value events most, then live results, then pictures.
     """
 
-    events: float = Field(default=0.5, ge=0)
-    results: float = Field(default=0.3, ge=0)
-    snapshots: float = Field(default=0.2, ge=0)
+    events: float = Field(default=0.5, ge=0, le=1000)
+    results: float = Field(default=0.3, ge=0, le=1000)
+    snapshots: float = Field(default=0.2, ge=0, le=1000)
 
     @model_validator(mode="after")
     def _some_share(self) -> DetectorUtilityShares:

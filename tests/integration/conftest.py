@@ -51,7 +51,9 @@ def stage(broker: MosquittoBroker, gateway_id: str, tmp_path: Path) -> Iterator[
     started: list[StageProcess] = []
 
     def start(name: str, **env: str) -> StageProcess:
-        process = StageProcess(name, {**broker.env_for(name, gateway_id), **env}, tmp_path)
+        # The forwarder's outbox file in the test's own folder, not the repo's var/.
+        own = {"EDGEGW_OUTBOX_PATH": str(tmp_path / "outbox.db")}
+        process = StageProcess(name, {**broker.env_for(name, gateway_id), **own, **env}, tmp_path)
         started.append(process)
         return process
 

@@ -122,3 +122,45 @@ def test_events_become_alerts_once_with_lifecycle_ids_and_webhooks_get_them(
         )
     )
     assert forwarder.poll() is None
+
+
+def test_events_with_a_bad_source_never_end_the_stage_and_alerts_take_the_topic_source(
+    probe: MakeProbe, stage: StartStage, root: str
+) -> None:
+    """Issue 13, defect 1: a source that is no topic level in the payload made
+    the alert publish raise, the re-send worker die and the stage exit 1."""
+    watcher = probe("operator")
+    watcher.subscribe(f"{root}/alert/#")
+    watcher.subscribe(f"{root}/deadletter/alert-forwarder")
+    watcher.subscribe(f"{root}/status/alert-forwarder")
+    # With confirmation (the default) and no bridge: every alert stays in the
+    # outbox and is re-sent, which is what killed the re-send worker.
+    forwarder = stage("alert-forwarder", EDGEGW_CONFIRM_TIMEOUT_S="0.2")
+    watcher.wait_for(
+        lambda m: m.topic.endswith("status/alert-forwarder") and m.payload == b"online"
+    )
+    gas = probe("gas-average")
+    bad_sources = ["kitchen oven", "kitchen/oven", "k" * 10_000, "a+b", "#"]
+    for number, sensor in enumerate(bad_sources):
+        event = _gas_event("new", f"bad-{number}").model_dump(mode="json")
+        event["sensor"] = sensor
+        assert gas.publish(f"{root}/event/kitchen", orjson.dumps(event)) == 0
+    # A valid payload whose own sensor id differs from its topic: the topic names it.
+    other = _gas_event("new", "other-1", sensor="boiler")
+    assert gas.publish(f"{root}/event/kitchen", other.to_bytes()) == 0
+    letters = watcher.wait_for(
+        lambda m: m.topic.endswith("deadletter/alert-forwarder"), count=len(bad_sources)
+    )
+    time.sleep(1.5)  # several re-send rounds of the outbox
+    assert forwarder.poll() is None
+    assert all("sensor" in letter.json()["reason"] for letter in letters)
+    watcher.wait_for(lambda m: m.topic == f"{root}/alert/kitchen")
+
+    good = _gas_event("new", "good-1")
+    assert gas.publish(f"{root}/event/boiler", good.to_bytes()) == 0
+    [alert] = watcher.wait_for(lambda m: m.topic == f"{root}/alert/boiler")
+    assert alert.json()["parts"][0]["event_id"] == "good-1"
+    assert forwarder.poll() is None
+    assert watcher.received(lambda m: m.topic.endswith("status/alert-forwarder"))[-1].payload == (
+        b"online"
+    )

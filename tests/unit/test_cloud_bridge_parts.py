@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from schemas.service import ConfigState
+from schemas.topics import CONFIG_STATE
 from services.cloud_bridge.settings import CloudBridgeSettings, CloudSettings
 from services.cloud_bridge.spool import Spool
-from services.cloud_bridge.stage import cloud_settings_for
+from services.cloud_bridge.stage import CloudBridgeStage, cloud_settings_for
 from services.cloud_bridge.token_bucket import UplinkPacer
 from services.cloud_bridge.uplink import Uplink, UplinkPolicy, topic_class_and_analytic
 from services.cloud_bridge.upload_accounting import UploadAccounting
 from services.cloud_bridge.usage_report import usage_message
-from services.common.door import MqttDoor
+from services.common.door import MqttDoor, Received
 from services.common.settings import StageSettings
 from services.common.stage_metrics import StageMetrics
 
@@ -93,3 +95,23 @@ async def test_a_send_cancelled_before_it_starts_gives_back_its_claim_and_window
         for _ in range(policy.in_flight):  # every window slot is back
             await asyncio.wait_for(uplink._window.acquire(), 1)  # noqa: SLF001
         assert [m.message_id for m in spool.oldest(10)] == ["a1"]  # still to send
+
+
+async def test_a_cleared_config_answer_is_relayed_as_a_clear(tmp_path: Path) -> None:
+    """Issue 13, defect 10: a cleared retained status/<stage>/config (the
+    handler gets None) made the bridge's handler fail."""
+    settings = CloudBridgeSettings(spool_path=tmp_path / "spool.db")
+    spool = Spool(settings.spool_path, settings.spool_max_bytes, settings.ttl_s())
+    try:
+        local = MqttDoor(settings, "cloud-bridge")
+        cloud = MqttDoor(settings, "cloud-bridge", root=settings.root)
+        bridge = CloudBridgeStage(local, cloud, settings, spool)
+        topic = CONFIG_STATE.topic(settings.root, stage="gas-average")
+        cleared: Received[ConfigState | None] = Received(
+            topic, {"stage": "gas-average"}, None, b"", True, {}
+        )
+        await bridge._on_config_state(cleared)  # noqa: SLF001 - the handler alone
+        [spooled] = spool.oldest(10)
+        assert (spooled.topic, spooled.payload, spooled.retain) == (topic, b"", True)
+    finally:
+        spool.close()

@@ -1,0 +1,101 @@
+"""The issue's whole scenario: a 2 MiB spool volume fills during a cloud
+outage while alert-forwarder turns events into alerts, and the forwarder is
+SIGKILLed and restarted meanwhile. No alert is lost and the bridge never
+exits: the bridge holds what it cannot spool at the broker, the forwarder
+keeps what the bridge has not confirmed on disk and sends it again."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from schemas.gas import GasEvent
+from tests.harness.probe import Probe, Seen
+from tests.harness.stage_process import StageProcess
+from tests.integration.cloud.cloud_broker import CloudBroker
+from tests.integration.cloud.cloud_helpers import ids_in_order, on_topic, wait_for_ids
+from tests.integration.cloud.cloud_probe import CloudProbe
+
+EVENTS = 800  # ~0.6 MB of alerts: more than a spool on a 2 MiB disk takes
+
+
+@pytest.fixture
+def spool_disk(tmp_path: Path) -> Iterator[Path]:
+    where = tmp_path / "spool-disk"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _gas_event(number: int) -> GasEvent:
+    return GasEvent(
+        source="gas-average", type="new", event_id=f"boiler-{number}-{uuid.uuid4().hex[:6]}",
+        sensor="boiler", gas="methane", label="methane_high", severity="critical",
+        value=6000.0, peak=6000.0, threshold=5000.0, start_ts=time.time() - 5,
+    )  # fmt: skip
+
+
+def test_no_alert_lost_across_a_forwarder_restart_with_the_spool_disk_full(
+    probe: Callable[..., Probe],
+    stage: Callable[..., StageProcess],
+    bridge: Callable[..., StageProcess],
+    cloud: CloudBroker,
+    cloud_probe: Callable[..., CloudProbe],
+    root: str,
+    spool_disk: Path,
+    tmp_path: Path,
+) -> None:
+    watcher = cloud_probe()
+    watcher.subscribe(f"{root}/alert/#")
+    cloud.stop()
+    local = probe("operator")
+    local.subscribe(f"{root}/alert/#")
+    local.subscribe(f"{root}/deadletter/#")
+    local.subscribe(f"{root}/status/+")
+    bridge_process = bridge(EDGEGW_SPOOL_PATH=str(spool_disk / "spool.db"))
+    forwarder_env = {
+        "EDGEGW_CONFIRM_WITH_BRIDGE": "true",
+        "EDGEGW_OUTBOX_PATH": str(tmp_path / "outbox" / "outbox.db"),
+        "EDGEGW_CONFIRM_TIMEOUT_S": "1",
+        "EDGEGW_CONFIRM_BACKOFF_CAP_S": "2",
+    }
+    forwarder = stage("alert-forwarder", **forwarder_env)
+    for name in ("cloud-bridge", "alert-forwarder"):
+        local.wait_for(_online(name))
+    gas = probe("gas-average")
+    for number in range(EVENTS):
+        assert gas.publish(f"{root}/event/boiler", _gas_event(number).to_bytes()) == 0
+        if number == EVENTS // 2:
+            forwarder.kill()
+            forwarder.wait(timeout_s=10)
+            forwarder = stage("alert-forwarder", **forwarder_env)
+    # Every event became an alert on the gateway (some more than once).
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        published = ids_in_order(local.received(on_topic(f"{root}/alert/")))
+        if len(published) >= EVENTS:
+            break
+        time.sleep(0.2)
+    assert len(published) == EVENTS, len(published)
+    assert bridge_process.poll() is None
+
+    cloud.start()
+    wait_for_ids(watcher, f"{root}/alert/", published, timeout_s=60)
+    assert bridge_process.poll() is None, bridge_process.output()[-3000:]
+    assert not local.received(lambda m: "/deadletter/" in m.topic), [
+        orjson.loads(m.payload)["reason"]
+        for m in local.received(lambda m: "/deadletter/" in m.topic)[:3]
+    ]
+
+
+def _online(stage: str) -> Callable[[Seen], bool]:
+    return lambda m: m.topic.endswith(f"status/{stage}") and m.payload == b"online"

@@ -1,0 +1,126 @@
+"""A full disk under the spool during a cloud outage (a 2 MiB tmpfs of its own).
+
+The bridge never exits, nothing is acknowledged and dead-lettered while the
+disk is full (the alerts wait at the gateway broker), health and
+`uplink/usage` say so, and every alert reaches the cloud once it is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.probe import Probe
+from tests.harness.stage_process import StageProcess
+from tests.integration.cloud.cloud_broker import CloudBroker
+from tests.integration.cloud.cloud_helpers import alert_bytes, wait_for_ids
+from tests.integration.cloud.cloud_probe import CloudProbe
+
+DISK = "2m"
+ALERTS = 1600  # ~2.4 MB of alerts: more than the disk holds
+PAD = 1400
+
+
+@pytest.fixture
+def spool_disk(tmp_path: Path) -> Iterator[Path]:
+    where = tmp_path / "spool-disk"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK}", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _hog(where: Path) -> Path:
+    """Another writer takes what is left of the disk."""
+    hog = where / "hog"
+    with hog.open("wb", buffering=0) as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"h" * 4096)
+    return hog
+
+
+def test_a_full_spool_disk_holds_alerts_upstream_and_loses_none(
+    probe: Callable[..., Probe],
+    bridge: Callable[..., StageProcess],
+    cloud: CloudBroker,
+    cloud_probe: Callable[..., CloudProbe],
+    root: str,
+    spool_disk: Path,
+) -> None:
+    watcher = cloud_probe()
+    watcher.subscribe(f"{root}/alert/#")
+    cloud.stop()
+    local = probe("operator")
+    for topic in ("uplink/usage", "status/cloud-bridge", "health/cloud-bridge", "deadletter/#"):
+        local.subscribe(f"{root}/{topic}")
+    process = bridge(EDGEGW_SPOOL_PATH=str(spool_disk / "spool.db"), EDGEGW_HEALTH_INTERVAL_S="0.5")
+    local.wait_for(lambda m: m.topic.endswith("status/cloud-bridge") and m.payload == b"online")
+    forwarder = probe("alert-forwarder")
+    alerts = []
+    hog: Path | None = None
+    for number in range(ALERTS):
+        message_id, payload = alert_bytes(number, pad=PAD)
+        assert forwarder.publish(f"{root}/alert/kitchen", payload) == 0
+        alerts.append(message_id)
+        if number == 100:
+            hog = _hog(spool_disk)  # the disk fills while alerts keep coming
+    local.wait_for(
+        lambda m: m.topic.endswith("health/cloud-bridge") and m.json()["state"] == "degraded",
+        timeout_s=15,
+    )
+    full = local.wait_for(
+        lambda m: m.topic.endswith("uplink/usage") and m.json()["spool_disk_full"], timeout_s=15
+    )[-1].json()
+    assert full["spool_disk_errors"] > 0
+    assert process.poll() is None
+    assert not local.received(lambda m: "/deadletter/" in m.topic)
+
+    assert hog is not None
+    hog.unlink()
+    cloud.start()
+    wait_for_ids(watcher, f"{root}/alert/", alerts, timeout_s=90)
+    assert process.poll() is None, process.output()[-3000:]
+    assert not local.received(lambda m: "/deadletter/" in m.topic)
+    assert "Traceback" not in process.output()
+
+
+def test_a_full_spool_disk_with_the_cloud_up_never_stops_the_bridge(
+    probe: Callable[..., Probe],
+    bridge: Callable[..., StageProcess],
+    cloud_probe: Callable[..., CloudProbe],
+    root: str,
+    spool_disk: Path,
+) -> None:
+    """Delivered messages cannot even be marked (a delete needs the disk too):
+    on main the delivery-marking loop crashed the bridge (exit 1)."""
+    watcher = cloud_probe()
+    watcher.subscribe(f"{root}/alert/#")
+    local = probe("operator")
+    local.subscribe(f"{root}/deadletter/#")
+    local.subscribe(f"{root}/status/cloud-bridge")
+    process = bridge(EDGEGW_SPOOL_PATH=str(spool_disk / "spool.db"))
+    local.wait_for(lambda m: m.topic.endswith("status/cloud-bridge") and m.payload == b"online")
+    forwarder = probe("alert-forwarder")
+    alerts = []
+    hog: Path | None = None
+    for number in range(600):
+        message_id, payload = alert_bytes(number, pad=PAD)
+        assert forwarder.publish(f"{root}/alert/kitchen", payload) == 0
+        alerts.append(message_id)
+        if number == 200:
+            wait_for_ids(watcher, f"{root}/alert/", alerts, timeout_s=30)
+            hog = _hog(spool_disk)
+    time.sleep(3.0)  # the bridge works against the full disk for a while
+    assert process.poll() is None, process.output()[-3000:]
+    assert hog is not None
+    hog.unlink()
+    wait_for_ids(watcher, f"{root}/alert/", alerts, timeout_s=60)
+    assert process.poll() is None, process.output()[-3000:]
+    assert not local.received(lambda m: "/deadletter/" in m.topic)
