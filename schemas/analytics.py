@@ -13,7 +13,8 @@ from typing import Annotated, Final, Literal, TypeVar, get_args
 
 from pydantic import ConfigDict, Field, ValidationError
 
-from schemas.envelope import Model
+# Kbps: 0 is a valid budget to announce (nothing may upload); the bridge refuses to run at it.
+from schemas.envelope import Kbps, Model
 from schemas.qos import QosKnob
 
 AnalyticKind = Literal["camera", "detector", "audio", "gas", "uplink"]
@@ -73,8 +74,6 @@ KeyframeInterval = Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)]
 ResultRate = Annotated[float, Field(ge=0, le=60, allow_inf_nan=False)]
 PatchStride = Annotated[int, Field(ge=1, le=1024)]
 SamplePeriod = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
-# 0 is a valid budget to announce (nothing may upload); the bridge refuses to run at it.
-Kbps = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 # -- knob parameters per kind ---------------------------------------------------
 

@@ -59,7 +59,9 @@ class ChunkMeta:
                 f"missing properties {missing}; every chunk carries {CHUNK_PROPERTIES}"
             )
         seq = _integer(properties, "seq")
-        if not 0 <= seq <= MAX_INT:
+        if seq < 0:
+            raise BadChunkError(f"property seq={seq} is negative")
+        if seq > MAX_INT:
             raise BadChunkError(f"property seq={seq} is out of range")
         try:
             capture_ts = float(properties["capture_ts"])

@@ -15,6 +15,7 @@ from types import ModuleType
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 import services
 from schemas.analytics import (
@@ -86,12 +87,14 @@ def test_knob_params_are_typed_and_bad_ones_name_the_field() -> None:
         (AudioKnobParams, {"patch_stride": 2.5}, "level.params.patch_stride"),
         (CameraKnobParams, {"fps": 5, "resolution": "hd"}, "level.params.resolution"),
         (CameraKnobParams, {"jpeg_quality": 101}, "level.params.jpeg_quality"),
-        (UplinkKnobParams, {"kbps": float("inf")}, "level.params.kbps"),
+        (UplinkKnobParams, {"kbps": 1e300}, "level.params.kbps"),
     ]
     for model, params, named in bad:
         with pytest.raises(InvalidKnobParams, match=r"^qos/x\.y: ") as caught:
             knob_params(model, _knob("x.y", params))  # type: ignore[arg-type]
         assert named in str(caught.value), (params, str(caught.value))
+    with pytest.raises(ValidationError, match="finite"):  # refused before any knob model
+        _knob("uplink", {"kbps": float("inf")})
 
 
 def test_one_publish_price_with_user_properties() -> None:
