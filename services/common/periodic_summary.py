@@ -11,7 +11,8 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Generic, Protocol, TypeVar
 
 from pydantic import JsonValue
 
@@ -22,6 +23,7 @@ from services.common.pacing import wait_set
 
 log = logging.getLogger(__name__)
 OTHER = "_other"
+RowT = TypeVar("RowT")
 
 
 class Period(Protocol):
@@ -30,30 +32,43 @@ class Period(Protocol):
     def take(self, now: float) -> tuple[float, dict[str, JsonValue]] | None: ...
 
 
-class Tally:
+class PeriodRows(Generic[RowT]):
+    """Rows by key gathered over one period, then taken whole: the pure part
+    of a summary. A subclass adds rows and says what they become."""
+
+    def __init__(self, now: float) -> None:
+        self._start = now
+        self._rows: dict[str, RowT] = {}
+
+    def take(self, now: float) -> tuple[float, dict[str, JsonValue]] | None:
+        """The period's values (and start), then a fresh period; None if idle."""
+        start, rows = self._start, self._rows
+        self._start, self._rows = now, {}
+        return (start, self._values(rows)) if rows else None
+
+    def _values(self, rows: dict[str, RowT]) -> dict[str, JsonValue]:
+        raise NotImplementedError
+
+
+def capped_key(rows: Mapping[str, object], key: str, cap: int) -> str:
+    """`key`, or `_other` when it would be a new row beyond `cap`: past the
+    cap, the extra keys share one row."""
+    return OTHER if key not in rows and len(rows) >= cap else key
+
+
+class Tally(PeriodRows[Counter[str]]):
     """Named counters for one period; at most `max_keys` names (the rest: `_other`)."""
 
     def __init__(self, now: float, max_keys: int = 256) -> None:
-        self._start = now
+        super().__init__(now)
         self._max_keys = max_keys
-        self._counts: dict[str, Counter[str]] = {}
 
     def add(self, group: str, key: str, amount: int = 1) -> None:
-        counts = self._counts.setdefault(group, Counter())
-        if key not in counts and len(counts) >= self._max_keys:
-            key = OTHER
-        counts[key] += amount
+        counts = self._rows.setdefault(group, Counter())
+        counts[capped_key(counts, key, self._max_keys)] += amount
 
-    def take(self, now: float) -> tuple[float, dict[str, JsonValue]] | None:
-        """The period's counts (and start), then a fresh period; None if idle."""
-        start, counts = self._start, self._counts
-        self._start, self._counts = now, {}
-        if not counts:
-            return None
-        values: dict[str, JsonValue] = {
-            group: dict(sorted(counter.items())) for group, counter in sorted(counts.items())
-        }
-        return start, values
+    def _values(self, rows: dict[str, Counter[str]]) -> dict[str, JsonValue]:
+        return {group: dict(sorted(counter.items())) for group, counter in sorted(rows.items())}
 
 
 async def publish_summaries(

@@ -18,9 +18,9 @@ from pydantic import JsonValue
 from schemas.gas import GasReading
 from schemas.topics import GAS_AVERAGE
 from services.common.door import MqttDoor
-from services.common.periodic_summary import publish_summaries
+from services.common.periodic_summary import OTHER, PeriodRows, capped_key, publish_summaries
 
-OVERFLOW_SERIES = "_other"
+OVERFLOW_SERIES = OTHER  # past the cap, extra series share one row
 
 
 @dataclass(slots=True)
@@ -45,31 +45,22 @@ class _Stats:
         }
 
 
-class GasSummaryAccumulator:
+class GasSummaryAccumulator(PeriodRows[_Stats]):
     """Statistics per `sensor/gas` since the last `take`; bounded in series."""
 
     def __init__(self, start_ts: float, max_series: int = 500) -> None:
+        super().__init__(start_ts)
         self._max_series = max_series
-        self._start_ts = start_ts
-        self._series: dict[str, _Stats] = {}
 
     def observe(self, sensor: str, gas: str, value: float) -> None:
-        key = f"{sensor}/{gas}"
-        if key not in self._series and len(self._series) >= self._max_series:
-            key = OVERFLOW_SERIES  # past the cap, extra series share one row
-        self._series.setdefault(key, _Stats()).add(value)
+        key = capped_key(self._rows, f"{sensor}/{gas}", self._max_series)
+        self._rows.setdefault(key, _Stats()).add(value)
 
-    def take(self, now: float) -> tuple[float, dict[str, JsonValue]] | None:
-        """(start of the period, values) and a fresh period; None if nothing came."""
-        start, series = self._start_ts, self._series
-        self._start_ts, self._series = now, {}
-        if not series:
-            return None
-        values: dict[str, JsonValue] = {
-            "readings": sum(stats.count for stats in series.values()),
-            "series": {key: stats.as_json() for key, stats in sorted(series.items())},
+    def _values(self, rows: dict[str, _Stats]) -> dict[str, JsonValue]:
+        return {
+            "readings": sum(stats.count for stats in rows.values()),
+            "series": {key: stats.as_json() for key, stats in sorted(rows.items())},
         }
-        return start, values
 
 
 class GasSummaryPublisher:
