@@ -23,6 +23,16 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker
 
 
 @pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A broker of the test's own, which it may pause, kill and restart."""
+    server = MosquittoBroker(tmp_path / "broker")
+    server.start()
+    yield server
+    server.resume()  # a test that paused it may end with it frozen
+    server.stop()
+
+
+@pytest.fixture
 def gateway_id() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.small_disk import tmpfs
 from tests.harness.stage_process import StageProcess, StartStage
 from tests.integration.cloud.cloud_broker import CloudBroker, TestPki
 from tests.integration.cloud.cloud_probe import CloudProbe, MakeCloudProbe, StartBridge
@@ -59,3 +60,10 @@ def bridge(stage: StartStage, cloud: CloudBroker, tmp_path: Path) -> StartBridge
         return stage("cloud-bridge", **{**defaults, **env})
 
     return start
+
+
+@pytest.fixture
+def spool_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB volume for the spool, to fill."""
+    with tmpfs(tmp_path / "spool-disk", "2m") as where:
+        yield where
