@@ -16,9 +16,8 @@ from typing import Any, Literal
 
 from schemas.alerts import Alert, AlertPart
 from schemas.audio import SoundEvent
-from schemas.envelope import EventType
+from schemas.envelope import EventType, LifecycleStep, lifecycle_message
 from schemas.gas import GasEvent
-from schemas.lifecycle import LifecycleStep, lifecycle_message
 from schemas.topics import ALERT_FORWARDER
 from schemas.video import ObjectEvent
 from services.alert_forwarder.fusion import IncidentDecision

@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from schemas.audio import AudioClasses, ClassScore, SoundEvent
-from schemas.lifecycle import LifecycleStep, lifecycle_message, unit_score
+from schemas.envelope import LifecycleStep, lifecycle_message, unit_score
 from schemas.topics import AUDIO_CLASSIFIER
 from services.audio_classifier.chunks import Chunk
 from services.audio_classifier.frontend import PATCH_HOP_SECONDS, PATCH_SECONDS, PatchStream

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.envelope import EventType
-from schemas.lifecycle import LifecycleStep
+from schemas.envelope import EventType, LifecycleStep
 from services.gas_average.settings import GasThreshold
 
 

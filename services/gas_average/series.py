@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.envelope import lifecycle_message
 from schemas.gas import Gas, GasAverage, GasEvent, GasReading
-from schemas.lifecycle import lifecycle_message
 from schemas.topics import GAS_AVERAGE as STAGE
 from services.gas_average.episodes import GasEpisode, GasEpisodeChange
 from services.gas_average.moving_average import CountWindowAverage, TimeWindowAverage

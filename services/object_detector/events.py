@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 
 import cv2
 
-from schemas.envelope import EventType
-from schemas.lifecycle import LifecycleStep, lifecycle_message, unit_score
+from schemas.envelope import EventType, LifecycleStep, lifecycle_message, unit_score
 from schemas.topics import OBJECT_DETECTOR
 from schemas.video import Box, ObjectEvent
 from services.media.jpeg_frame import Frame

@@ -1,12 +1,12 @@
-"""The one lifecycle -> message builder every event and alert goes through."""
+"""The one lifecycle -> message builder (schemas.envelope) every event and alert goes through."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from schemas.alerts import Alert, AlertPart
+from schemas.envelope import LifecycleStep, lifecycle_message, unit_score
 from schemas.gas import GasEvent
-from schemas.lifecycle import LifecycleStep, lifecycle_message, unit_score
 
 
 def _gas(step: LifecycleStep) -> GasEvent:
