@@ -1,14 +1,13 @@
 #!/bin/sh
-# Write the password file from EDGEGW_PASSWORD_<USER> variables (compose/.env,
-# made by `python -m broker.generate compose-env`), hash it, start Mosquitto.
+# Install the dynamic security config that `make compose-env` generated from
+# the topic registry and compose/.env (mounted read-only), where the broker can
+# rewrite it (the plugin saves every change made over $CONTROL), then start.
+# Each start installs it afresh: the static identities follow compose/.env;
+# identities created at run time are the deployer's to create again.
 set -eu
-passwd=/mosquitto/config/passwd
-: > "$passwd"
-env | grep '^EDGEGW_PASSWORD_' | while IFS='=' read -r name value; do
-  user=$(echo "${name#EDGEGW_PASSWORD_}" | tr 'A-Z_' 'a-z-')
-  printf '%s:%s\n' "$user" "$value" >> "$passwd"
-done
-[ -s "$passwd" ] || { echo "no EDGEGW_PASSWORD_* variables: run make compose-env" >&2; exit 2; }
-mosquitto_passwd -U "$passwd"
-chown mosquitto:mosquitto "$passwd" && chmod 600 "$passwd"
+seed=/run/edgegw/dynamic-security.json
+config=/mosquitto/data/dynamic-security.json
+[ -s "$seed" ] || { echo "no $seed: run make compose-env" >&2; exit 2; }
+cp "$seed" "$config"
+chown mosquitto:mosquitto "$config" && chmod 600 "$config"
 exec mosquitto -c /mosquitto/config/mosquitto.conf

@@ -33,7 +33,7 @@ from pydantic import BaseModel
 
 from schemas.envelope import Envelope
 from schemas.service import OFFLINE, ONLINE, DeadLetter
-from schemas.topics import DEAD_LETTER, STATUS, TopicSpec
+from schemas.topics import DEAD_LETTER, STAGES, STATUS, TopicSpec
 from services.common.backoff import Backoff
 from services.common.library_seams import acknowledge, connection_lost
 from services.common.messages import Handler as Handler
@@ -49,6 +49,7 @@ from services.common.stage_client import (
     build_client,
     credentials_refused,
     publish_properties,
+    session_taken_over,
     status_properties,
     user_properties_of,
 )
@@ -85,10 +86,14 @@ class MqttDoor:
         self.credentials_refused = asyncio.Event()
         self.reconnects = 0
         self._announce = announce
+        # A stage's client id is bound to its identity by the broker (a side
+        # connection has its own `.aux` one); the operator's is not: random.
+        bound = user in STAGES
+        self._identity = settings.mqtt_identity(user, auxiliary=bound and not announce)
         self._client_id = (
-            f"{user}-{settings.gateway_id}-{settings.instance}"
-            if announce
-            else f"{user}-{uuid.uuid4().hex[:10]}"
+            settings.mqtt_client_id(user, auxiliary=not announce)
+            if bound
+            else f"{self._identity}-{uuid.uuid4().hex[:10]}"
         )
         self._subscriptions = Subscriptions(user, self.root)
         self._client: aiomqtt.Client | None = None
@@ -305,7 +310,7 @@ class MqttDoor:
             except* aiomqtt.MqttCodeError as group:
                 delay = self._connect_refused(group.exceptions[0])
             except* aiomqtt.MqttError as group:
-                log.warning("broker connection lost", extra={"error": str(group.exceptions[0])})
+                delay = self.report_lost_connection(group.exceptions[0])
             finally:
                 self.connected.clear()
                 self._client = None
@@ -332,7 +337,35 @@ class MqttDoor:
         self.metrics.count("online_reasserted")
         log.info("another instance went offline: online again", extra={"said": raw[:16]})
 
+    @property
+    def identity(self) -> str:
+        """The username this door logs in with."""
+        return self._identity
+
+    @property
+    def client_id(self) -> str:
+        return self._client_id
+
+    def report_lost_connection(self, error: BaseException) -> float | None:
+        """Report a lost connection; the wait before reconnecting, or None for
+        the usual backoff."""
+        if not session_taken_over(error):
+            log.warning("broker connection lost", extra={"error": str(error)})
+            return None
+        return self._taken_over()
+
+    def _taken_over(self) -> float:
+        """Another connection with our client id took the session: say so (an
+        ERROR, `degraded` health for the rest of this run) and wait before
+        taking it back, instead of kicking each other in a loop."""
+        self.metrics.count("session_taken_over")
+        self.metrics.degraded = f"session taken over by another connection as {self._client_id}"
+        log.error("session taken over", extra={"client_id": self._client_id})
+        return self.settings.auth_retry_s
+
     def _connect_refused(self, error: BaseException) -> float | None:
+        if session_taken_over(error):
+            return self._taken_over()
         if credentials_refused(error):
             self.metrics.count("auth_refused")
             self.credentials_refused.set()
@@ -347,7 +380,7 @@ class MqttDoor:
     def _make_client(self) -> aiomqtt.Client:
         return build_client(
             self.settings,
-            user=self.user,
+            user=self._identity,
             client_id=self._client_id,
             persistent=self._persistent,
             will_topic=STATUS.topic(self.root, stage=self.user) if self._announce else None,

@@ -7,7 +7,7 @@ import socket
 import sys
 from typing import TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.topics import gateway_root
@@ -29,20 +29,39 @@ class StageSettings(BaseSettings):
 
     mqtt_host: str = Field(default="localhost", min_length=1)
     mqtt_port: int = Field(default=1883, ge=1, le=65535)
-    mqtt_username: str | None = Field(default=None, description="defaults to the stage name")
+    mqtt_username: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the stage's broker identity; defaults to the stage name "
+        "(`<stage>.<replica>` with EDGEGW_REPLICA); also its client id, bound to it by the broker",
+    )
     mqtt_password: SecretStr = SecretStr("")
     mqtt_tls_ca: str | None = Field(default=None, description="CA file: enables TLS")
     mqtt_tls_cert: str | None = Field(default=None, description="client certificate (PEM)")
     mqtt_tls_key: str | None = Field(default=None, description="client certificate's key (PEM)")
     topic_root: str = Field(default="edgegw", pattern=r"^[A-Za-z0-9_.-]+$")
     gateway_id: str = Field(default="gw1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    replica: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="k >= 1: run as the replica identity `<stage>.<k>` (broker/dynsec.py)",
+    )
     instance: str = Field(
         default="0",
         pattern=r"^[A-Za-z0-9_.-]{1,32}$",
-        description="tells apart replicas of one stage (client id suffix); "
+        description="tells apart replicas of one stage in their status messages; "
         "`hostname`: this host's name, for replicas started alike (compose --scale)",
     )
     keepalive_s: int = Field(default=30, ge=2, le=3600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replica_is_its_own_instance(cls, data: object) -> object:
+        # Two replicas must never tell their status apart by the default "0".
+        if isinstance(data, dict) and data.get("replica") and "instance" not in data:
+            return {**data, "instance": str(data["replica"])}
+        return data
 
     @field_validator("instance", mode="before")
     @classmethod
@@ -78,6 +97,17 @@ class StageSettings(BaseSettings):
     def runtime_part(self, config: type[ConfigT]) -> ConfigT:
         """The `config` fields of these settings, as that model."""
         return config.model_validate(self.model_dump(include=set(config.model_fields)))
+
+    def mqtt_identity(self, stage: str, *, auxiliary: bool = False) -> str:
+        """The username this stage logs in with: its own identity, or the
+        `.aux` one of a side connection (see broker/dynsec.py)."""
+        identity = self.mqtt_username or (f"{stage}.{self.replica}" if self.replica else stage)
+        return f"{identity}.aux" if auxiliary else identity
+
+    def mqtt_client_id(self, stage: str, *, auxiliary: bool = False) -> str:
+        """The client id: the identity itself, which the gateway broker binds
+        to it, so no other credential can take this stage's session over."""
+        return self.mqtt_identity(stage, auxiliary=auxiliary)
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -35,6 +35,20 @@ def credentials_refused(error: BaseException) -> bool:
     return getattr(code, "value", code) in _AUTH_REFUSED
 
 
+# DISCONNECT reason code 142: another connection presented our client id.
+SESSION_TAKEN_OVER = 142
+
+
+def session_taken_over(error: BaseException | None) -> bool:
+    """Whether a lost connection (or its cause) was the broker's "Session taken over"."""
+    while error is not None:
+        code = getattr(error, "rc", None)
+        if getattr(code, "value", code) == SESSION_TAKEN_OVER:
+            return True
+        error = error.__cause__
+    return False
+
+
 def build_client(
     settings: StageSettings,
     *,
@@ -67,7 +81,7 @@ def build_client(
     client = DrainingClient(
         settings.mqtt_host,
         settings.mqtt_port,
-        username=settings.mqtt_username or user,
+        username=user,  # the identity the door chose (settings.mqtt_identity)
         password=settings.mqtt_password.get_secret_value(),
         identifier=client_id,
         protocol=aiomqtt.ProtocolVersion.V5,

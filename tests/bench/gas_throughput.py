@@ -103,7 +103,7 @@ def publish_lines(broker: MosquittoBroker, lines: bytes) -> float:
         [
             shutil.which("mosquitto_pub") or "mosquitto_pub",
             "-h", broker.host, "-p", str(broker.port),
-            "-u", "gas-replay", "-P", broker.passwords["gas-replay"],
+            "-u", "gas-replay", "-P", broker.passwords["gas-replay"], "-i", "gas-replay",
             "-q", "1", "-t", TOPIC, "-l", "-V", "mqttv5",
         ],
         input=lines,

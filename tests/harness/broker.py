@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
+import uuid
 from pathlib import Path
 
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from broker import dynsec
 from broker.generate import write_local
+from schemas.topics import STAGES
 
 
 def free_port() -> int:
@@ -95,12 +104,69 @@ class MosquittoBroker:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def env_for(self, user: str, gateway_id: str) -> dict[str, str]:
-        """Environment a stage process needs to reach this broker as `user`."""
+    def env_for(self, user: str, gateway_id: str, instance: str = "0") -> dict[str, str]:
+        """Environment a stage process needs to reach this broker as `user`.
+
+        A stage gets an identity of its own per gateway and instance (the
+        stage's role, bound to its client id), created at run time as the
+        deployer will: tests share this broker, and a stage must not resume
+        another test's persistent session. The same gateway and instance get
+        the same identity again, so a restarted stage resumes its session.
+        """
+        username = user
+        if user in STAGES:
+            username = self.identity(user, f"{gateway_id}.{instance}")
         return {
             "EDGEGW_MQTT_HOST": self.host,
             "EDGEGW_MQTT_PORT": str(self.port),
-            "EDGEGW_MQTT_USERNAME": user,
-            "EDGEGW_MQTT_PASSWORD": self.passwords[user],
+            "EDGEGW_MQTT_USERNAME": username,
+            "EDGEGW_MQTT_PASSWORD": self.passwords[username],
             "EDGEGW_GATEWAY_ID": gateway_id,
         }
+
+    def identity(self, role: str, key: str | None = None) -> str:
+        """The username of an identity `<role>.<key>` with `role`'s grants,
+        bound to a client id equal to it; created on first use."""
+        username = f"{role}.{key or uuid.uuid4().hex[:10]}"
+        if username not in self.passwords:
+            password = secrets.token_urlsafe(12)
+            self.control(dynsec.create_client_commands(username, password, role))
+            self.passwords[username] = password
+        return username
+
+    def revoke(self, username: str, role: str) -> None:
+        """Delete an identity made by `identity()`; the broker disconnects it."""
+        self.control(dynsec.delete_client_commands(username, role))
+        self.passwords.pop(username, None)
+
+    def control(
+        self, commands: dict[str, object], timeout_s: float = 10.0
+    ) -> list[dict[str, object]]:
+        """Send dynamic security commands as the dynsec admin; their responses,
+        each checked to carry no error."""
+        answered = threading.Event()
+        responses: list[dict[str, object]] = []
+
+        def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+            responses.extend(orjson.loads(message.payload)["responses"])
+            answered.set()
+
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=dynsec.ADMIN, protocol=mqtt.MQTTv5
+        )
+        client.username_pw_set(dynsec.ADMIN, self.passwords[dynsec.ADMIN])
+        client.on_message = on_message
+        client.connect(self.host, self.port, keepalive=30)
+        client.loop_start()
+        try:
+            client.subscribe(f"{dynsec.CONTROL_TOPIC}/response", qos=1)
+            client.publish(dynsec.CONTROL_TOPIC, orjson.dumps(commands), qos=1)
+            if not answered.wait(timeout_s):
+                raise TimeoutError(f"no dynamic security response in {timeout_s} s")
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        failed = [response for response in responses if "error" in response]
+        if failed:
+            raise RuntimeError(f"dynamic security refused: {failed}")
+        return responses

@@ -17,6 +17,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from schemas.topics import STAGES
 from tests.harness.broker import MosquittoBroker
 
 
@@ -72,8 +73,21 @@ class ConnectRefused(Exception):
 
 class Probe:
     def __init__(
-        self, broker: MosquittoBroker, user: str | None, password: str | None = None
+        self,
+        broker: MosquittoBroker,
+        user: str | None,
+        password: str | None = None,
+        *,
+        client_id: str | None = None,
     ) -> None:
+        """A stage `user` without a password connects as a new identity with
+        that stage's role (the broker binds each to its own client id); with a
+        password, as the stage's own identity and client id."""
+        if user in STAGES and password is None:
+            user = broker.identity(user)
+        if client_id is None:
+            client_id = user if user is not None and user != "operator" else None
+        self.username = user
         self.messages: list[Seen] = []
         self.publish_codes: dict[int, int] = {}
         self._lock = threading.Lock()
@@ -81,7 +95,7 @@ class Probe:
         self._refused: str | None = None
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"probe-{uuid.uuid4().hex[:8]}",
+            client_id=client_id or f"probe-{uuid.uuid4().hex[:8]}",
             protocol=mqtt.MQTTv5,
         )
         if user is not None:  # None: an anonymous client
@@ -186,6 +200,9 @@ class Probe:
     def clear(self) -> None:
         with self._lock:
             self.messages.clear()
+
+    def connected(self) -> bool:
+        return bool(self._client.is_connected())
 
     def close(self) -> None:
         self._client.disconnect()

@@ -63,7 +63,8 @@ def stage(broker: MosquittoBroker, gateway_id: str, tmp_path: Path) -> Iterator[
     def start(name: str, **env: str) -> StageProcess:
         # The forwarder's outbox file in the test's own folder, not the repo's var/.
         own = {"EDGEGW_OUTBOX_PATH": str(tmp_path / "outbox.db")}
-        process = StageProcess(name, {**broker.env_for(name, gateway_id), **own, **env}, tmp_path)
+        identity = broker.env_for(name, gateway_id, env.get("EDGEGW_INSTANCE", "0"))
+        process = StageProcess(name, {**identity, **own, **env}, tmp_path)
         started.append(process)
         return process
 

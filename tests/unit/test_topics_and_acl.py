@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.generate import acl_text, render_conf
-from schemas.topics import GAS_READING, REGISTRY, SELF, STAGES, STATUS, TopicError
+from broker import dynsec
+from broker.generate import acl_text, dynsec_config, grants, render_conf
+from schemas.topics import (
+    ALERT_FORWARDER,
+    GAS_READING,
+    OBJECT_DETECTOR,
+    OPERATOR,
+    REGISTRY,
+    SELF,
+    STAGES,
+    STATUS,
+    USERS,
+    TopicError,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,6 +84,61 @@ def test_rendered_config_keeps_the_policy_and_swaps_local_paths(tmp_path: Path) 
     rendered = render_conf(base, port=18830, directory=tmp_path, run_as="me", bind="127.0.0.1")
     lines = rendered.splitlines()
     assert "listener 18830 127.0.0.1" in lines
-    assert f"acl_file {tmp_path / 'acl'}" in lines
+    assert f"plugin_opt_config_file {tmp_path / 'data' / 'dynamic-security.json'}" in lines
+    assert any(line.endswith("/mosquitto_dynamic_security.so") for line in lines)
+    assert not any(line.startswith(("acl_file", "password_file")) for line in lines)
     assert "allow_anonymous false" in lines and "autosave_interval 1" in lines
     assert "user me" in lines
+
+
+def _config() -> dict[str, Any]:
+    return dynsec_config({user: f"pw-{user}" for user in dynsec.identities()})
+
+
+def test_each_role_carries_exactly_the_acl_grants() -> None:
+    roles = {role["rolename"]: role["acls"] for role in _config()["roles"]}
+    assert set(roles) == {*USERS, dynsec.ADMIN_ROLE}
+    for user in USERS:
+        carried: dict[str, set[str]] = {}
+        for acl in roles[user]:
+            assert acl["allow"] is True
+            kind = {"publishClientSend": "publish", "publishClientReceive": "subscribe"}
+            if acl["acltype"] in kind:
+                carried.setdefault(acl["topic"], set()).add(kind[acl["acltype"]])
+        assert carried == {topic: set(kinds) for topic, kinds in grants(user).items()}, user
+        patterns = {a["topic"] for a in roles[user] if a["acltype"] == "subscribePattern"}
+        readable = {t for t, kinds in grants(user).items() if "subscribe" in kinds}
+        shared = {f"$share/+/{t}" for t in readable}
+        assert patterns == readable | shared | ({"#"} if user == OPERATOR else set()), user
+    admin_topics = {acl["topic"] for acl in roles[dynsec.ADMIN_ROLE]}
+    assert admin_topics == {dynsec.CONTROL_TOPIC, dynsec.CONTROL_TOPIC + "/response"}
+
+
+def test_default_access_is_deny_and_stage_identities_are_bound() -> None:
+    config = _config()
+    defaults = {acl["acltype"]: acl["allow"] for acl in config["defaultACLAccess"]}
+    assert defaults == {
+        "publishClientSend": False,
+        "publishClientReceive": False,
+        "subscribe": False,
+        "unsubscribe": True,
+    }
+    clients = {client["username"]: client for client in config["clients"]}
+    for stage in STAGES:
+        assert clients[stage]["clientid"] == stage
+        assert clients[stage]["roles"] == [{"rolename": stage}]
+    assert [f"{OBJECT_DETECTOR}.{k}" in clients for k in (1, 2, 3, 4)] == [True] * 4
+    assert clients[f"{ALERT_FORWARDER}.aux"]["clientid"] == f"{ALERT_FORWARDER}.aux"
+    assert clients[dynsec.ADMIN]["clientid"] == dynsec.ADMIN
+    assert "clientid" not in clients[OPERATOR]  # the administrator's CLI: random ids
+    # Every client id is bound to at most one identity.
+    bound = [c["clientid"] for c in clients.values() if "clientid" in c]
+    assert len(bound) == len(set(bound))
+
+
+def test_password_hashes_are_pbkdf2_sha512_in_the_plugin_format() -> None:
+    entry = dynsec.hash_password("secret", salt=bytes(range(12)))
+    expected = hashlib.pbkdf2_hmac("sha512", b"secret", bytes(range(12)), 101, 64)
+    assert base64.b64decode(entry["password"]) == expected
+    assert base64.b64decode(entry["salt"]) == bytes(range(12))
+    assert entry["iterations"] == 101
