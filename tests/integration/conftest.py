@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.broker import MosquittoBroker
-from tests.harness.probe import MakeProbe, Probe
+from tests.harness.probe import MakeProbe, Probe, each_closed
 from tests.harness.stage_process import StageProcess, StartStage
 
 
@@ -44,16 +44,11 @@ def root(gateway_id: str) -> str:
 
 @pytest.fixture
 def probe(broker: MosquittoBroker) -> Iterator[MakeProbe]:
-    made: list[Probe] = []
-
     def make(user: str = "operator", password: str | None = None) -> Probe:
-        client = Probe(broker, user, password)
-        made.append(client)
-        return client
+        return Probe(broker, user, password)
 
-    yield make
-    for client in made:
-        client.close()
+    with each_closed(make) as tracked:
+        yield tracked
 
 
 @pytest.fixture

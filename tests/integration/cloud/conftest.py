@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.probe import each_closed
 from tests.harness.small_disk import tmpfs
 from tests.harness.stage_process import StageProcess, StartStage
 from tests.integration.cloud.cloud_broker import CloudBroker, TestPki
@@ -29,20 +30,15 @@ def cloud(tmp_path: Path, pki: TestPki) -> Iterator[CloudBroker]:
 
 @pytest.fixture
 def cloud_probe(cloud: CloudBroker) -> Iterator[MakeCloudProbe]:
-    made: list[CloudProbe] = []
-
     def make(
         *, ca: Path | None = None, with_client_cert: bool = True, connect_timeout_s: float = 10.0
     ) -> CloudProbe:
-        client = CloudProbe(
+        return CloudProbe(
             cloud, ca=ca, with_client_cert=with_client_cert, connect_timeout_s=connect_timeout_s
         )
-        made.append(client)
-        return client
 
-    yield make
-    for client in made:
-        client.close()
+    with each_closed(make) as tracked:
+        yield tracked
 
 
 @pytest.fixture
