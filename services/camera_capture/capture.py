@@ -4,6 +4,14 @@ Blocking code: `FrameSource.next_frame` is called off the event loop. A live
 source is read by its own thread that keeps only the newest frame, because a
 camera's driver buffers frames and a slow reader would otherwise get old
 ones; a file is read on demand, so its pace is the caller's.
+
+Failures: `check_source` refuses at start-up what can never work (a missing,
+empty or undecodable file, a device that is not there, a URL that does not
+parse); a source that fails later raises `SourceError` from `next_frame`,
+and the stage opens it again with backoff. A network camera is not opened at
+start-up: one that is not there yet is a later failure, not a bad setting.
+OpenCV's FFmpeg open and read of a URL are bounded (`NETWORK_TIMEOUT_MS`)
+instead of waiting on a dead host for as long as FFmpeg likes.
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -20,8 +30,10 @@ import numpy.typing as npt
 log = logging.getLogger(__name__)
 
 Frame = npt.NDArray[np.uint8]
-REOPEN_DELAY_S = 2.0
 FALLBACK_FILE_FPS = 10.0
+NETWORK_TIMEOUT_MS = 5000  # OpenCV/FFmpeg open and read of a URL
+LIVE_FRAME_WAIT_S = 1.0  # how long next_frame waits for a live frame
+URL_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https"})
 
 
 class SourceError(RuntimeError):
@@ -33,11 +45,51 @@ def is_live(source: str) -> bool:
 
 
 def open_capture(source: str) -> cv2.VideoCapture:
-    capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    if source.isdigit():
+        capture = cv2.VideoCapture(int(source))
+    elif "://" in source:
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS]
+        timeouts += [cv2.CAP_PROP_READ_TIMEOUT_MSEC, NETWORK_TIMEOUT_MS]
+        capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG, timeouts)
+    else:
+        capture = cv2.VideoCapture(source)
     if not capture.isOpened():
         capture.release()
         raise SourceError(f"cannot open video source {source!r}")
     return capture
+
+
+def check_source(source: str) -> None:
+    """Blocking: raise SourceError, saying why, for a source that cannot work
+    at all: a file that is missing, empty or has no decodable frame, a device
+    that does not open, a URL without a known scheme or a host."""
+    if "://" in source:
+        try:
+            url = urlsplit(source)
+            url.port  # noqa: B018 - parsing it raises ValueError for a bad port
+        except ValueError as error:
+            raise SourceError(f"not a valid URL {source!r}: {error}") from None
+        if url.scheme.lower() not in URL_SCHEMES:
+            schemes = ", ".join(sorted(URL_SCHEMES))
+            raise SourceError(f"URL scheme of {source!r} is not one of {schemes}")
+        if not url.hostname:
+            raise SourceError(f"URL {source!r} names no host")
+        return
+    if source.isdigit():
+        open_capture(source).release()
+        return
+    path = Path(source)
+    if not path.is_file():
+        raise SourceError(f"no video file at {source!r}" + (" (a folder)" if path.exists() else ""))
+    if path.stat().st_size == 0:
+        raise SourceError(f"video file {source!r} is empty")
+    capture = open_capture(source)
+    try:
+        ok, _ = capture.read()
+    finally:
+        capture.release()
+    if not ok:
+        raise SourceError(f"no decodable frame in {source!r}")
 
 
 @dataclass(frozen=True)
@@ -75,12 +127,14 @@ class FileSource:
                 self._position += 1
         ok, frame = self._capture.read()
         if not ok:
-            if not self._loop or self._position == 0:
+            if self._position == 0:
+                raise SourceError(f"no frame could be read from {self._path!r}")
+            if not self._loop:
                 return None
-            self._restart()
+            self._restart()  # SourceError if the file is gone
             ok, frame = self._capture.read()
             if not ok:
-                return None
+                raise SourceError(f"no frame after starting {self._path!r} over")
         captured = Captured(np.asarray(frame, dtype=np.uint8), self._position)
         self._position += 1
         return captured
@@ -96,55 +150,66 @@ class FileSource:
 
 
 class LiveSource:
-    """An RTSP/HTTP stream or a V4L2 device, read continuously by a thread."""
+    """An RTSP/HTTP stream or a V4L2 device, opened and read continuously by
+    a thread. When the open or a read fails the thread ends and `next_frame`
+    raises SourceError: the caller opens a new LiveSource after its backoff."""
 
     def __init__(self, source: str) -> None:
         self._source = source
-        self._capture = open_capture(source)  # a wrong URL fails at start-up
         self._condition = threading.Condition()
         self._latest: Captured | None = None
+        self._failure: str | None = None
         self._returned = -1
         self._count = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read_forever, name="camera-reader")
-        self._thread.daemon = True
+        self._thread = threading.Thread(target=self._read_until_failure, name="camera-reader")
+        self._thread.daemon = True  # a read blocked in FFmpeg never holds the process
         self._thread.start()
 
-    def _read_forever(self) -> None:
-        capture: cv2.VideoCapture | None = self._capture
-        while not self._stop.is_set():
-            if capture is None:
-                try:
-                    capture = open_capture(self._source)
-                except SourceError as error:
-                    log.warning("camera unavailable", extra={"error": str(error)})
-                    self._stop.wait(REOPEN_DELAY_S)
-                    continue
-            ok, frame = capture.read()
-            if not ok:
-                log.warning("camera read failed; reopening", extra={"source": self._source})
-                capture.release()
-                capture = None
-                continue
-            with self._condition:
-                self._latest = Captured(np.asarray(frame, dtype=np.uint8), self._count)
-                self._count += 1
-                self._condition.notify_all()
-        if capture is not None:
+    def _read_until_failure(self) -> None:
+        try:
+            capture = open_capture(self._source)
+        except SourceError as error:
+            self._fail(str(error))
+            return
+        try:
+            while not self._stop.is_set():
+                ok, frame = capture.read()
+                if not ok:
+                    self._fail(f"read from {self._source!r} failed")
+                    return
+                with self._condition:
+                    self._latest = Captured(np.asarray(frame, dtype=np.uint8), self._count)
+                    self._count += 1
+                    self._condition.notify_all()
+        finally:
             capture.release()
 
-    def next_frame(self, timeout_s: float = 5.0) -> Captured | None:
-        """The newest frame not returned before; None if none came in time."""
+    def _fail(self, reason: str) -> None:
         with self._condition:
-            fresh = self._condition.wait_for(
-                lambda: self._latest is not None and self._latest.index > self._returned,
+            self._failure = reason
+            self._condition.notify_all()
+
+    def next_frame(self, timeout_s: float = LIVE_FRAME_WAIT_S) -> Captured | None:
+        """The newest frame not returned before; None if none came in time.
+        Raises SourceError once the source has failed."""
+        with self._condition:
+            self._condition.wait_for(
+                lambda: self._fresh() or self._failure is not None or self._stop.is_set(),
                 timeout=timeout_s,
             )
-            if not fresh or self._latest is None:
-                return None
-            self._returned = self._latest.index
-            return self._latest
+            if self._fresh() and self._latest is not None:
+                self._returned = self._latest.index
+                return self._latest
+            if self._failure is not None:
+                raise SourceError(self._failure)
+            return None
+
+    def _fresh(self) -> bool:
+        return self._latest is not None and self._latest.index > self._returned
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=REOPEN_DELAY_S + 1)
+        with self._condition:
+            self._condition.notify_all()
+        self._thread.join(timeout=LIVE_FRAME_WAIT_S)

@@ -19,7 +19,15 @@ from schemas.analytics import CameraKnobParams, InvalidKnobParams, knob_params
 from schemas.qos import QosKnob, QosLevels
 from schemas.topics import CAMERA_CAPTURE, FRAME, MOTION, QOS_KNOB, QOS_LEVELS
 from schemas.video import MotionScore
-from services.camera_capture.capture import Captured, FileSource, LiveSource, is_live
+from services.camera_capture.capture import (
+    Captured,
+    FileSource,
+    LiveSource,
+    SourceError,
+    check_source,
+    is_live,
+)
+from services.camera_capture.jpeg_fit import FrameTooLarge, JpegFitter
 from services.camera_capture.levels import measure_levels
 from services.camera_capture.motion import MotionDecision, MotionGate, MotionSettings
 from services.camera_capture.settings import (
@@ -27,6 +35,7 @@ from services.camera_capture.settings import (
     CaptureConfig,
     effective_knobs,
 )
+from services.common.backoff import Backoff
 from services.common.door import (
     InvalidMessage,
     MqttDoor,
@@ -36,13 +45,31 @@ from services.common.door import (
 from services.common.pacing import wait_set
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
-from services.media.jpeg_frame import Frame, FrameMeta, encode_jpeg, resize_to_fit
+from services.media.jpeg_frame import (
+    MAX_FRAME_HEIGHT,
+    MAX_FRAME_WIDTH,
+    Frame,
+    FrameMeta,
+    fit_size,
+    resize_to_fit,
+)
 from services.media.video_profile import VideoProfile, load_video_profile
 
 log = logging.getLogger(__name__)
 # Frames whose JPEG sizes price the QoS levels: spread over the first seconds.
 LEVEL_SAMPLE_EVERY = 10
 LEVEL_SAMPLES = 3
+# A source that fails (a stream drops, a device is unplugged, a file goes) is
+# opened again after 1, 2, 4 ... s, at most 30 s apart (with jitter).
+SOURCE_RETRY_INITIAL_S = 1.0
+SOURCE_RETRY_MAX_S = 30.0
+SOURCE_DOWN = "camera source unavailable"
+
+
+def frame_bounds(knobs: CaptureConfig) -> tuple[int, int]:
+    """The knobs' frame size, never over what receivers accept (they refuse
+    a larger JPEG from its header)."""
+    return min(knobs.max_width, MAX_FRAME_WIDTH), min(knobs.max_height, MAX_FRAME_HEIGHT)
 
 
 @dataclass(frozen=True)
@@ -55,6 +82,7 @@ class Shot:
     width: int
     height: int
     raw: Frame
+    quality: int
 
 
 class CameraStage:
@@ -70,6 +98,10 @@ class CameraStage:
         self._seq = 0
         self._level_frames: list[Frame] = []
         self._levels_published = False
+        self._captured = 0
+        self._fitter = JpegFitter()
+        self._last_fit: tuple[int, int, int] | None = None  # width, height, quality
+        self._last_fit_lowered = False
         door.subscribe(QOS_KNOB, self.on_knob, analytic=settings.analytic)
 
     @property
@@ -104,8 +136,10 @@ class CameraStage:
             settings.source, loop=settings.loop, realtime=settings.file_pacing == "realtime"
         )
 
-    def _shoot(self, source: FileSource | LiveSource, knobs: CaptureConfig) -> Shot | None:
-        """Blocking: read, gate, shrink and encode one frame."""
+    def _shoot(
+        self, source: FileSource | LiveSource, knobs: CaptureConfig, max_bytes: int
+    ) -> Shot | None:
+        """Blocking: read, gate, shrink and encode one frame within `max_bytes`."""
         captured: Captured | None = source.next_frame()
         if captured is None:
             return None
@@ -113,23 +147,99 @@ class CameraStage:
         decision = self._gate.observe(captured.frame, ts)
         jpeg: bytes | None = None
         height, width = captured.frame.shape[:2]
+        quality = knobs.jpeg_quality
         if decision.publish:
-            small = resize_to_fit(captured.frame, knobs.max_width, knobs.max_height)
-            height, width = small.shape[:2]
-            jpeg = encode_jpeg(small, knobs.jpeg_quality)
-        return Shot(ts, decision, jpeg, width, height, captured.frame)
+            small = resize_to_fit(captured.frame, *frame_bounds(knobs))
+            try:
+                fitted = self._fitter.encode(small, knobs.jpeg_quality, max_bytes)
+            except FrameTooLarge as error:  # a broker limit of a few kB: nothing fits
+                log.warning("frame not sent", extra={"reason": str(error)})
+                return Shot(ts, decision, None, width, height, captured.frame, quality)
+            jpeg, width, height, quality = fitted.jpeg, fitted.width, fitted.height, fitted.quality
+        return Shot(ts, decision, jpeg, width, height, captured.frame, quality)
+
+    def _frame_limit(self) -> int:
+        """The largest JPEG the door publishes on the frame topic (its
+        properties sized for the longest values a frame carries)."""
+        widest = FrameMeta(10**12, time.time(), MAX_FRAME_WIDTH, MAX_FRAME_HEIGHT)
+        return self._door.payload_limit(
+            FRAME, user_properties=widest.to_properties(), camera=self._settings.camera
+        )
+
+    def _say_if_refitted(self, shot: Shot, knobs: CaptureConfig) -> None:
+        """Count every frame sent below the knobs' quality or size, and log
+        each change of what fitted."""
+        if shot.jpeg is None:
+            return
+        raw_height, raw_width = shot.raw.shape[:2]
+        asked = fit_size(raw_width, raw_height, *frame_bounds(knobs))
+        fitted = (shot.width, shot.height, shot.quality)
+        lowered = fitted != (*asked, knobs.jpeg_quality)
+        if lowered:
+            self._door.metrics.count("frames_refitted")
+        if fitted != self._last_fit:
+            if lowered:
+                log.warning(
+                    "frame over the publish limit: quality or size lowered to fit",
+                    extra={
+                        "asked": f"{asked[0]}x{asked[1]} q{knobs.jpeg_quality}",
+                        "sent": f"{shot.width}x{shot.height} q{shot.quality}",
+                        "bytes": len(shot.jpeg),
+                        "limit": self._frame_limit(),
+                    },
+                )
+            elif self._last_fit is not None and self._last_fit_lowered:
+                log.info("frames fit again at the knobs' quality and size")
+            self._last_fit, self._last_fit_lowered = fitted, lowered
 
     async def capture(self, stop: asyncio.Event) -> None:
-        source = await asyncio.to_thread(self._open_source)
-        try:
-            await self._capture_loop(source, stop)
-        finally:
-            await asyncio.to_thread(source.close)
+        """Capture until stopped or the source ends; a source that fails is
+        opened again with backoff while health says `degraded`."""
+        backoff = Backoff(SOURCE_RETRY_INITIAL_S, SOURCE_RETRY_MAX_S)
+        while not stop.is_set():
+            try:
+                source = await asyncio.to_thread(self._open_source)
+            except SourceError as error:
+                await self._source_down(error, backoff, stop)
+                continue
+            failure: SourceError | None = None
+            try:
+                await self._capture_loop(source, stop, backoff)
+            except SourceError as error:
+                failure = error
+            finally:
+                await asyncio.to_thread(source.close)
+            if failure is None:
+                break
+            await self._source_down(failure, backoff, stop)
+        stop.set()  # a finite source ends the stage
 
-    async def _capture_loop(self, source: FileSource | LiveSource, stop: asyncio.Event) -> None:
+    async def _source_down(self, error: SourceError, backoff: Backoff, stop: asyncio.Event) -> None:
+        """Report the failed source (health `degraded`) and wait out the backoff."""
+        delay = backoff.next_delay()
+        reason = f"{SOURCE_DOWN}: {error}"
+        metrics = self._door.metrics
+        metrics.count("source_failures")
+        if metrics.degraded != reason:
+            log.warning("camera source failed: retrying", extra={"error": str(error)})
+        metrics.degraded = reason
+        await wait_set(stop, delay)
+
+    def _source_up(self, backoff: Backoff) -> None:
+        metrics = self._door.metrics
+        if metrics.degraded is not None and metrics.degraded.startswith(SOURCE_DOWN):
+            metrics.degraded = None
+            metrics.count("source_recoveries")
+            log.info("camera source back")
+        backoff.reset()
+
+    async def _capture_loop(
+        self, source: FileSource | LiveSource, stop: asyncio.Event, backoff: Backoff
+    ) -> None:
+        """Frames until stopped, the source ends or `max_frames`; SourceError
+        when the source fails."""
         settings = self._settings
         due = time.monotonic()
-        captured = 0
         while not stop.is_set():
             knobs = self.knobs
             motion = self._motion_settings(knobs)
@@ -143,21 +253,22 @@ class CameraStage:
             period = 1.0 / knobs.fps
             # A late tick does not bunch the next ones up: pace from now.
             due = max(due + period, time.monotonic())
-            shot = await asyncio.to_thread(self._shoot, source, knobs)
+            shot = await asyncio.to_thread(self._shoot, source, knobs, self._frame_limit())
             if shot is None:
                 if isinstance(source, LiveSource):
                     self._door.metrics.count("camera_stalls")
                     continue
-                log.info("source ended", extra={"frames": captured})
+                log.info("source ended", extra={"frames": self._captured})
                 break
-            captured += 1
+            self._source_up(backoff)
+            self._captured += 1
             self._door.metrics.count("frames_captured")
+            self._say_if_refitted(shot, knobs)
             await self._publish(shot, knobs)
             await self._maybe_publish_levels(shot.raw)
-            if settings.max_frames and captured >= settings.max_frames:
-                log.info("max_frames reached", extra={"frames": captured})
+            if settings.max_frames and self._captured >= settings.max_frames:
+                log.info("max_frames reached", extra={"frames": self._captured})
                 break
-        stop.set()  # a finite source ends the stage
 
     async def _publish(self, shot: Shot, knobs: CaptureConfig) -> None:
         seq = self._seq
@@ -184,6 +295,7 @@ class CameraStage:
             self._door.metrics.gauge("width", shot.width)
             self._door.metrics.gauge("height", shot.height)
             self._door.metrics.gauge("fps", knobs.fps)
+            self._door.metrics.gauge("jpeg_quality", shot.quality)
 
     async def _maybe_publish_levels(self, frame: Frame) -> None:
         settings = self._settings
@@ -213,6 +325,8 @@ class CameraStage:
 
 
 async def run(settings: CameraCaptureSettings, stop: asyncio.Event | None = None) -> None:
+    """Raises SourceError before connecting when the source can never work."""
+    await asyncio.to_thread(check_source, settings.source)
     # A missing or broken profile fails here, at start-up, naming the file.
     profile = await asyncio.to_thread(load_video_profile, settings.levels_profile)
     door = MqttDoor(settings, CAMERA_CAPTURE)

@@ -35,7 +35,11 @@ from schemas.envelope import Envelope
 from schemas.service import OFFLINE, ONLINE, DeadLetter
 from schemas.topics import DEAD_LETTER, STAGES, STATUS, TopicSpec
 from services.common.backoff import Backoff
-from services.common.library_seams import acknowledge, connection_lost
+from services.common.library_seams import (
+    acknowledge,
+    broker_maximum_packet_size,
+    connection_lost,
+)
 from services.common.messages import Handler as Handler
 from services.common.messages import InvalidMessage as InvalidMessage
 from services.common.messages import LeaveUnacknowledged as LeaveUnacknowledged
@@ -44,6 +48,8 @@ from services.common.messages import Received as Received
 from services.common.messages import describe_validation_error as describe_validation_error
 from services.common.own_status import OwnStatus, ignore
 from services.common.pacing import wait_set
+from services.common.packet_size import TooLarge as TooLarge
+from services.common.packet_size import largest_payload, oversize
 from services.common.settings import StageSettings
 from services.common.stage_client import (
     build_client,
@@ -103,6 +109,7 @@ class MqttDoor:
         self._dispatching = False
         self._own_status: OwnStatus | None = None  # set by run() for announcing stages
         self._status_properties = publish_properties(status_properties(settings))
+        self._broker_max_packet: int | None = None  # from the CONNACK
 
     # -- registration --------------------------------------------------------
 
@@ -166,15 +173,40 @@ class MqttDoor:
         UTF-8; None on a retained JSON topic clears it); waits for the
         broker's PUBACK at QoS 1.
 
-        Raises PublishFailed if not connected within `wait_s` or unconfirmed.
+        Raises PublishFailed if not connected within `wait_s` or unconfirmed,
+        TooLarge (a PublishFailed) without sending when the message is over
+        the topic's `max_bytes` or the broker's Maximum Packet Size.
         """
         if not spec.may_publish(self.user, params):
             raise PermissionError(f"{self.user} may not publish on {spec.name}")
         topic = spec.topic(self.root, **params)
         data = self._encode(spec, payload)
         retained = spec.retained if retain is None else retain
+        self._refuse_oversize(spec, topic, data, user_properties)
         await self._send(topic, data, spec.qos, retained, user_properties, wait_s)
         self.metrics.count("published")
+
+    def payload_limit(
+        self, spec: TopicSpec[Any], *, user_properties: dict[str, str] | None = None, **params: str
+    ) -> int:
+        """The largest payload `publish` sends on this topic with these
+        properties (the broker's limit counts once connected)."""
+        topic = spec.topic(self.root, **params)
+        return largest_payload(spec, topic, user_properties, self._broker_max_packet)
+
+    def _refuse_oversize(
+        self, spec: TopicSpec[Any], topic: str, data: bytes, user_properties: dict[str, str] | None
+    ) -> None:
+        """Raise TooLarge for what the topic or the broker would refuse: the
+        broker would drop the connection, not just the message."""
+        refusal = oversize(spec, topic, len(data), user_properties, self._broker_max_packet)
+        if refusal is not None:
+            self.metrics.count("too_large")
+            log.warning(
+                "message too large: not published",
+                extra={"topic": topic, "bytes": refusal.size, "limit": refusal.limit},
+            )
+            raise refusal
 
     async def forward(
         self,
@@ -393,6 +425,9 @@ class MqttDoor:
         if epoch > 1:
             self.reconnects += 1
         self._client = client
+        # Kept across reconnects: a publish waiting for the next connect is
+        # still checked against the last broker's word.
+        self._broker_max_packet = broker_maximum_packet_size(client)
         filters = self._subscriptions.filters()
         if filters:
             await client.subscribe(filters)

@@ -13,6 +13,8 @@ tests/integration/cloud/test_door_over_tls.py cover each seam).
 - `QueuedFirstMessages`: hands queued messages over without a task each.
 - `IncomingQueue`: aiomqtt's incoming queue, bounded per QoS.
 - `install_paho_speedups`: cheaper MQTT 5 property objects for paho.
+- `broker_maximum_packet_size`: the CONNACK's Maximum Packet Size, which
+  aiomqtt drops.
 """
 
 from __future__ import annotations
@@ -163,6 +165,30 @@ class DrainingClient(aiomqtt.Client):
     @property
     def messages(self) -> QueuedFirstMessages:
         return QueuedFirstMessages(self)
+
+    # aiomqtt 2.5.1's private `_on_connect` (paho's on_connect callback)
+    # ignores the CONNACK's properties: empicano/aiomqtt#362 asks to return
+    # them from `__aenter__`. Until then they are kept here on the way through.
+    connack_properties: Any = None
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: Any,
+        reason_code: Any,
+        properties: Any = None,
+    ) -> None:
+        self.connack_properties = properties
+        super()._on_connect(client, userdata, flags, reason_code, properties)
+
+
+def broker_maximum_packet_size(client: aiomqtt.Client) -> int | None:
+    """The largest packet the broker accepts, from its CONNACK (MQTT 5
+    Maximum Packet Size); None when it stated none (the protocol's 256 MiB)."""
+    properties = getattr(client, "connack_properties", None)
+    size = getattr(properties, "MaximumPacketSize", None)
+    return size if isinstance(size, int) and size > 0 else None
 
 
 # -- the incoming queue ----------------------------------------------------------

@@ -40,7 +40,13 @@ from services.common.door import (
 from services.common.periodic_summary import Tally, publish_summaries
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
-from services.media.jpeg_frame import BadFrameMetaError, CorruptJpegError, FrameMeta, decode_jpeg
+from services.media.jpeg_frame import (
+    BadFrameMetaError,
+    CorruptJpegError,
+    FrameMeta,
+    check_jpeg_size,
+    decode_jpeg,
+)
 from services.media.video_profile import VideoProfile, load_video_profile
 from services.object_detector import events as lifecycle
 from services.object_detector.events import crop_snapshot, to_message
@@ -144,6 +150,15 @@ class DetectorStage:
         # never takes a slot; the decode itself runs in the worker's thread.
         if not raw.startswith(b"\xff\xd8") or b"\xff\xd9" not in raw[-16:]:
             raise InvalidMessage(f"not a complete JPEG: {len(raw)} bytes starting {raw[:4].hex()}")
+        # Sizes before decoding: the header's dimensions, read without
+        # decoding a pixel, within what a camera sends and as announced.
+        try:
+            header_size = check_jpeg_size(raw)
+        except CorruptJpegError as error:
+            raise InvalidMessage(str(error)) from None
+        if header_size != (width, height):
+            claimed = f"{header_size[0]}x{header_size[1]}"
+            raise InvalidMessage(f"properties say {width}x{height}, the JPEG header {claimed}")
         frame = PendingFrame(
             message.topic, message.params["camera"], raw, seq, capture_ts, width, height
         )

@@ -38,6 +38,9 @@ async def test_the_private_names_the_seams_use_still_exist() -> None:
     assert "_on_socket_open" in vars(aiomqtt.Client)
     # Our _on_socket_open is the one paho calls back.
     assert client._client.on_socket_open == client._on_socket_open  # noqa: SLF001 - the seam
+    # Our _on_connect (keeping the CONNACK's properties) is the one paho calls back.
+    assert "_on_connect" in vars(aiomqtt.Client)
+    assert client._client.on_connect == client._on_connect  # noqa: SLF001 - the seam
     # paho: the body of loop_read, and the manual-ack API aiomqtt does not expose.
     paho_names = ("_packet_read", "_loop_rc_handle", "manual_ack_set", "ack", "socket")
     assert all(callable(getattr(paho.Client, name, None)) for name in paho_names)
