@@ -71,7 +71,7 @@ from profiling.cli import profile_main
 from services.audio_capture.pcm import load_pcm16
 from services.audio_classifier.levels import PROFILE_PATH, AudioProfile, ProfiledAudioLevel
 from services.audio_classifier.settings import AudioClassifierConfig
-from services.audio_classifier.sound_events import SoundEvent, SoundEventTracker
+from services.audio_classifier.sound_events import SoundEpisodeChange, SoundEventTracker
 from services.audio_classifier.yamnet import PatchScores, YamnetClassifier
 from services.media.pcm_chunk import (
     SAMPLE_RATE_HZ,
@@ -170,20 +170,20 @@ def build_program(sounds: Mapping[str, Pcm16], rounds: int, seed: int) -> Progra
 
 
 @dataclass(frozen=True)
-class Episode:
+class ProfiledSoundEpisode:
     label: str
     known_at: float  # end of the patch that raised `new`
     start: float
     end: float
 
 
-def track(patches: Sequence[PatchScores], class_names: Sequence[str]) -> list[SoundEvent]:
+def track(patches: Sequence[PatchScores], class_names: Sequence[str]) -> list[SoundEpisodeChange]:
     config = AudioClassifierConfig()
     families = [family.family(label) for label, family in config.classes_of_interest.items()]
     tracker = SoundEventTracker(
         class_names, families, update_every_patches=config.update_every_patches
     )
-    events: list[SoundEvent] = []
+    events: list[SoundEpisodeChange] = []
     for patch in patches:
         events.extend(tracker.observe(patch))
     if patches:
@@ -191,8 +191,10 @@ def track(patches: Sequence[PatchScores], class_names: Sequence[str]) -> list[So
     return events
 
 
-def episodes_of(events: Sequence[SoundEvent], known_at: dict[int, float]) -> list[Episode]:
-    opened: dict[str, SoundEvent] = {}
+def episodes_of(
+    events: Sequence[SoundEpisodeChange], known_at: dict[int, float]
+) -> list[ProfiledSoundEpisode]:
+    opened: dict[str, SoundEpisodeChange] = {}
     found = []
     for event in events:
         if event.kind == "new":
@@ -200,7 +202,7 @@ def episodes_of(events: Sequence[SoundEvent], known_at: dict[int, float]) -> lis
         elif event.kind == "end" and event.event_id in opened:
             first = opened.pop(event.event_id)
             known = known_at[first.patch_index]
-            found.append(Episode(first.label, known, first.start_s, event.end_s))
+            found.append(ProfiledSoundEpisode(first.label, known, first.start_s, event.end_s))
     return found
 
 
@@ -212,7 +214,9 @@ class Comparison:
     messages: int
 
 
-def compare(reference: list[Episode], level: list[Episode], messages: int) -> Comparison:
+def compare(
+    reference: list[ProfiledSoundEpisode], level: list[ProfiledSoundEpisode], messages: int
+) -> Comparison:
     delays = []
     for wanted in reference:
         matching = [

@@ -49,7 +49,7 @@ REGENERATE = "python -m profiling.gas --out services/gas_replay/gas_levels.json"
 
 
 @dataclass(frozen=True)
-class Episode:
+class ProfiledGasEpisode:
     alarm_at: float  # the reading time at which `new` was raised
     start: float
     end: float
@@ -59,7 +59,7 @@ class Episode:
 class Run:
     times: np.ndarray  # reading times
     averages: np.ndarray  # the time-window average after each reading
-    episodes: list[Episode]
+    episodes: list[ProfiledGasEpisode]
 
 
 def simulate(gas: Gas, seed: int, hours: float, leaks_per_hour: float) -> np.ndarray:
@@ -88,10 +88,10 @@ def run_gas_average(gas: Gas, values: np.ndarray, period_s: float) -> Run:
         if event is not None and event.type == "new":
             opened = (t, event.start_ts)
         elif event is not None and event.type == "end" and opened is not None:
-            episodes.append(Episode(opened[0], opened[1], t))
+            episodes.append(ProfiledGasEpisode(opened[0], opened[1], t))
             opened = None
     if opened is not None:
-        episodes.append(Episode(opened[0], opened[1], len(values) * REFERENCE_PERIOD_S))
+        episodes.append(ProfiledGasEpisode(opened[0], opened[1], len(values) * REFERENCE_PERIOD_S))
     return Run(np.array(times), np.array(averages), episodes)
 
 

@@ -16,11 +16,10 @@ from profiling.video_pipeline import (
 )
 from schemas.topic_spec import publish_bytes
 from schemas.topics import DETECTIONS, EVENT, OBJECT_DETECTOR, SNAPSHOT
-from schemas.video import Box as BoxMessage
-from schemas.video import DetectedObject, Detections
+from schemas.video import Box, DetectedObject, Detections
 from services.media.jpeg_frame import Frame, decode_jpeg
 from services.media.video_profile import DetectorCosts, DetectorProfiledLevel
-from services.object_detector.event_messages import crop_snapshot, to_message
+from services.object_detector.events import crop_snapshot, to_message
 from services.object_detector.levels import DetectorUtilityShares
 from services.object_detector.ssd import SSDDetector
 
@@ -44,7 +43,7 @@ def detections_bytes(per_frame: Sequence[FrameDetections], size: tuple[int, int]
                 DetectedObject(
                     label=d.label,
                     score=min(1.0, d.score),
-                    box=BoxMessage(
+                    box=Box(
                         x1=d.box.x1 * width,
                         y1=d.box.y1 * height,
                         x2=d.box.x2 * width,

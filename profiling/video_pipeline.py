@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 
 from services.media.jpeg_frame import Frame
-from services.object_detector.events import ObjectEvent, ObjectEventBuilder
+from services.object_detector.events import ObjectEventBuilder, TrackedObjectChange
 from services.object_detector.settings import DetectorConfig, ObjectDetectorSettings
-from services.object_detector.ssd import Box, Detection, SSDDetector
+from services.object_detector.ssd import Detection, DetectionBox, SSDDetector
 from services.object_detector.tracker import IouTracker, TrackerStep
 
 EVENT_IOU = 0.3
@@ -33,8 +33,8 @@ class Run:
     """What one level's pipeline produced on its kept frames."""
 
     kept: list[int]  # frame indices
-    tracks: dict[int, dict[int, Box]]  # event track id -> frame index -> fractional box
-    events: list[ObjectEvent]
+    tracks: dict[int, dict[int, DetectionBox]]  # event track id -> frame index -> fractional box
+    events: list[TrackedObjectChange]
 
 
 def read_frames(video: Path, start: int, count: int) -> list[Frame]:
@@ -61,7 +61,7 @@ def fractional(detections: Sequence[Detection], width: int, height: int) -> Fram
         Detection(
             d.label,
             d.score,
-            Box(d.box.x1 / width, d.box.y1 / height, d.box.x2 / width, d.box.y2 / height),
+            DetectionBox(d.box.x1 / width, d.box.y1 / height, d.box.x2 / width, d.box.y2 / height),
         )
         for d in detections
     ]
@@ -72,7 +72,7 @@ def to_pixels(detections: Sequence[Detection], width: int, height: int) -> list[
         Detection(
             d.label,
             d.score,
-            Box(d.box.x1 * width, d.box.y1 * height, d.box.x2 * width, d.box.y2 * height),
+            DetectionBox(d.box.x1 * width, d.box.y1 * height, d.box.x2 * width, d.box.y2 * height),
         )
         for d in detections
     ]
@@ -120,15 +120,15 @@ def run_pipeline(
     tracker = IouTracker(defaults.track_iou, defaults.track_min_hits, defaults.track_max_misses)
     builder = ObjectEventBuilder(CAMERA, labels=config.label_filter, min_score=config.min_score)
     width, height = size
-    boxes: dict[int, dict[int, Box]] = {}
-    events: list[ObjectEvent] = []
+    boxes: dict[int, dict[int, DetectionBox]] = {}
+    events: list[TrackedObjectChange] = []
     for index in kept:
         ts = index / source_fps
         step = tracker.update(to_pixels(per_frame[index], width, height), ts)
         for track in step.active:
             if track.matched:
                 b = track.box
-                box = Box(b.x1 / width, b.y1 / height, b.x2 / width, b.y2 / height)
+                box = DetectionBox(b.x1 / width, b.y1 / height, b.x2 / width, b.y2 / height)
                 boxes.setdefault(track.track_id, {})[index] = box
         events.extend(builder.update(step, ts, width, height))
     # The segment's end closes every open event, as a stopping detector does.

@@ -12,11 +12,11 @@ side deduplicates; distinct alert messages never share one.
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import Any, Literal
 
 from schemas.alerts import Alert, AlertPart
 from schemas.audio import SoundEvent
-from schemas.envelope import EventType
+from schemas.envelope import EventType, LifecycleStep, lifecycle_message
 from schemas.gas import GasEvent
 from schemas.topics import ALERT_FORWARDER
 from schemas.video import ObjectEvent
@@ -36,45 +36,31 @@ def incoming_from(event: AnyEventMessage, topic_source: str | None = None) -> In
     of `alert/<source>`, so it names the source; the payload's own sensor,
     camera or mic id stands in only where there is no topic (tests, tools).
     """
-    if isinstance(event, GasEvent):
-        return IncomingEvent(
-            type=event.type,
-            event_id=event.event_id,
-            message_id=event.id,
-            source=topic_source or event.sensor,
-            kind="gas",
-            label=event.label,
-            ts=event.ts,
-            start_ts=event.start_ts,
-            end_ts=event.end_ts,
-            severity=event.severity,
-        )
+    severity = event.severity if isinstance(event, GasEvent) else None
+    score = None if isinstance(event, GasEvent) else event.score
+    zones: frozenset[str] = frozenset()
     if isinstance(event, ObjectEvent):
-        return IncomingEvent(
-            type=event.type,
-            event_id=event.event_id,
-            message_id=event.id,
-            source=topic_source or event.camera,
-            kind="object",
-            label=event.label,
-            ts=event.ts,
-            start_ts=event.start_ts,
-            end_ts=event.end_ts,
-            zones=frozenset(event.current_zones) | frozenset(event.entered_zones),
-            score=event.score,
-        )
+        zones = frozenset(event.current_zones) | frozenset(event.entered_zones)
     return IncomingEvent(
         type=event.type,
         event_id=event.event_id,
         message_id=event.id,
-        source=topic_source or event.mic,
-        kind="sound",
+        source=topic_source or _payload_source(event),
+        kind=event.kind,
         label=event.label,
         ts=event.ts,
         start_ts=event.start_ts,
         end_ts=event.end_ts,
-        score=event.score,
+        severity=severity,
+        zones=zones,
+        score=score,
     )
+
+
+def _payload_source(event: AnyEventMessage) -> str:
+    if isinstance(event, GasEvent):
+        return event.sensor
+    return event.camera if isinstance(event, ObjectEvent) else event.mic
 
 
 def alert_message_id(alert_id: str, action: EventType, trigger_message_id: str) -> str:
@@ -99,25 +85,22 @@ def alert_from_rule(decision: PublishAlert, now: float) -> Alert:
     """A single-source alert, published on `alert/<source>`."""
     zones = sorted(decision.zones)
     where = f" in {', '.join(zones)}" if zones else ""
-    return Alert(
-        source=ALERT_FORWARDER,
-        ts=now,
-        id=alert_message_id(decision.alert_id, decision.action, decision.trigger_message_id),
-        type=decision.action,
-        alert_id=decision.alert_id,
-        sequence=decision.sequence,
+    step = LifecycleStep(
+        decision.action, decision.alert_id, decision.sequence, decision.start_ts, decision.end_ts
+    )
+    part = AlertPart(
+        source=decision.source,
+        kind=_part_kind(decision.kind),
+        event_id=decision.event_id,
+        label=decision.label,
+    )
+    return _alert(
+        step,
+        decision.trigger_message_id,
+        now,
         label=decision.label,
         severity=decision.severity,
-        parts=[
-            AlertPart(
-                source=decision.source,
-                kind=_part_kind(decision.kind),
-                event_id=decision.event_id,
-                label=decision.label,
-            )
-        ],
-        start_ts=decision.start_ts,
-        end_ts=decision.end_ts,
+        parts=[part],
         zones=zones,
         summary=f"{decision.label} at {decision.source}{where} ({decision.action})",
     )
@@ -126,27 +109,36 @@ def alert_from_rule(decision: PublishAlert, now: float) -> Alert:
 def alert_from_incident(decision: IncidentDecision, now: float) -> Alert:
     """An incident alert naming every part, published on `alert/<place>`."""
     labels = ", ".join(f"{p.kind} {p.label} at {p.source}" for p in decision.parts)
-    return Alert(
-        source=ALERT_FORWARDER,
-        ts=now,
-        id=alert_message_id(decision.incident_id, decision.action, decision.trigger_message_id),
-        type=decision.action,
-        alert_id=decision.incident_id,
-        sequence=decision.sequence,
+    step = LifecycleStep(
+        decision.action, decision.incident_id, decision.sequence, decision.start_ts, decision.end_ts
+    )
+    parts = [
+        AlertPart(source=p.source, kind=_part_kind(p.kind), event_id=p.event_id, label=p.label)
+        for p in decision.parts
+    ]
+    return _alert(
+        step,
+        decision.trigger_message_id,
+        now,
         label="incident",
         severity=decision.severity,
         place=decision.place,
-        parts=[
-            AlertPart(
-                source=p.source,
-                kind=_part_kind(p.kind),
-                event_id=p.event_id,
-                label=p.label,
-            )
-            for p in decision.parts
-        ],
-        start_ts=decision.start_ts,
-        end_ts=decision.end_ts,
+        parts=parts,
         escalations=list(decision.escalations),
         summary=f"incident in {decision.place}: {labels} ({decision.action})",
+    )
+
+
+def _alert(step: LifecycleStep, trigger_message_id: str, now: float, **payload: Any) -> Alert:
+    """The one way an alert decision becomes its message (see `alert_message_id`)."""
+    message_id = alert_message_id(step.event_id, step.type, trigger_message_id)
+    return lifecycle_message(
+        Alert,
+        ALERT_FORWARDER,
+        step,
+        life_id_field="alert_id",
+        message_id=message_id,
+        ts=now,
+        sequence=step.sequence,
+        **payload,
     )

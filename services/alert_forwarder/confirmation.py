@@ -24,7 +24,6 @@ a restart publishes again whatever the bridge had not confirmed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
@@ -35,6 +34,7 @@ from services.alert_forwarder.outbox import Outbox
 from services.alert_forwarder.outbox_store import OutboxStore
 from services.alert_forwarder.settings import AlertForwarderSettings
 from services.common.door import LeaveUnacknowledged, MqttDoor, PublishFailed, Received
+from services.common.pacing import wait_set
 from services.common.stage_metrics import StageMetrics
 
 log = logging.getLogger(__name__)
@@ -120,8 +120,7 @@ class BridgeConfirmation:
                 log.warning("outbox full: holding events", extra={"size": len(self.outbox)})
                 waited = True
             self._room.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._room.wait(), ROOM_POLL_S)
+            await wait_set(self._room, ROOM_POLL_S)
         if waited:
             self._metrics.degraded = None
 
@@ -152,8 +151,7 @@ class BridgeConfirmation:
     async def resend(self, stop: asyncio.Event) -> None:
         """Worker: publish again what no receipt confirmed in time."""
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), RESEND_POLL_S)
+            await wait_set(stop, RESEND_POLL_S)
             await self._forget_confirmed()
             due = self.outbox.take_due(time.monotonic(), self._settings.resend_batch)
             for entry in due:

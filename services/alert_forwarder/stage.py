@@ -16,7 +16,6 @@ PUBACK, as before.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -34,6 +33,7 @@ from services.alert_forwarder.rules import AlertDecision, AlertRules, PublishAle
 from services.alert_forwarder.settings import AlertForwarderConfig, AlertForwarderSettings
 from services.alert_forwarder.webhooks import WebhookPolicy, WebhookSender
 from services.common.door import MqttDoor, PublishFailed, Received
+from services.common.pacing import wait_set
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import Worker, serve
 
@@ -143,8 +143,7 @@ class AlertForwarderStage:
     async def tick(self, stop: asyncio.Event) -> None:
         """Minimum durations, quiet hours ending, stale alerts, incident lingers."""
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._settings.tick_interval_s)
+            await wait_set(stop, self._settings.tick_interval_s)
             now = time.time()
             decisions = self._rules.tick(now)
             incidents = self._fusion.tick(now)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from schemas.alerts import Alert
 from services.alert_forwarder.rules import SEVERITY_RANK, Severity
+from services.common.pacing import wait_set
 from services.common.stage_metrics import StageMetrics
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,7 @@ class WebhookSender:
                     extra={"url": url, "attempt": attempt + 1, "error": str(error)},
                 )
             if attempt < self._policy.retries:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                await wait_set(stop, delay)
                 if stop.is_set():
                     break
                 delay *= 2

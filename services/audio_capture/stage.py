@@ -33,6 +33,7 @@ from services.audio_capture.playlist import build_program, program_chunks
 from services.audio_capture.settings import AudioCaptureSettings
 from services.common.backoff import Backoff
 from services.common.door import MqttDoor, PublishFailed
+from services.common.pacing import wait_set
 from services.common.stage_runner import serve
 from services.media.pcm_chunk import SAMPLE_WIDTH_BYTES, ChunkMeta, Pcm16
 
@@ -76,8 +77,7 @@ class AudioCaptureStage:
         # Chunks sent before the broker answers would be lost (QoS 0), and a
         # replay would start with a hole: begin once connected.
         while not (self._door.connected.is_set() or stop.is_set()):
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._door.connected.wait(), CONNECT_POLL_S)
+            await wait_set(self._door.connected, CONNECT_POLL_S)
         try:
             if self._program is not None:
                 await self._replay(stop, self._emit)
@@ -123,8 +123,7 @@ class AudioCaptureStage:
                     self._door.metrics.count("replay_resyncs")
                     clock_start -= delay
                 elif delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), delay)
+                    await wait_set(stop, delay)
                     if stop.is_set():
                         return
             if not await emit(chunk, wall_start + offset_s):
@@ -138,8 +137,7 @@ class AudioCaptureStage:
             if finished:
                 return
             self._door.metrics.count("arecord_restarts")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), backoff.next_delay())
+            await wait_set(stop, backoff.next_delay())
 
     async def _record_once(self, stop: asyncio.Event, emit: Emit) -> bool:
         """Run arecord until it fails (False) or we are done (True)."""

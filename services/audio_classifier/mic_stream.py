@@ -16,15 +16,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from schemas.audio import AudioClasses, ClassScore
-from schemas.audio import SoundEvent as SoundEventMessage
-from schemas.envelope import lifecycle_message_id
+from schemas.audio import AudioClasses, ClassScore, SoundEvent
+from schemas.envelope import LifecycleStep, lifecycle_message, unit_score
 from schemas.topics import AUDIO_CLASSIFIER
 from services.audio_classifier.chunks import Chunk
 from services.audio_classifier.frontend import PATCH_HOP_SECONDS, PATCH_SECONDS, PatchStream
 from services.audio_classifier.sound_events import (
     SoundClassOfInterest,
-    SoundEvent,
+    SoundEpisodeChange,
     SoundEventTracker,
 )
 from services.audio_classifier.yamnet import PatchScores, YamnetClassifier
@@ -34,7 +33,7 @@ from services.media.pcm_chunk import pcm16_to_float
 @dataclasses.dataclass(frozen=True)
 class Analysis:
     classes: list[AudioClasses]
-    events: list[SoundEventMessage]
+    events: list[SoundEvent]
     patches: int
     gap: bool  # the chunk did not follow the previous one: patches restarted
 
@@ -79,14 +78,14 @@ class MicStream:
         ]
         scored = self._classifier.classify_patches(batch.patches[kept], top_k=top_k)
         classes: list[AudioClasses] = []
-        events: list[SoundEventMessage] = []
+        events: list[SoundEvent] = []
         for offset, patch in zip(kept, scored, strict=True):
             timed = self._timed(patch, batch.first_index + offset)
             classes.append(self._classes_message(timed))
             events.extend(self._event_message(e) for e in self._tracker.observe(timed))
         return Analysis(classes, events, len(scored), gap)
 
-    def close(self) -> list[SoundEventMessage]:
+    def close(self) -> list[SoundEvent]:
         """End every open event (the mic fell silent, the config changed, we stop)."""
         return [self._event_message(e) for e in self._tracker.close_all(self._next_index)]
 
@@ -112,22 +111,21 @@ class MicStream:
             top=[ClassScore(index=c.index, name=c.name, score=c.score) for c in patch.top],
         )
 
-    def _event_message(self, event: SoundEvent) -> SoundEventMessage:
+    def _event_message(self, event: SoundEpisodeChange) -> SoundEvent:
         sequence = self._messages_sent.get(event.event_id, 0) + 1
         if event.kind == "end":
             self._messages_sent.pop(event.event_id, None)
         else:
             self._messages_sent[event.event_id] = sequence
-        return SoundEventMessage(
-            id=lifecycle_message_id(event.event_id, sequence),
-            source=AUDIO_CLASSIFIER,
-            type=event.kind,
-            event_id=event.event_id,
+        end_s = event.end_s if event.kind == "end" else None
+        step = LifecycleStep(event.kind, event.event_id, sequence, event.start_s, end_s)
+        return lifecycle_message(
+            SoundEvent,
+            AUDIO_CLASSIFIER,
+            step,
             mic=self.mic,
             label=event.label,
             top_class=event.top_class,
-            score=min(1.0, max(0.0, event.score)),
-            peak_score=min(1.0, max(0.0, event.peak_score)),
-            start_ts=event.start_s,
-            end_ts=event.end_s if event.kind == "end" else None,
+            score=unit_score(event.score),
+            peak_score=unit_score(event.peak_score),
         )

@@ -14,13 +14,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
+from schemas.envelope import EventType
 from services.audio_classifier.yamnet import PatchScores
-
-EventKind = Literal["new", "update", "end"]
 
 
 @dataclass(frozen=True)
@@ -75,10 +73,10 @@ DEFAULT_CLASSES_OF_INTEREST: tuple[SoundClassOfInterest, ...] = (
 
 
 @dataclass(frozen=True)
-class SoundEvent:
+class SoundEpisodeChange:
     """One step of a sound event's life; `event_id` is the same from new to end."""
 
-    kind: EventKind
+    kind: EventType
     event_id: str
     label: str
     top_class: str  # the family member with the best score so far
@@ -151,9 +149,9 @@ class SoundEventTracker:
     def open_labels(self) -> tuple[str, ...]:
         return tuple(s.family.label for s in self._families if s.open_event is not None)
 
-    def observe(self, patch: PatchScores) -> list[SoundEvent]:
+    def observe(self, patch: PatchScores) -> list[SoundEpisodeChange]:
         """Feed one patch (in stream order); returns the events it causes."""
-        events: list[SoundEvent] = []
+        events: list[SoundEpisodeChange] = []
         for state in self._families:
             member_scores = patch.scores[state.class_indexes]
             best = int(np.argmax(member_scores))
@@ -167,7 +165,7 @@ class SoundEventTracker:
                 events.append(event)
         return events
 
-    def close_all(self, patch_index: int) -> list[SoundEvent]:
+    def close_all(self, patch_index: int) -> list[SoundEpisodeChange]:
         """End every open event, e.g. when the stream stops or the config changes."""
         events = []
         for state in self._families:
@@ -178,7 +176,7 @@ class SoundEventTracker:
 
     def _maybe_open(
         self, state: _FamilyState, patch: PatchScores, score: float, leader: str
-    ) -> SoundEvent | None:
+    ) -> SoundEpisodeChange | None:
         family = state.family
         if score < family.enter_score:
             state.candidate_patches = 0
@@ -201,7 +199,7 @@ class SoundEventTracker:
 
     def _continue(
         self, state: _FamilyState, patch: PatchScores, score: float, leader: str
-    ) -> SoundEvent | None:
+    ) -> SoundEpisodeChange | None:
         opened = state.open_event
         assert opened is not None  # the caller checked
         if score < state.family.exit_score:
@@ -221,7 +219,7 @@ class SoundEventTracker:
             return self._event("update", state, opened, score, patch.index)
         return None
 
-    def _end(self, state: _FamilyState, score: float, patch_index: int) -> SoundEvent:
+    def _end(self, state: _FamilyState, score: float, patch_index: int) -> SoundEpisodeChange:
         opened = state.open_event
         assert opened is not None  # the caller checked
         state.open_event = None
@@ -229,9 +227,9 @@ class SoundEventTracker:
 
     @staticmethod
     def _event(
-        kind: EventKind, state: _FamilyState, opened: _OpenEvent, score: float, patch_index: int
-    ) -> SoundEvent:
-        return SoundEvent(
+        kind: EventType, state: _FamilyState, opened: _OpenEvent, score: float, patch_index: int
+    ) -> SoundEpisodeChange:
+        return SoundEpisodeChange(
             kind=kind,
             event_id=opened.event_id,
             label=state.family.label,

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import sys
 import time
+from functools import partial
 
 from pydantic import ValidationError
 
@@ -32,7 +33,7 @@ from schemas.analytics import (
     knob_params,
     source_of,
 )
-from schemas.audio import SoundEvent as SoundEventMessage
+from schemas.audio import SoundEvent
 from schemas.qos import QosKnob, QosLevels
 from schemas.topics import (
     AUDIO_CHUNK,
@@ -61,6 +62,7 @@ from services.common.door import (
     Received,
     describe_validation_error,
 )
+from services.common.pacing import wait_set
 from services.common.periodic_summary import Tally, publish_summaries
 from services.common.runtime_config import RuntimeConfig
 from services.common.settings import ENV_PREFIX
@@ -154,8 +156,7 @@ class AudioClassifierStage:
                 chunk = self._backlog.take()
                 if chunk is None:
                     self._ready.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._ready.wait(), IDLE_CHECK_S)
+                    await wait_set(self._ready, IDLE_CHECK_S)
                     continue
                 if chunk.mic not in self._announced:
                     await self._announce_levels(chunk.mic)
@@ -202,7 +203,7 @@ class AudioClassifierStage:
         self._door.metrics.gauge("mics", len(self._streams))
         return stream
 
-    async def _publish_events(self, events: list[SoundEventMessage]) -> None:
+    async def _publish_events(self, events: list[SoundEvent]) -> None:
         for event in events:
             try:
                 await self._door.publish(EVENT, event, source=event.mic)
@@ -290,10 +291,7 @@ async def run(settings: AudioClassifierSettings, stop: asyncio.Event | None = No
     log.info("model loaded", extra={"runtime": classifier.runtime, "threads": settings.threads})
     door = MqttDoor(settings, AUDIO_CLASSIFIER)
     stage = AudioClassifierStage(door, settings, classifier, startup)
-
-    async def summaries(stop: asyncio.Event) -> None:
-        await publish_summaries(
-            door, AUDIO_CLASSIFIER, stage.summary, settings.summary_period_s, stop
-        )
-
+    summaries = partial(
+        publish_summaries, door, AUDIO_CLASSIFIER, stage.summary, settings.summary_period_s
+    )
     await serve(door, [stage.classify, summaries], stop=stop)

@@ -25,7 +25,7 @@ from services.audio_classifier.frontend import (
     FloatArray,
     FrontEnd,
 )
-from services.inference import Model, ModelLoadError, TensorInfo, load_model
+from services.inference import InferenceModel, ModelLoadError, TensorInfo, load_model
 
 CLASS_COUNT: Final = 521
 MODEL_FILE: Final = "model.onnx"
@@ -94,7 +94,9 @@ def sigmoid(logits: FloatArray) -> FloatArray:
 class YamnetClassifier:
     """Waveform or patches in, per-patch class scores out. Blocking: run it off the loop."""
 
-    def __init__(self, model: Model, class_names: Sequence[str], front_end: FrontEnd) -> None:
+    def __init__(
+        self, model: InferenceModel, class_names: Sequence[str], front_end: FrontEnd
+    ) -> None:
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise ModelLoadError("YAMNet takes one input patch and gives one score vector")
         self._model = model

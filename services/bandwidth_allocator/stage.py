@@ -16,7 +16,6 @@ The budget in force is itself published as the knob of `qos/uplink`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from schemas.alerts import UplinkUsage
@@ -39,6 +38,7 @@ from services.bandwidth_allocator.budget import changed_enough, next_measured_bu
 from services.bandwidth_allocator.planning import Plan, changed_levels, make_plan
 from services.bandwidth_allocator.settings import AllocatorConfig, BandwidthAllocatorSettings
 from services.common.door import InvalidMessage, MqttDoor, PublishFailed, Received
+from services.common.pacing import wait_set
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
 
@@ -139,16 +139,13 @@ class AllocatorStage:
         self._changed.set()  # publish a plan even when nothing is offered
         while not stop.is_set():
             # Polling `stop` at this pace keeps the loop free of helper tasks.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), STOP_CHECK_S)
+            await wait_set(self._changed, STOP_CHECK_S)
             if not self._changed.is_set():
                 continue
             if not self._door.connected.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._door.connected.wait(), STOP_CHECK_S)
+                await wait_set(self._door.connected, STOP_CHECK_S)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._settings.debounce_s)
+            await wait_set(stop, self._settings.debounce_s)
             if stop.is_set():
                 return
             self._changed.clear()
@@ -157,8 +154,7 @@ class AllocatorStage:
                 make_plan, self._book.active(), config, self.budget_kbps(config), plan_id=new_id()
             )
             if not await self._publish_plan(plan):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), RETRY_AFTER_FAILED_PUBLISH_S)
+                await wait_set(stop, RETRY_AFTER_FAILED_PUBLISH_S)
                 self._changed.set()
 
     async def _publish_plan(self, plan: Plan) -> bool:

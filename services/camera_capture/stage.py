@@ -42,6 +42,7 @@ from services.common.door import (
     PublishFailed,
     Received,
 )
+from services.common.pacing import wait_set
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
 from services.media.jpeg_frame import (
@@ -222,8 +223,7 @@ class CameraStage:
         if metrics.degraded != reason:
             log.warning("camera source failed: retrying", extra={"error": str(error)})
         metrics.degraded = reason
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
+        await wait_set(stop, delay)
 
     def _source_up(self, backoff: Backoff) -> None:
         metrics = self._door.metrics
@@ -247,8 +247,7 @@ class CameraStage:
                 self._gate.reconfigure(motion)
             delay = due - time.monotonic()
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                await wait_set(stop, delay)
                 if stop.is_set():
                     break
             period = 1.0 / knobs.fps

@@ -12,6 +12,7 @@ from schemas.service import ConfigState
 from schemas.topics import CONFIG, CONFIG_STATE
 from services.cli.session import with_door
 from services.common.door import MqttDoor, Received
+from services.common.pacing import wait_set
 from services.common.runtime_config import GENERATION_KEY, config_digest, deep_merge
 from services.common.settings import StageSettings
 
@@ -66,10 +67,7 @@ async def set_config(settings: StageSettings, stage: str, pairs: list[str], wait
         payload = orjson.dumps({**desired, GENERATION_KEY: generation})
         wanted["id"] = config_digest(payload)
         await door.publish(CONFIG, payload, stage=stage)
-        try:
-            async with asyncio.timeout(wait_s):
-                await answered.wait()
-        except TimeoutError:
+        if not await wait_set(answered, wait_s):
             print(f"published generation {generation}; {stage} did not answer in {wait_s} s")
             return 2
         answer = next(s for s in reversed(states) if s.config_id == wanted["id"])

@@ -11,6 +11,7 @@ from schemas.qos import PlanRequest, QosPlan
 from schemas.topics import OPERATOR, PLAN_REQUEST, PLAN_RESPONSE
 from services.cli.session import with_door
 from services.common.door import MqttDoor, Received
+from services.common.pacing import wait_set
 from services.common.settings import StageSettings
 
 
@@ -74,10 +75,7 @@ async def plan(
 
     async def body(door: MqttDoor) -> int:
         await door.publish(PLAN_REQUEST, request)
-        try:
-            async with asyncio.timeout(wait_s):
-                await answered.wait()
-        except TimeoutError:
+        if not await wait_set(answered, wait_s):
             print(f"the bandwidth allocator did not answer within {wait_s} s (is it running?)")
             return 2
         answer = answers[0]

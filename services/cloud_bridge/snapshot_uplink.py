@@ -18,7 +18,6 @@ reaches the cloud.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -30,6 +29,7 @@ from services.cloud_bridge.analytic_rates import AnalyticRates
 from services.cloud_bridge.token_bucket import UplinkPacer
 from services.cloud_bridge.upload_accounting import UploadAccounting
 from services.common.door import MqttDoor, PublishFailed
+from services.common.pacing import wait_set
 from services.common.stage_metrics import StageMetrics
 
 log = logging.getLogger(__name__)
@@ -148,16 +148,14 @@ class SnapshotUplink:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             if not self._cloud.connected.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._cloud.connected.wait(), IDLE_POLL_S)
+                await wait_set(self._cloud.connected, IDLE_POLL_S)
                 continue
             self._wakeup.clear()
             snapshot, wait = self._pending.pick(self._rates, time.monotonic())
             if snapshot is None or wait > 0:
                 # Nothing waits, or every camera is out of tokens: sleep until
                 # the first has enough, or a new snapshot arrives.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), min(wait, IDLE_POLL_S))
+                await wait_set(self._wakeup, min(wait, IDLE_POLL_S))
                 continue
             size = snapshot.wire_bytes
             shared = self._pacer.delay_for(size, "media", time.monotonic())
@@ -169,8 +167,7 @@ class SnapshotUplink:
             self._pacer.record_sent(size, "media", now)
             self._rates.consume(snapshot.analytic, size, now)
             if not await self._send(snapshot, size):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), RETRY_AFTER_FAILURE_S)
+                await wait_set(stop, RETRY_AFTER_FAILURE_S)
 
     async def _send(self, snapshot: PendingSnapshot, size: int) -> bool:
         try:

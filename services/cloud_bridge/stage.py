@@ -72,6 +72,7 @@ from services.common.door import (
     PublishFailed,
     Received,
 )
+from services.common.pacing import wait_set
 from services.common.runtime_config import RuntimeConfig
 from services.common.settings import load_settings
 from services.common.stage_runner import serve
@@ -200,10 +201,7 @@ class CloudBridgeStage:
                 with contextlib.suppress(SpoolDiskError):
                     await asyncio.to_thread(self._spool.checkpoint)
                 self.uplink.space_freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self.uplink.space_freed.wait(), self._settings.spool_full_retry_s
-                    )
+                await wait_set(self.uplink.space_freed, self._settings.spool_full_retry_s)
                 continue
             except SpoolFullError as error:
                 # Backpressure: the gateway broker keeps the alert while we wait.
@@ -215,10 +213,7 @@ class CloudBridgeStage:
                 if self._stop.is_set():
                     raise LeaveUnacknowledged("stopping with the spool full") from error
                 self.uplink.space_freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self.uplink.space_freed.wait(), self._settings.spool_full_retry_s
-                    )
+                await wait_set(self.uplink.space_freed, self._settings.spool_full_retry_s)
         self._holding_on_disk = False
         self._disk_writable()
         self._local.metrics.count(f"spooled_{message_class}_{result.status}")
@@ -327,8 +322,7 @@ class CloudBridgeStage:
 
     async def report_usage(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._usage_due.wait(), self._settings.usage_interval_s)
+            await wait_set(self._usage_due, self._settings.usage_interval_s)
             self._usage_due.clear()
             try:
                 await asyncio.to_thread(self._spool.maintain)
@@ -338,8 +332,7 @@ class CloudBridgeStage:
                 if not self._holding_on_disk:  # else the held append says when
                     self._disk_writable()
             await self.publish_usage()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), USAGE_MIN_SPACING_S)
+            await wait_set(stop, USAGE_MIN_SPACING_S)
 
     async def publish_usage(self) -> None:
         stats = await asyncio.to_thread(self._spool.stats)

@@ -15,13 +15,13 @@ deduplicates and which is confirmed again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 
 from schemas.alerts import TakenReceipt
 from schemas.topics import CLOUD_BRIDGE, TAKEN
 from services.common.door import MqttDoor, PublishFailed
+from services.common.pacing import wait_set
 
 log = logging.getLogger(__name__)
 MAX_IDS_PER_RECEIPT = 1000
@@ -48,8 +48,7 @@ class TakenReceipts:
     async def run(self, stop: asyncio.Event) -> None:
         """Worker: publish what was noted, batch by batch."""
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), self._every_s)
+            await wait_set(self._full, self._every_s)
             self._full.clear()
             while self._ids:
                 count = min(len(self._ids), self._batch)

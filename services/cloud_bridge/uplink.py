@@ -18,7 +18,6 @@ message, so after a reconnect the cloud receives the backlog in order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -30,6 +29,7 @@ from services.cloud_bridge.spool import Spool, SpoolDiskError, SpooledMessage
 from services.cloud_bridge.token_bucket import Lane, UplinkPacer
 from services.cloud_bridge.upload_accounting import UploadAccounting
 from services.common.door import MqttDoor, PublishFailed
+from services.common.pacing import wait_set
 from services.common.stage_metrics import StageMetrics
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,7 @@ class Uplink:
                 # Whatever happened while the link was down is backlog now.
                 self._restart_from_oldest()
                 self._link_broken = False
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._cloud.connected.wait(), IDLE_POLL_S)
+                await wait_set(self._cloud.connected, IDLE_POLL_S)
                 self._link_epoch = self._cloud.reconnects
                 continue
             self._wakeup.clear()
@@ -150,8 +149,7 @@ class Uplink:
             picked = await self._next()
             if picked is None:
                 self._window.release()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_S)
+                await wait_set(self._wakeup, IDLE_POLL_S)
                 continue
             message, lane = picked
             size = wire_bytes(message)
@@ -164,8 +162,7 @@ class Uplink:
                 else:
                     # A live message arriving meanwhile may go at once on the
                     # reserve: it ends the wait instead of sitting behind it.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), min(delay, BACKLOG_RECHECK_S))
+                    await wait_set(self._wakeup, min(delay, BACKLOG_RECHECK_S))
                 continue
             # Charged when it leaves, so the overlap never overshoots the rate.
             self._pacer.record_sent(size, lane, time.monotonic())
@@ -262,8 +259,7 @@ class Uplink:
 
     async def _mark_delivered_loop(self, sending_done: asyncio.Event) -> None:
         while not sending_done.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sending_done.wait(), self._policy.mark_every_s)
+            await wait_set(sending_done, self._policy.mark_every_s)
             await self.flush_delivered()
 
     async def flush_delivered(self) -> None:

@@ -47,6 +47,7 @@ from services.common.messages import PublishFailed as PublishFailed
 from services.common.messages import Received as Received
 from services.common.messages import describe_validation_error as describe_validation_error
 from services.common.own_status import OwnStatus, ignore
+from services.common.pacing import wait_set
 from services.common.packet_size import TooLarge as TooLarge
 from services.common.packet_size import largest_payload, oversize
 from services.common.settings import StageSettings
@@ -347,8 +348,7 @@ class MqttDoor:
                 self._client = None
             if self._stop.is_set():
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay or backoff.next_delay())
+            await wait_set(self._stop, delay or backoff.next_delay())
 
     def _watch_own_status(self) -> None:
         """Receive this stage's own status (see `own_status`): by the stage's

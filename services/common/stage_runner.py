@@ -10,7 +10,6 @@ the process exits non-zero instead of hanging `online` with nothing working."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -21,6 +20,7 @@ from typing import Any
 from schemas.service import Health, Metrics
 from schemas.topics import HEALTH, METRICS
 from services.common.door import MqttDoor, PublishFailed
+from services.common.pacing import wait_set
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +109,7 @@ async def _report_health(door: MqttDoor, stop: asyncio.Event) -> None:
     started = time.monotonic()
     interval = door.settings.health_interval_s
     while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+        await wait_set(stop, interval)
         if stop.is_set() or not door.connected.is_set():
             continue
         health = Health(

@@ -10,25 +10,18 @@ hysteresis that keeps a noisy reading from flapping.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
+from schemas.envelope import EventType, LifecycleStep
 from services.gas_average.settings import GasThreshold
 
-Transition = Literal["new", "update", "end"]
 
-
-@dataclass(frozen=True)
-class EpisodeChange:
-    type: Transition
-    event_id: str
-    sequence: int
+@dataclass(frozen=True, slots=True)
+class GasEpisodeChange(LifecycleStep):
     value: float
     peak: float
-    start_ts: float
-    end_ts: float | None
 
 
-class Episode:
+class GasEpisode:
     """The episode state of one sensor and gas."""
 
     def __init__(self, series: str) -> None:
@@ -46,7 +39,7 @@ class Episode:
 
     def observe(
         self, ts: float, average: float, threshold: GasThreshold, update_step: float
-    ) -> EpisodeChange | None:
+    ) -> GasEpisodeChange | None:
         if self._event_id is None:
             return self._maybe_open(ts, average, threshold)
         if average < threshold.exit:
@@ -59,7 +52,7 @@ class Episode:
 
     def _maybe_open(
         self, ts: float, average: float, threshold: GasThreshold
-    ) -> EpisodeChange | None:
+    ) -> GasEpisodeChange | None:
         if average < threshold.enter:
             self._above_since = None
             return None
@@ -76,7 +69,7 @@ class Episode:
         self._reported_peak = self._peak
         return self._change("new", average, None)
 
-    def close(self, ts: float, average: float) -> EpisodeChange | None:
+    def close(self, ts: float, average: float) -> GasEpisodeChange | None:
         if self._event_id is None:
             return None
         change = self._change("end", average, ts)
@@ -84,10 +77,10 @@ class Episode:
         self._above_since = None
         return change
 
-    def _change(self, kind: Transition, value: float, end_ts: float | None) -> EpisodeChange:
+    def _change(self, kind: EventType, value: float, end_ts: float | None) -> GasEpisodeChange:
         assert self._event_id is not None
         self._sequence += 1
-        return EpisodeChange(
+        return GasEpisodeChange(
             type=kind,
             event_id=self._event_id,
             sequence=self._sequence,

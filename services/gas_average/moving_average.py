@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 
-class TimeWindowAverage:
+class _Window:
+    """What both averages share: the samples kept and their running sum."""
+
+    _samples: deque[Any]
+    _sum: float
+
+    @property
+    def count(self) -> int:
+        return len(self._samples)
+
+    @property
+    def mean(self) -> float:
+        return self._sum / len(self._samples) if self._samples else 0.0
+
+
+class TimeWindowAverage(_Window):
     """Mean of the samples of the last `window_s` seconds (by sample time)."""
 
     def __init__(self, window_s: float) -> None:
@@ -32,16 +48,8 @@ class TimeWindowAverage:
         if not self._samples:
             self._sum = 0.0
 
-    @property
-    def count(self) -> int:
-        return len(self._samples)
 
-    @property
-    def mean(self) -> float:
-        return self._sum / len(self._samples) if self._samples else 0.0
-
-
-class CountWindowAverage:
+class CountWindowAverage(_Window):
     """Mean of the last `size` samples."""
 
     def __init__(self, size: int) -> None:
@@ -62,11 +70,3 @@ class CountWindowAverage:
     @property
     def size(self) -> int:
         return self._samples.maxlen or 0
-
-    @property
-    def count(self) -> int:
-        return len(self._samples)
-
-    @property
-    def mean(self) -> float:
-        return self._sum / len(self._samples) if self._samples else 0.0

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.envelope import lifecycle_message_id
+from schemas.envelope import lifecycle_message
 from schemas.gas import Gas, GasAverage, GasEvent, GasReading
 from schemas.topics import GAS_AVERAGE as STAGE
-from services.gas_average.episodes import Episode, EpisodeChange
+from services.gas_average.episodes import GasEpisode, GasEpisodeChange
 from services.gas_average.moving_average import CountWindowAverage, TimeWindowAverage
 from services.gas_average.settings import GasAverageConfig
 
@@ -26,7 +26,7 @@ class _Series:
     gas: Gas
     by_time: TimeWindowAverage
     by_count: CountWindowAverage
-    episode: Episode
+    episode: GasEpisode
     last_seen: float = 0.0
     last_published: float = float("-inf")
     last_value: float = 0.0
@@ -94,7 +94,7 @@ class SeriesBook:
                 gas=reading.gas,
                 by_time=TimeWindowAverage(self._config.time_window_s),
                 by_count=CountWindowAverage(self._config.count_window),
-                episode=Episode(f"{reading.sensor}-{reading.gas}"),
+                episode=GasEpisode(f"{reading.sensor}-{reading.gas}"),
             )
             self._series[key] = series
         return series
@@ -114,13 +114,12 @@ class SeriesBook:
             reading_id=reading_id,
         )
 
-    def _event(self, series: _Series, change: EpisodeChange) -> GasEvent:
+    def _event(self, series: _Series, change: GasEpisodeChange) -> GasEvent:
         threshold = self._config.thresholds[series.gas]
-        return GasEvent(
-            id=lifecycle_message_id(change.event_id, change.sequence),
-            source=STAGE,
-            type=change.type,
-            event_id=change.event_id,
+        return lifecycle_message(
+            GasEvent,
+            STAGE,
+            change,
             sensor=series.sensor,
             gas=series.gas,
             label=f"{series.gas}_high",
@@ -128,6 +127,4 @@ class SeriesBook:
             value=change.value,
             peak=change.peak,
             threshold=threshold.enter,
-            start_ts=change.start_ts,
-            end_ts=change.end_ts,
         )

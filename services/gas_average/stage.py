@@ -27,6 +27,7 @@ from services.common.door import (
     PublishFailed,
     Received,
 )
+from services.common.pacing import wait_set
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
 from services.gas_average.series import SeriesBook, TooManySeries
@@ -120,8 +121,7 @@ class GasAverageStage:
         """Worker: end the episodes of silent sensors, and send what is unsent
         (after a reconnect) even if no reading comes."""
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), SILENCE_CHECK_S)
+            await wait_set(stop, SILENCE_CHECK_S)
             self._unsent.extend(self._book.close_silent(time.time()))
             if self._unsent and self._door.connected.is_set():
                 await self._send_unsent()

@@ -1,29 +1,26 @@
 """Periodic `summary/gas-average`: min, mean and max of every series per period.
 
-A pure accumulator (no MQTT, time passed in) and a small worker that
-publishes what it gathered every `EDGEGW_SUMMARY_PERIOD_S` seconds. A summary
-is what the cloud gets instead of the readings: one message per period for
-the whole site, a few hundred bytes.
+A pure accumulator (no MQTT, time passed in); the common summary worker
+(services.common.periodic_summary) publishes what it gathered every
+`EDGEGW_SUMMARY_PERIOD_S` seconds. A summary is what the cloud gets instead
+of the readings: one message per period for the whole site, a few hundred bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import math
 import time
 from dataclasses import dataclass
 
 from pydantic import JsonValue
 
-from schemas.alerts import Summary
 from schemas.gas import GasReading
-from schemas.topics import GAS_AVERAGE, SUMMARY
-from services.common.door import MqttDoor, PublishFailed
+from schemas.topics import GAS_AVERAGE
+from services.common.door import MqttDoor
+from services.common.periodic_summary import OTHER, PeriodRows, capped_key, publish_summaries
 
-log = logging.getLogger(__name__)
-OVERFLOW_SERIES = "_other"
+OVERFLOW_SERIES = OTHER  # past the cap, extra series share one row
 
 
 @dataclass(slots=True)
@@ -48,31 +45,22 @@ class _Stats:
         }
 
 
-class GasSummaryAccumulator:
+class GasSummaryAccumulator(PeriodRows[_Stats]):
     """Statistics per `sensor/gas` since the last `take`; bounded in series."""
 
     def __init__(self, start_ts: float, max_series: int = 500) -> None:
+        super().__init__(start_ts)
         self._max_series = max_series
-        self._start_ts = start_ts
-        self._series: dict[str, _Stats] = {}
 
     def observe(self, sensor: str, gas: str, value: float) -> None:
-        key = f"{sensor}/{gas}"
-        if key not in self._series and len(self._series) >= self._max_series:
-            key = OVERFLOW_SERIES  # past the cap, extra series share one row
-        self._series.setdefault(key, _Stats()).add(value)
+        key = capped_key(self._rows, f"{sensor}/{gas}", self._max_series)
+        self._rows.setdefault(key, _Stats()).add(value)
 
-    def take(self, now: float) -> tuple[float, dict[str, JsonValue]] | None:
-        """(start of the period, values) and a fresh period; None if nothing came."""
-        start, series = self._start_ts, self._series
-        self._start_ts, self._series = now, {}
-        if not series:
-            return None
-        values: dict[str, JsonValue] = {
-            "readings": sum(stats.count for stats in series.values()),
-            "series": {key: stats.as_json() for key, stats in sorted(series.items())},
+    def _values(self, rows: dict[str, _Stats]) -> dict[str, JsonValue]:
+        return {
+            "readings": sum(stats.count for stats in rows.values()),
+            "series": {key: stats.as_json() for key, stats in sorted(rows.items())},
         }
-        return start, values
 
 
 class GasSummaryPublisher:
@@ -85,23 +73,4 @@ class GasSummaryPublisher:
         self._accumulator.observe(reading.sensor, reading.gas, reading.value)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._period_s)
-            now = time.time()
-            taken = self._accumulator.take(now)
-            if taken is None:
-                continue
-            start, values = taken
-            summary = Summary(
-                source=GAS_AVERAGE,
-                analytic=GAS_AVERAGE,
-                period_s=self._period_s,
-                start_ts=start,
-                end_ts=now,
-                values=values,
-            )
-            try:
-                await self._door.publish(SUMMARY, summary, analytic=GAS_AVERAGE)
-            except PublishFailed as error:
-                log.warning("summary not published", extra={"error": str(error)})
+        await publish_summaries(self._door, GAS_AVERAGE, self._accumulator, self._period_s, stop)

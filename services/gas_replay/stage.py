@@ -10,7 +10,6 @@ wakes the pacing loop at once, so it applies well within a second.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from schemas.gas import GasReading
 from schemas.qos import QosKnob, QosLevels
 from schemas.topics import GAS_READING, GAS_REPLAY, QOS_KNOB, QOS_LEVELS
 from services.common.door import InvalidMessage, MqttDoor, PublishFailed, Received
+from services.common.pacing import wait_set
 from services.common.stage_runner import serve
 from services.gas_replay.levels import load_profile, sensor_levels
 from services.gas_replay.schedule import SimulatedSchedule, TraceSchedule
@@ -136,10 +136,7 @@ class GasReplayStage:
                 if settings.speed > 0:
                     delay = clock_start + offset / settings.speed - time.monotonic()
                     if delay > 0:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(
-                                self._knob_changed.wait(), min(delay, STOP_CHECK_S)
-                            )
+                        await wait_set(self._knob_changed, min(delay, STOP_CHECK_S))
                         continue  # re-check stop, knobs and the next due time
                 due = schedule.pop()
                 if due is None:

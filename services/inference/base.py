@@ -22,7 +22,7 @@ class TensorInfo:
     zero_point: int
 
 
-class Model(Protocol):
+class InferenceModel(Protocol):
     """A loaded model. `run` is blocking and CPU-bound: call it off the event loop."""
 
     @property

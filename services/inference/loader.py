@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.inference.base import Model, ModelLoadError
+from services.inference.base import InferenceModel, ModelLoadError
 
 
-def load_model(path: Path, threads: int = 1) -> Model:
+def load_model(path: Path, threads: int = 1) -> InferenceModel:
     """Load a .tflite or .onnx model; raises ModelLoadError naming the path."""
     if not path.is_file():
         raise ModelLoadError(f"model file {path} does not exist (run `make assets`?)")

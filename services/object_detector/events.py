@@ -7,23 +7,34 @@ changes (a better score, a zone entered or left, or a periodic refresh), and
 event id, so consumers can deduplicate and join them. The fields follow what
 Frigate users know: id, camera, label, score, top_score, box, current and
 entered zones, start and end time.
+
+What one change sends is here too: its `ObjectEvent` message (built by the
+shared lifecycle builder) and, for `new`, the JPEG crop of the object as its
+snapshot. No MQTT, so `edgegw profile video` sizes the detector's output
+with the very functions the stage publishes with.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
-from services.object_detector.ssd import Box
+import cv2
+
+from schemas.envelope import EventType, LifecycleStep, lifecycle_message, unit_score
+from schemas.topics import OBJECT_DETECTOR
+from schemas.video import Box, ObjectEvent
+from services.media.jpeg_frame import Frame
+from services.object_detector.ssd import DetectionBox
 from services.object_detector.tracker import TrackedObject, TrackerStep
 from services.object_detector.zones import Zone, zones_containing
 
-EventType = Literal["new", "update", "end"]
+SNAPSHOT_MARGIN = 0.1  # of the box size, on every side of the crop
+SNAPSHOT_QUALITY = 85
 
 
 @dataclass(frozen=True)
-class ObjectEvent:
+class TrackedObjectChange:
     type: EventType
     id: str  # the same for new, every update and end of one object
     sequence: int  # 0 for new, then 1, 2, ... so a re-sent message keeps its identity
@@ -31,7 +42,7 @@ class ObjectEvent:
     label: str
     score: float
     top_score: float
-    box: Box  # pixels of the frame it was seen in
+    box: DetectionBox  # pixels of the frame it was seen in
     frame_width: int
     frame_height: int
     current_zones: frozenset[str]
@@ -105,8 +116,8 @@ class ObjectEventBuilder:
 
     def update(
         self, step: TrackerStep, frame_time: float, frame_width: int, frame_height: int
-    ) -> list[ObjectEvent]:
-        events: list[ObjectEvent] = []
+    ) -> list[TrackedObjectChange]:
+        events: list[TrackedObjectChange] = []
         for track in step.active:
             event = self._on_active(track, frame_time, frame_width, frame_height)
             if event is not None:
@@ -125,7 +136,7 @@ class ObjectEventBuilder:
 
     def _on_active(
         self, track: TrackedObject, frame_time: float, frame_width: int, frame_height: int
-    ) -> ObjectEvent | None:
+    ) -> TrackedObjectChange | None:
         open_event = self._open.get(track.track_id)
         if open_event is None:
             if not self._interesting(track) or len(self._open) >= self._max_open_events:
@@ -171,7 +182,7 @@ class ObjectEventBuilder:
 
     def _report(
         self, kind: EventType, open_event: _OpenEvent, track: TrackedObject, frame_time: float
-    ) -> ObjectEvent:
+    ) -> TrackedObjectChange:
         open_event.reported_top_score = track.top_score
         open_event.reported_zones = open_event.current_zones
         open_event.reported_at = frame_time
@@ -184,8 +195,8 @@ class ObjectEventBuilder:
         track: TrackedObject,
         frame_time: float,
         end_time: float | None,
-    ) -> ObjectEvent:
-        return ObjectEvent(
+    ) -> TrackedObjectChange:
+        return TrackedObjectChange(
             type=kind,
             id=open_event.event_id,
             sequence=open_event.sequence,
@@ -202,3 +213,37 @@ class ObjectEventBuilder:
             end_time=end_time,
             frame_time=frame_time,
         )
+
+
+def crop_snapshot(frame: Frame, box: DetectionBox) -> bytes | None:
+    height, width = frame.shape[:2]
+    margin_x, margin_y = box.width * SNAPSHOT_MARGIN, box.height * SNAPSHOT_MARGIN
+    x1, y1 = max(0, int(box.x1 - margin_x)), max(0, int(box.y1 - margin_y))
+    x2, y2 = min(width, int(box.x2 + margin_x) + 1), min(height, int(box.y2 + margin_y) + 1)
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return None
+    ok, buffer = cv2.imencode(
+        ".jpg", frame[y1:y2, x1:x2], [cv2.IMWRITE_JPEG_QUALITY, SNAPSHOT_QUALITY]
+    )
+    return bytes(buffer.tobytes()) if ok else None
+
+
+def to_message(event: TrackedObjectChange, has_snapshot: bool) -> ObjectEvent:
+    box = event.box
+    step = LifecycleStep(event.type, event.id, event.sequence, event.start_time, event.end_time)
+    return lifecycle_message(
+        ObjectEvent,
+        OBJECT_DETECTOR,
+        step,
+        camera=event.camera,
+        label=event.label,
+        score=unit_score(event.score),
+        top_score=unit_score(event.top_score),
+        box=Box(x1=box.x1, y1=box.y1, x2=box.x2, y2=box.y2),
+        frame_width=max(1, event.frame_width),
+        frame_height=max(1, event.frame_height),
+        current_zones=sorted(event.current_zones),
+        entered_zones=list(event.entered_zones),
+        has_snapshot=has_snapshot,
+        frame_ts=event.frame_time,
+    )

@@ -10,8 +10,9 @@ quiet one. Bounded: at most one frame per camera, at most `max_cameras`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
+
+from services.common.pacing import wait_set
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,5 @@ class LatestFrames:
     async def take(self, timeout_s: float) -> PendingFrame | None:
         """The next frame to work on, or None if none came within `timeout_s`."""
         if not self._slots:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), timeout_s)
+            await wait_set(self._ready, timeout_s)
         return self.take_nowait()

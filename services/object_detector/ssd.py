@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from services.inference.base import Model
+from services.inference.base import InferenceModel
 
 Frame = npt.NDArray[np.uint8]  # H x W x 3, BGR, as OpenCV decodes it
 
@@ -29,7 +29,7 @@ _UNUSED_LABEL = "???"
 
 
 @dataclass(frozen=True)
-class Box:
+class DetectionBox:
     """An axis-aligned box in pixels: (x1, y1) top-left, (x2, y2) bottom-right."""
 
     x1: float
@@ -58,7 +58,7 @@ class Box:
         """Where an object stands: what zones are tested against."""
         return (self.x1 + self.x2) / 2, self.y2
 
-    def iou(self, other: Box) -> float:
+    def iou(self, other: DetectionBox) -> float:
         inter_w = min(self.x2, other.x2) - max(self.x1, other.x1)
         inter_h = min(self.y2, other.y2) - max(self.y1, other.y1)
         if inter_w <= 0 or inter_h <= 0:
@@ -75,7 +75,7 @@ class Box:
 class Detection:
     label: str
     score: float
-    box: Box
+    box: DetectionBox
 
 
 def load_labels(path: Path) -> dict[int, str]:
@@ -105,7 +105,7 @@ def load_labels(path: Path) -> dict[int, str]:
 class SSDDetector:
     """Runs one SSD model on BGR frames. Blocking: call `detect` off the event loop."""
 
-    def __init__(self, model: Model, labels: Mapping[int, str]) -> None:
+    def __init__(self, model: InferenceModel, labels: Mapping[int, str]) -> None:
         if len(model.inputs) != 1:
             raise ValueError(f"an SSD model has one input, this one has {len(model.inputs)}")
         shape = model.inputs[0].shape
@@ -175,7 +175,7 @@ class SSDDetector:
             # The op writes normalised [ymin, xmin, ymax, xmax], a little outside
             # [0, 1] at the frame's edge.
             ymin, xmin, ymax, xmax = np.clip(boxes[i], 0.0, 1.0)
-            box = Box(
+            box = DetectionBox(
                 x1=float(xmin) * frame_width,
                 y1=float(ymin) * frame_height,
                 x2=float(xmax) * frame_width,

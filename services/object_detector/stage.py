@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 from pydantic import ValidationError
 
@@ -48,7 +49,7 @@ from services.media.jpeg_frame import (
 )
 from services.media.video_profile import VideoProfile, load_video_profile
 from services.object_detector import events as lifecycle
-from services.object_detector.event_messages import crop_snapshot, to_message
+from services.object_detector.events import crop_snapshot, to_message
 from services.object_detector.levels import (
     CameraUsage,
     price_levels,
@@ -91,7 +92,7 @@ class CameraState:
 @dataclass(frozen=True)
 class Analysis:
     detections: Detections
-    events: list[lifecycle.ObjectEvent]
+    events: list[lifecycle.TrackedObjectChange]
     snapshots: dict[str, bytes]  # event id -> JPEG crop
 
 
@@ -326,7 +327,7 @@ class DetectorStage:
 
     async def _publish_event(
         self,
-        event: lifecycle.ObjectEvent,
+        event: lifecycle.TrackedObjectChange,
         snapshot: bytes | None,
         usage: CameraUsage | None = None,
     ) -> None:
@@ -378,10 +379,7 @@ async def run(settings: ObjectDetectorSettings, stop: asyncio.Event | None = Non
     profile = await asyncio.to_thread(load_video_profile, settings.levels_profile)
     door = MqttDoor(settings, OBJECT_DETECTOR)
     stage = DetectorStage(door, settings, detector, profile)
-
-    async def summaries(stop: asyncio.Event) -> None:
-        await publish_summaries(
-            door, OBJECT_DETECTOR, stage.summary, settings.summary_period_s, stop
-        )
-
+    summaries = partial(
+        publish_summaries, door, OBJECT_DETECTOR, stage.summary, settings.summary_period_s
+    )
     await serve(door, [stage.detect_frames, summaries], stop=stop)

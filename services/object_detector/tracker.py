@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from services.object_detector.ssd import Box, Detection
+from services.object_detector.ssd import Detection, DetectionBox
 
 _MAX_PREDICTED_STEPS = 3
 
@@ -25,7 +25,7 @@ class TrackedObject:
 
     track_id: int
     label: str
-    box: Box
+    box: DetectionBox
     score: float  # of the latest matched detection
     top_score: float
     hits: int
@@ -47,7 +47,7 @@ class TrackerStep:
 class _Track:
     track_id: int
     label: str
-    box: Box
+    box: DetectionBox
     score: float
     first_seen: float
     last_seen: float
@@ -55,10 +55,10 @@ class _Track:
     misses: int = 0
     confirmed: bool = False
     top_score: float = 0.0
-    # Box centre and size change per frame, smoothed; the prediction uses it.
+    # DetectionBox centre and size change per frame, smoothed; the prediction uses it.
     velocity: tuple[float, float, float, float] = field(default=(0.0, 0.0, 0.0, 0.0))
 
-    def predicted_box(self) -> Box:
+    def predicted_box(self) -> DetectionBox:
         dx, dy, dw, dh = self.velocity
         # Beyond a few frames a constant-velocity guess is worse than none.
         steps = min(self.misses + 1, _MAX_PREDICTED_STEPS)
@@ -66,7 +66,7 @@ class _Track:
         width = max(1.0, self.box.width + dw * steps)
         height = max(1.0, self.box.height + dh * steps)
         cx, cy = cx + dx * steps, cy + dy * steps
-        return Box(cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2)
+        return DetectionBox(cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2)
 
     def snapshot(self, matched: bool) -> TrackedObject:
         return TrackedObject(
@@ -182,7 +182,7 @@ class IouTracker:
         tracks: list[_Track],
         detections: Sequence[Detection],
         free: set[int],
-        score: Callable[[_Track, Box, Detection], float],
+        score: Callable[[_Track, DetectionBox, Detection], float],
     ) -> list[tuple[_Track, Detection]]:
         candidates: list[tuple[float, int, int]] = []
         for ti, track in enumerate(tracks):
@@ -204,11 +204,11 @@ class IouTracker:
             matches.append((tracks[ti], detections[di]))
         return matches
 
-    def _overlap(self, track: _Track, predicted: Box, detection: Detection) -> float:
+    def _overlap(self, track: _Track, predicted: DetectionBox, detection: Detection) -> float:
         overlap = predicted.iou(detection.box)
         return overlap if overlap >= self._iou_threshold else 0.0
 
-    def _nearness(self, track: _Track, predicted: Box, detection: Detection) -> float:
+    def _nearness(self, track: _Track, predicted: DetectionBox, detection: Detection) -> float:
         size, other = math.sqrt(predicted.area), math.sqrt(detection.box.area)
         if size <= 0 or not 0.5 <= other / size <= 2.0:
             return 0.0

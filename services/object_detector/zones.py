@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.object_detector.ssd import Box
+from services.object_detector.ssd import DetectionBox
 
 Point = tuple[float, float]
 
@@ -69,7 +69,7 @@ def _on_segment(point: Point, start: Point, end: Point, tolerance: float = 1e-9)
 
 
 def zones_containing(
-    box: Box, label: str, zones: Sequence[Zone], frame_width: int, frame_height: int
+    box: DetectionBox, label: str, zones: Sequence[Zone], frame_width: int, frame_height: int
 ) -> frozenset[str]:
     """Names of the zones whose polygon holds the box's bottom-centre."""
     if frame_width <= 0 or frame_height <= 0:

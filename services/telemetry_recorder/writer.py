@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from services.common.backoff import Backoff
+from services.common.pacing import wait_set
 from services.common.stage_metrics import StageMetrics
 from services.telemetry_recorder.settings import TelemetryRecorderSettings
 
@@ -123,7 +124,7 @@ class InfluxWriter:
         while not stop.is_set():
             await self._wait_for_batch(stop)
             if not await self.flush():
-                await _sleep_unless(stop, self._backoff.next_delay())
+                await wait_set(stop, self._backoff.next_delay())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(FINAL_FLUSH_S):
                 await self.flush()
@@ -207,8 +208,3 @@ class InfluxWriter:
                 extra={"error": f"{type(error).__name__}: {str(error)[:300]}"},
             )
         self.server_ok = False
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

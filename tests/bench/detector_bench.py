@@ -36,7 +36,7 @@ from services.inference import load_model
 from services.media.jpeg_frame import Frame, decode_jpeg, encode_jpeg, resize_to_fit
 from services.object_detector.events import ObjectEventBuilder
 from services.object_detector.settings import MODELS
-from services.object_detector.ssd import Box, SSDDetector, load_labels
+from services.object_detector.ssd import DetectionBox, SSDDetector, load_labels
 from services.object_detector.tracker import IouTracker
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import Probe, Seen
@@ -159,10 +159,10 @@ def pipeline(detector_fps: float, frames: list[Frame]) -> dict[str, Any]:
 
 def person_tracks(
     detector: SSDDetector, frames: list[Frame], keep: list[bool]
-) -> dict[int, dict[int, Box]]:
+) -> dict[int, dict[int, DetectionBox]]:
     """Track id -> frame number -> box, for tracks that made a person event."""
     tracker, builder = IouTracker(), ObjectEventBuilder("bench", labels=frozenset({"person"}))
-    boxes: dict[int, dict[int, Box]] = {}
+    boxes: dict[int, dict[int, DetectionBox]] = {}
     with_event: set[int] = set()
     for number, frame in enumerate(frames):
         if not keep[number]:
@@ -185,7 +185,7 @@ def motion_gate(detector: SSDDetector, frames: list[Frame]) -> dict[str, Any]:
     off = person_tracks(detector, seen, [True] * len(seen))
     on = person_tracks(detector, seen, keep)
 
-    def covered(spans: dict[int, Box]) -> bool:
+    def covered(spans: dict[int, DetectionBox]) -> bool:
         return any(
             spans[n].iou(other[n]) >= 0.3 for other in on.values() for n in spans if n in other
         )

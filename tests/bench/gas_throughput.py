@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import shutil
 import statistics
 import subprocess
@@ -31,6 +30,7 @@ import orjson
 from schemas.gas import GasReading
 from schemas.topics import GAS_READING
 from services.common.door import MqttDoor, Received
+from services.common.pacing import wait_set
 from services.common.settings import StageSettings
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import Probe
@@ -207,8 +207,7 @@ def door_only_rate(broker: MosquittoBroker, lines: bytes, count: int) -> dict[st
             tasks.create_task(door.run())
             await asyncio.wait_for(door.connected.wait(), 10)
             feeder = tasks.create_task(asyncio.to_thread(publish_lines, broker, lines))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), 120)
+            await wait_set(done, 120)
             await feeder
             door.close()
         started = feeder.result()

@@ -73,9 +73,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker
     server.stop()
 
 
-def _python(venv: Path, code: str) -> subprocess.CompletedProcess[str]:
+def _in_venv(venv: Path, program: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`program` of the venv's bin/ with `args`, in the venv, with a clean environment."""
     return subprocess.run(
-        [str(venv / "bin" / "python"), "-c", code],
+        [str(venv / "bin" / program), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -83,6 +84,10 @@ def _python(venv: Path, code: str) -> subprocess.CompletedProcess[str]:
         cwd=venv,
         env=_clean_env(),
     )
+
+
+def _python(venv: Path, code: str) -> subprocess.CompletedProcess[str]:
+    return _in_venv(venv, "python", "-c", code)
 
 
 def test_the_base_install_has_no_extra_and_runs_the_installed_copy(venv: Path) -> None:
@@ -98,15 +103,7 @@ def test_the_base_install_has_no_extra_and_runs_the_installed_copy(venv: Path) -
 
 
 def test_edgegw_help_starts_on_the_base_install(venv: Path) -> None:
-    done = subprocess.run(
-        [str(venv / "bin" / "edgegw"), "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=venv,
-        env=_clean_env(),
-    )
+    done = _in_venv(venv, "edgegw", "--help")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "run" in done.stdout and "profile" in done.stdout
 

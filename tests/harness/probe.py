@@ -3,12 +3,13 @@ under test): collects what it receives and publishes what a test needs."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -207,3 +208,31 @@ class Probe:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+ClosableT = TypeVar("ClosableT", bound=_Closable)
+MakeParams = ParamSpec("MakeParams")
+
+
+@contextlib.contextmanager
+def each_closed(
+    make: Callable[MakeParams, ClosableT],
+) -> Iterator[Callable[MakeParams, ClosableT]]:
+    """`make`, and everything it made closed when the block ends: the body
+    of every fixture that hands a test a probe factory."""
+    made: list[ClosableT] = []
+
+    def tracked(*args: MakeParams.args, **kwargs: MakeParams.kwargs) -> ClosableT:
+        thing = make(*args, **kwargs)
+        made.append(thing)
+        return thing
+
+    try:
+        yield tracked
+    finally:
+        for thing in made:
+            thing.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.broker import MosquittoBroker
-from tests.harness.probe import MakeProbe, Probe
+from tests.harness.probe import MakeProbe, Probe, each_closed
 from tests.harness.stage_process import StageProcess, StartStage
 
 
@@ -19,6 +19,16 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker
     server = MosquittoBroker(tmp_path_factory.mktemp("broker"))
     server.start()
     yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A broker of the test's own, which it may pause, kill and restart."""
+    server = MosquittoBroker(tmp_path / "broker")
+    server.start()
+    yield server
+    server.resume()  # a test that paused it may end with it frozen
     server.stop()
 
 
@@ -34,16 +44,11 @@ def root(gateway_id: str) -> str:
 
 @pytest.fixture
 def probe(broker: MosquittoBroker) -> Iterator[MakeProbe]:
-    made: list[Probe] = []
-
     def make(user: str = "operator", password: str | None = None) -> Probe:
-        client = Probe(broker, user, password)
-        made.append(client)
-        return client
+        return Probe(broker, user, password)
 
-    yield make
-    for client in made:
-        client.close()
+    with each_closed(make) as tracked:
+        yield tracked
 
 
 @pytest.fixture

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from pydantic import SecretStr
 
 from schemas.gas import GasAverage, GasEvent
@@ -19,15 +16,6 @@ from services.common.settings import StageSettings
 from tests.harness.broker import MosquittoBroker
 
 OPERATION_TIMEOUT_S = 10.0
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    server = MosquittoBroker(tmp_path / "broker")
-    server.start()
-    yield server
-    server.resume()
-    server.stop()
 
 
 def _average() -> GasAverage:

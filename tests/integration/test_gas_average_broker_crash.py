@@ -7,10 +7,7 @@ crash does not disturb the other tests' broker.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import Probe
@@ -19,14 +16,6 @@ from tests.integration.gas_helpers import reading
 
 GATEWAY = "crash"
 ROOT = f"edgegw/{GATEWAY}"
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    server = MosquittoBroker(tmp_path / "broker")
-    server.start()
-    yield server
-    server.stop()
 
 
 def _publish_series(source: Probe, values: list[float], start: float) -> list[str]:

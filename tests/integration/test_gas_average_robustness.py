@@ -7,21 +7,25 @@ import time
 import orjson
 
 from tests.harness.probe import MakeProbe, Probe
-from tests.harness.stage_process import StartStage
+from tests.harness.stage_process import StageProcess, StartStage
 from tests.integration.gas_helpers import reading
 
 
-def _online(observer: Probe, root: str) -> None:
+def _start(
+    stage: StartStage, probe: MakeProbe, root: str, watch: str, **env: str
+) -> tuple[Probe, StageProcess]:
+    """An operator watching `<root>/<watch>`, then gas-average with `env`, online."""
+    observer = probe("operator")
+    observer.subscribe(f"{root}/{watch}")
+    process = stage("gas-average", **env)
     observer.wait_for(lambda m: m.topic == f"{root}/status/gas-average" and m.payload == b"online")
+    return observer, process
 
 
 def test_every_kind_of_bad_reading_is_dead_lettered_and_the_next_is_processed(
     stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/#")
-    stage("gas-average", EDGEGW_PUBLISH_INTERVAL_S="0")
-    _online(observer, root)
+    observer, _ = _start(stage, probe, root, "#", EDGEGW_PUBLISH_INTERVAL_S="0")
     source = probe("gas-replay")
     topic = f"{root}/sensor/gas/kitchen"
     good = reading("kitchen", "co", 4.0)
@@ -51,10 +55,7 @@ def test_every_kind_of_bad_reading_is_dead_lettered_and_the_next_is_processed(
 def test_retained_config_is_applied_within_a_second_and_a_bad_one_rejected(
     stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/#")
-    stage("gas-average", EDGEGW_PUBLISH_INTERVAL_S="0")
-    _online(observer, root)
+    observer, _ = _start(stage, probe, root, "#", EDGEGW_PUBLISH_INTERVAL_S="0")
     operator = probe("operator")
     state_topic = f"{root}/status/gas-average/config"
 
@@ -90,10 +91,7 @@ def test_retained_config_is_applied_within_a_second_and_a_bad_one_rejected(
 def test_sigterm_publishes_offline_and_exits_zero_within_the_grace_period(
     stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/status/#")
-    process = stage("gas-average", EDGEGW_SHUTDOWN_GRACE_S="3")
-    _online(observer, root)
+    _, process = _start(stage, probe, root, "status/#", EDGEGW_SHUTDOWN_GRACE_S="3")
     process.terminate()
     assert process.wait(timeout_s=3 + 1) == 0, process.output()
     late = probe("operator")
@@ -106,10 +104,9 @@ def test_sigkill_leaves_the_last_will_within_one_and_a_half_keepalives(
     stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
     keepalive = 4
-    observer = probe("operator")
-    observer.subscribe(f"{root}/status/gas-average")
-    process = stage("gas-average", EDGEGW_KEEPALIVE_S=str(keepalive))
-    _online(observer, root)
+    observer, process = _start(
+        stage, probe, root, "status/gas-average", EDGEGW_KEEPALIVE_S=str(keepalive)
+    )
     killed_at = time.time()
     process.kill()
     will = observer.wait_for(lambda m: m.payload == b"offline", timeout_s=1.5 * keepalive)[0]
@@ -121,11 +118,8 @@ def test_readings_sent_during_a_sigterm_are_handled_by_the_next_run(
 ) -> None:
     """Ack-after-handling plus the persistent session: a reading the stopping
     stage did not handle stays with the broker and the next run handles it."""
-    observer = probe("operator")
-    observer.subscribe(f"{root}/#")
     env = {"EDGEGW_PUBLISH_INTERVAL_S": "0", "EDGEGW_SHUTDOWN_GRACE_S": "2"}
-    first = stage("gas-average", **env)
-    _online(observer, root)
+    observer, first = _start(stage, probe, root, "#", **env)
     source = probe("gas-replay")
     sent = []
     start = time.time()
@@ -150,10 +144,14 @@ def test_a_replica_going_offline_leaves_the_stage_online_while_another_runs(
     (its `offline`) or dying (its will) must not leave the stage marked
     offline while the other still runs; once none runs, it is offline."""
     keepalive = 3
-    observer = probe("operator")
-    observer.subscribe(f"{root}/status/gas-average")
-    first = stage("gas-average", EDGEGW_INSTANCE="a", EDGEGW_KEEPALIVE_S=str(keepalive))
-    _online(observer, root)
+    observer, first = _start(
+        stage,
+        probe,
+        root,
+        "status/gas-average",
+        EDGEGW_INSTANCE="a",
+        EDGEGW_KEEPALIVE_S=str(keepalive),
+    )
     second = stage("gas-average", EDGEGW_INSTANCE="b", EDGEGW_KEEPALIVE_S=str(keepalive))
     observer.wait_for(lambda m: m.payload == b"online", count=2)
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 
@@ -33,14 +31,6 @@ SENSORS = [f"s{index}" for index in range(8)]
 KILLS = 3
 RECONNECTED_WITHIN_S = 4.0
 AUTOSAVE_S = 1.0  # broker/mosquitto.conf: autosave_interval 1
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    server = MosquittoBroker(tmp_path / "broker")
-    server.start()
-    yield server
-    server.stop()
 
 
 class Client:

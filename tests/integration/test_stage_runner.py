@@ -62,6 +62,17 @@ def _start(
     )
 
 
+def _start_online(
+    broker: MosquittoBroker, probe: MakeProbe, gateway_id: str, root: str, mode: str, log: Path
+) -> subprocess.Popen[bytes]:
+    """`_start`, returning once the stage says it is online."""
+    observer = probe("operator")
+    observer.subscribe(f"{root}/status/gas-average")
+    process = _start(broker, gateway_id, mode, log)
+    observer.wait_for(lambda m: m.payload == b"online")
+    return process
+
+
 def _retained_status(probe: MakeProbe, root: str) -> bytes:
     late = probe("operator")
     late.subscribe(f"{root}/status/gas-average")
@@ -71,11 +82,8 @@ def _retained_status(probe: MakeProbe, root: str) -> bytes:
 def test_a_failed_worker_stops_the_stage_with_exit_1_and_offline(
     broker: MosquittoBroker, probe: MakeProbe, gateway_id: str, root: str, tmp_path: Path
 ) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/status/gas-average")
     log = tmp_path / "stage.log"
-    process = _start(broker, gateway_id, "fail", log)
-    observer.wait_for(lambda m: m.payload == b"online")
+    process = _start_online(broker, probe, gateway_id, root, "fail", log)
     # The worker fails one second after start; the stage then has twice its
     # grace to stop (plus start-up slack for a loaded machine).
     code = process.wait(timeout=1.0 + 2 * GRACE_S + 10)
@@ -87,11 +95,8 @@ def test_a_failed_worker_stops_the_stage_with_exit_1_and_offline(
 def test_sigterm_ends_a_stage_whose_worker_thread_is_blocked(
     broker: MosquittoBroker, probe: MakeProbe, gateway_id: str, root: str, tmp_path: Path
 ) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/status/gas-average")
     log = tmp_path / "stage.log"
-    process = _start(broker, gateway_id, "block", log)
-    observer.wait_for(lambda m: m.payload == b"online")
+    process = _start_online(broker, probe, gateway_id, root, "block", log)
     _wait_for_line(log, "blocking")
     process.send_signal(signal.SIGTERM)
     try:

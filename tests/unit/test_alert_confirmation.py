@@ -6,20 +6,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from schemas.alerts import Alert, AlertPart
 from schemas.topics import ALERT, ALERT_FORWARDER
 from services.alert_forwarder.confirmation import BridgeConfirmation
 from services.alert_forwarder.settings import AlertForwarderSettings
 from services.alert_forwarder.stage import AlertForwarderStage
 from services.common.door import MqttDoor
-
-
-def _alert(number: int) -> Alert:
-    return Alert(
-        source="alert-forwarder", id=f"a{number}.new.x", type="new", alert_id=f"a{number}",
-        label="co_high", severity="critical", start_ts=1.0,
-        parts=[AlertPart(source="kitchen", kind="gas", event_id=f"e{number}", label="co_high")],
-    )  # fmt: skip
+from tests.unit.alert_samples import sample_alert as _alert
 
 
 async def test_an_alert_that_can_never_be_published_is_dropped_and_the_worker_goes_on(

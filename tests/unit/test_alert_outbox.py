@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.alerts import Alert, AlertPart
 from services.alert_forwarder.outbox import Outbox
 from services.alert_forwarder.settings import AlertForwarderSettings
-
-
-def _alert(number: int) -> Alert:
-    return Alert(
-        source="alert-forwarder", id=f"a{number}.new.x", type="new", alert_id=f"a{number}",
-        label="co_high", severity="critical", start_ts=1.0,
-        parts=[AlertPart(source="kitchen", kind="gas", event_id=f"e{number}", label="co_high")],
-    )  # fmt: skip
+from tests.unit.alert_samples import sample_alert as _alert
 
 
 def test_nothing_is_due_before_the_timeout_then_oldest_first() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from services.alert_forwarder.outbox import Outbox
 from services.alert_forwarder.outbox_store import OutboxStore
-from tests.unit.test_alert_outbox import _alert
+from tests.unit.alert_samples import sample_alert as _alert
 
 
 def test_entries_survive_a_reopen_in_order_until_removed(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from services.audio_classifier.frontend import PATCH_FRAMES
 from services.audio_classifier.sound_events import (
     DEFAULT_CLASSES_OF_INTEREST,
     SoundClassOfInterest,
-    SoundEvent,
+    SoundEpisodeChange,
     SoundEventTracker,
 )
 from services.audio_classifier.yamnet import PatchScores, YamnetClassifier, dequantize, quantize
@@ -93,7 +93,7 @@ def _family_score(patch: PatchScores, family: frozenset[str], names: tuple[str, 
     return max(float(patch.scores[names.index(name)]) for name in family)
 
 
-def _events(classifier: YamnetClassifier, patches: list[PatchScores]) -> list[SoundEvent]:
+def _events(classifier: YamnetClassifier, patches: list[PatchScores]) -> list[SoundEpisodeChange]:
     tracker = SoundEventTracker(classifier.class_names)
     events = [event for patch in patches for event in tracker.observe(patch)]
     return events + tracker.close_all(patches[-1].index)
@@ -232,7 +232,7 @@ def _patch(index: int, glass: float, shatter: float = 0.0) -> PatchScores:
     )
 
 
-def _run(tracker: SoundEventTracker, glass_scores: list[float]) -> list[SoundEvent]:
+def _run(tracker: SoundEventTracker, glass_scores: list[float]) -> list[SoundEpisodeChange]:
     return [e for i, s in enumerate(glass_scores) for e in tracker.observe(_patch(i, s))]
 
 

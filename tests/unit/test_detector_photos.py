@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pytest
 
 from services.inference import ModelLoadError, load_model
-from services.object_detector.ssd import Box, Detection, SSDDetector, load_labels
+from services.object_detector.ssd import Detection, DetectionBox, SSDDetector, load_labels
 
 CACHE = Path(__file__).resolve().parents[2] / ".cache"
 MODEL = CACHE / "models" / "mobilenet_ssd_v2_coco_quant_postprocess.tflite"
@@ -42,30 +42,32 @@ def detector() -> SSDDetector:
 
 
 # photo -> [(acceptable labels, ground-truth box)]
-GROUND_TRUTH: dict[str, list[tuple[frozenset[str], Box]]] = {
+GROUND_TRUTH: dict[str, list[tuple[frozenset[str], DetectionBox]]] = {
     "dog.jpg": [
-        (frozenset({"dog"}), Box(132, 220, 310, 540)),
-        (frozenset({"bicycle"}), Box(125, 135, 567, 420)),
+        (frozenset({"dog"}), DetectionBox(132, 220, 310, 540)),
+        (frozenset({"bicycle"}), DetectionBox(125, 135, 567, 420)),
         # A pickup: COCO has both, and annotators disagree on pickups.
-        (frozenset({"car", "truck"}), Box(467, 75, 697, 170)),
+        (frozenset({"car", "truck"}), DetectionBox(467, 75, 697, 170)),
     ],
     "person.jpg": [
-        (frozenset({"person"}), Box(190, 100, 275, 375)),
-        (frozenset({"horse"}), Box(405, 140, 600, 345)),
+        (frozenset({"person"}), DetectionBox(190, 100, 275, 375)),
+        (frozenset({"horse"}), DetectionBox(405, 140, 600, 345)),
     ],
     "giraffe.jpg": [
-        (frozenset({"giraffe"}), Box(168, 30, 447, 440)),
-        (frozenset({"zebra"}), Box(248, 205, 425, 430)),
+        (frozenset({"giraffe"}), DetectionBox(168, 30, 447, 440)),
+        (frozenset({"zebra"}), DetectionBox(248, 205, 425, 430)),
     ],
-    "eagle.jpg": [(frozenset({"bird"}), Box(130, 87, 598, 447))],
+    "eagle.jpg": [(frozenset({"bird"}), DetectionBox(130, 87, 598, 447))],
     "horses.jpg": [
-        (frozenset({"horse"}), Box(5, 197, 315, 408)),  # the white horse in front
-        (frozenset({"horse"}), Box(230, 197, 418, 362)),  # the brown one behind it
+        (frozenset({"horse"}), DetectionBox(5, 197, 315, 408)),  # the white horse in front
+        (frozenset({"horse"}), DetectionBox(230, 197, 418, 362)),  # the brown one behind it
     ],
 }
 
 
-def best_match(detections: list[Detection], labels: frozenset[str], truth: Box) -> Detection:
+def best_match(
+    detections: list[Detection], labels: frozenset[str], truth: DetectionBox
+) -> Detection:
     candidates = [d for d in detections if d.label in labels]
     assert candidates, f"no {sorted(labels)} detected; got {[d.label for d in detections]}"
     return max(candidates, key=lambda d: d.box.iou(truth))
@@ -86,7 +88,7 @@ def test_small_dog_in_person_photo_is_found_with_low_confidence(detector: SSDDet
     # model scores it only ~0.27 (measured), below the 0.5 used elsewhere.
     # It must still be the right object in the right place.
     frame = read_photo("person.jpg")
-    truth = Box(65, 263, 200, 345)
+    truth = DetectionBox(65, 263, 200, 345)
     found = best_match(detector.detect(frame, min_score=0.2), frozenset({"dog"}), truth)
     assert found.box.iou(truth) >= 0.5
 
@@ -95,9 +97,13 @@ def test_boxes_are_in_original_frame_pixels(detector: SSDDetector) -> None:
     frame = read_photo("dog.jpg")
     # The same photo at half size: boxes must scale with the frame.
     half = np.asarray(cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2)), np.uint8)
-    full_dog = best_match(detector.detect(frame), frozenset({"dog"}), Box(132, 220, 310, 540))
-    half_dog = best_match(detector.detect(half), frozenset({"dog"}), Box(66, 110, 155, 270))
-    doubled = Box(*(2 * v for v in half_dog.box.as_tuple()))
+    full_dog = best_match(
+        detector.detect(frame), frozenset({"dog"}), DetectionBox(132, 220, 310, 540)
+    )
+    half_dog = best_match(
+        detector.detect(half), frozenset({"dog"}), DetectionBox(66, 110, 155, 270)
+    )
+    doubled = DetectionBox(*(2 * v for v in half_dog.box.as_tuple()))
     assert doubled.iou(full_dog.box) >= 0.8
 
 

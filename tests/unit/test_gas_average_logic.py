@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.gas import GasReading
-from services.gas_average.episodes import Episode
+from services.gas_average.episodes import GasEpisode
 from services.gas_average.moving_average import CountWindowAverage, TimeWindowAverage
 from services.gas_average.series import SeriesBook, TooManySeries
 from services.gas_average.settings import GasAverageConfig, GasThreshold
@@ -48,7 +48,7 @@ CO = GasThreshold(enter=50, exit=30, min_duration_s=2)
 
 
 def test_an_episode_needs_the_minimum_duration_then_ends_below_exit() -> None:
-    episode = Episode("k-co")
+    episode = GasEpisode("k-co")
     assert episode.observe(0, 60, CO, 0.1) is None  # above, but not for 2 s yet
     assert episode.observe(1, 20, CO, 0.1) is None  # a spike: reset
     assert episode.observe(2, 60, CO, 0.1) is None
@@ -66,7 +66,7 @@ def test_an_episode_needs_the_minimum_duration_then_ends_below_exit() -> None:
 
 @given(st.lists(st.floats(min_value=0, max_value=200), min_size=1, max_size=300))
 def test_episodes_alternate_new_then_end_whatever_the_signal(signal: list[float]) -> None:
-    episode = Episode("s")
+    episode = GasEpisode("s")
     kinds = []
     for t, value in enumerate(signal):
         change = episode.observe(float(t), value, CO, 0.1)

@@ -6,9 +6,7 @@ as root). No timing: the disk fills by size alone.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest
 
 from services.cloud_bridge.spool import Spool, SpoolDiskError
 from services.cloud_bridge.spool_disk import file_bytes_for, fit_budget_to_disk
+from tests.harness.small_disk import fill_disk, tmpfs
 
 TOPIC = "edgegw/gw1/alert/cam1"
 SMALL_DISK = 2 * 1024 * 1024
@@ -25,30 +24,18 @@ SMALL_DISK = 2 * 1024 * 1024
 @pytest.fixture
 def small_disk() -> Iterator[Path]:
     where = Path(tempfile.mkdtemp(prefix="spool-disk-"))
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK}", "tmpfs", str(where)], check=True
-    )
     try:
-        yield where
+        with tmpfs(where, str(SMALL_DISK)) as disk:
+            yield disk
     finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
         where.rmdir()
-
-
-def _hog(where: Path) -> Path:
-    """Another program fills what is left of the disk."""
-    hog = where / "hog"
-    with hog.open("wb", buffering=0) as out, contextlib.suppress(OSError):
-        while True:
-            out.write(b"h" * 4096)
-    return hog
 
 
 def test_a_full_disk_raises_spool_disk_error_and_the_spool_recovers(small_disk: Path) -> None:
     path = small_disk / "spool.db"
     with Spool(path, fit_budget_to_disk(path, 10**9)) as spool:
         stored = [spool.append(TOPIC, b"a" * 900, "alert", f"a{i}").seq for i in range(20)]
-        hog = _hog(small_disk)
+        hog = fill_disk(small_disk)
         with pytest.raises(SpoolDiskError):
             for index in range(1000):
                 spool.append(TOPIC, b"a" * 900, "alert", f"b{index}")

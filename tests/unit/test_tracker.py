@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from services.inference import load_model
-from services.object_detector.events import ObjectEvent, ObjectEventBuilder
-from services.object_detector.ssd import Box, Detection, SSDDetector, load_labels
+from services.object_detector.events import ObjectEventBuilder, TrackedObjectChange
+from services.object_detector.ssd import Detection, DetectionBox, SSDDetector, load_labels
 from services.object_detector.tracker import IouTracker, TrackerStep
 from services.object_detector.zones import Zone
 
@@ -28,7 +28,7 @@ def asset(path: Path) -> Path:
 
 
 def person(x: float, y: float, score: float = 0.9, w: float = 40, h: float = 100) -> Detection:
-    return Detection("person", score, Box(x, y, x + w, y + h))
+    return Detection("person", score, DetectionBox(x, y, x + w, y + h))
 
 
 def test_track_is_confirmed_after_min_hits_and_keeps_its_id() -> None:
@@ -80,9 +80,9 @@ def test_two_people_crossing_keep_distinct_ids() -> None:
 def test_labels_never_match_each_other() -> None:
     tracker = IouTracker(min_hits=1)
     tracker.update([person(100, 100)], ts=0)
-    step = tracker.update([Detection("dog", 0.9, Box(100, 100, 140, 200))], ts=1)
+    step = tracker.update([Detection("dog", 0.9, DetectionBox(100, 100, 140, 200))], ts=1)
     assert {t.label for t in step.active} == {"person"}  # the person coasts
-    assert tracker.update([Detection("dog", 0.9, Box(100, 100, 140, 200))], ts=2).active
+    assert tracker.update([Detection("dog", 0.9, DetectionBox(100, 100, 140, 200))], ts=2).active
 
 
 def test_tracks_are_bounded() -> None:
@@ -93,8 +93,8 @@ def test_tracks_are_bounded() -> None:
 
 def run_events(
     builder: ObjectEventBuilder, tracker: IouTracker, frames: list[list[Detection]]
-) -> list[ObjectEvent]:
-    events: list[ObjectEvent] = []
+) -> list[TrackedObjectChange]:
+    events: list[TrackedObjectChange] = []
     for i, detections in enumerate(frames):
         events += builder.update(tracker.update(detections, ts=i), i, 1000, 1000)
     events += builder.update(TrackerStep(active=(), ended=tracker.flush()), len(frames), 1000, 1000)
@@ -117,7 +117,7 @@ def test_events_new_once_update_on_material_change_end_once() -> None:
 
 def test_uninteresting_objects_make_no_events() -> None:
     builder = ObjectEventBuilder("cam1", labels=frozenset({"person"}), min_score=0.6)
-    dog = [[Detection("dog", 0.95, Box(10, 10, 60, 60))] for _ in range(5)]
+    dog = [[Detection("dog", 0.95, DetectionBox(10, 10, 60, 60))] for _ in range(5)]
     weak = [[person(300, 300, score=0.55)] for _ in range(5)]
     assert run_events(builder, IouTracker(min_hits=2), dog) == []
     assert run_events(builder, IouTracker(min_hits=2), weak) == []

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.object_detector.ssd import Box
+from services.object_detector.ssd import DetectionBox
 from services.object_detector.zones import Zone, point_in_polygon, zones_containing
 
 SQUARE = ((0.2, 0.2), (0.6, 0.2), (0.6, 0.6), (0.2, 0.6))
@@ -30,18 +30,18 @@ def test_rectangle_matches_bounds(x: float, y: float) -> None:
 
 def test_bottom_centre_decides_and_scales_with_frame_size() -> None:
     zone = Zone("lawn", ((0.0, 0.5), (1.0, 0.5), (1.0, 1.0), (0.0, 1.0)))
-    standing_on_lawn = Box(100, 100, 140, 260)  # head above, feet on the lawn
+    standing_on_lawn = DetectionBox(100, 100, 140, 260)  # head above, feet on the lawn
     assert zones_containing(standing_on_lawn, "person", [zone], 400, 400) == {"lawn"}
     # The same scene at half size: same answer, since coordinates are fractions.
-    half = Box(50, 50, 70, 130)
+    half = DetectionBox(50, 50, 70, 130)
     assert zones_containing(half, "person", [zone], 200, 200) == {"lawn"}
-    above = Box(100, 0, 140, 150)
+    above = DetectionBox(100, 0, 140, 150)
     assert zones_containing(above, "person", [zone], 400, 400) == frozenset()
 
 
 def test_zone_labels_filter() -> None:
     drive = Zone("drive", SQUARE, labels=frozenset({"car"}))
-    box = Box(30, 30, 50, 50)
+    box = DetectionBox(30, 30, 50, 50)
     assert zones_containing(box, "car", [drive], 100, 100) == {"drive"}
     assert zones_containing(box, "person", [drive], 100, 100) == frozenset()
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 
 from schemas.alerts import Alert, AlertPart, Summary
 from schemas.envelope import lifecycle_message_id
+from services.cloud_bridge.spool import Spool
 from tests.harness.probe import Probe, Seen
 from tests.integration.cloud.cloud_probe import CloudProbe
 
@@ -94,3 +96,15 @@ def cloud_kbps(
     time.sleep(max(0.0, end - time.time()))
     arrived = watcher.received(lambda m: where(m) and start <= m.at < end)
     return sum(len(m.topic) + len(m.payload) for m in arrived) * 8 / 1000 / window_s
+
+
+def fill_spool_with_summaries(path: Path, root: str, count: int, pad: int = 0) -> list[str]:
+    """A spool at `path` holding `count` gas summaries (a backlog); their ids in order."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ids = []
+    with Spool(path, 64 * 1024 * 1024) as spool:
+        for number in range(count):
+            message_id, payload = summary_bytes(number, pad=pad)
+            spool.append(f"{root}/summary/gas-average", payload, "summary", message_id)
+            ids.append(message_id)
+    return ids

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.probe import each_closed
+from tests.harness.small_disk import tmpfs
 from tests.harness.stage_process import StageProcess, StartStage
 from tests.integration.cloud.cloud_broker import CloudBroker, TestPki
 from tests.integration.cloud.cloud_probe import CloudProbe, MakeCloudProbe, StartBridge
@@ -28,20 +30,15 @@ def cloud(tmp_path: Path, pki: TestPki) -> Iterator[CloudBroker]:
 
 @pytest.fixture
 def cloud_probe(cloud: CloudBroker) -> Iterator[MakeCloudProbe]:
-    made: list[CloudProbe] = []
-
     def make(
         *, ca: Path | None = None, with_client_cert: bool = True, connect_timeout_s: float = 10.0
     ) -> CloudProbe:
-        client = CloudProbe(
+        return CloudProbe(
             cloud, ca=ca, with_client_cert=with_client_cert, connect_timeout_s=connect_timeout_s
         )
-        made.append(client)
-        return client
 
-    yield make
-    for client in made:
-        client.close()
+    with each_closed(make) as tracked:
+        yield tracked
 
 
 @pytest.fixture
@@ -59,3 +56,10 @@ def bridge(stage: StartStage, cloud: CloudBroker, tmp_path: Path) -> StartBridge
         return stage("cloud-bridge", **{**defaults, **env})
 
     return start
+
+
+@pytest.fixture
+def spool_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB volume for the spool, to fill."""
+    with tmpfs(tmp_path / "spool-disk", "2m") as where:
+        yield where

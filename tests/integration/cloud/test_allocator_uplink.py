@@ -15,11 +15,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from services.cloud_bridge.spool import Spool
 from tests.harness.probe import MakeProbe
 from tests.harness.stage_process import StartStage
 from tests.integration.allocator_helpers import CAMERA, knob_is, offer_both, set_config
-from tests.integration.cloud.cloud_helpers import cloud_kbps, on_topic, summary_bytes
+from tests.integration.cloud.cloud_helpers import cloud_kbps, fill_spool_with_summaries, on_topic
 from tests.integration.cloud.cloud_probe import CloudProbe, MakeCloudProbe, StartBridge
 
 ACCEPTANCE_S = 2.0
@@ -28,14 +27,6 @@ HIGH_KBPS = 900.0  # camera mid + audio high (328 kbit/s of the test levels)
 LOW_KBPS = 200.0
 BACKLOG = 5000
 PAD = 900  # ~1 KB per summary
-
-
-def _fill_spool(path: Path, root: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with Spool(path, 64 * 1024 * 1024) as spool:
-        for number in range(BACKLOG):
-            message_id, payload = summary_bytes(number, pad=PAD)
-            spool.append(f"{root}/summary/gas-average", payload, "summary", message_id)
 
 
 def _cloud_kbps(watcher: CloudProbe, root: str, change: float) -> float:
@@ -53,7 +44,7 @@ def test_the_budget_sets_the_bridge_upload_rate_and_a_leaving_analytic_frees_bud
     tmp_path: Path,
 ) -> None:
     spool_path = tmp_path / "backlog" / "spool.db"
-    _fill_spool(spool_path, root)
+    fill_spool_with_summaries(spool_path, root, BACKLOG, pad=PAD)
     observer = probe("operator")
     observer.subscribe(f"{root}/qos/#")
     operator = probe("operator")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from services.cloud_bridge.spool import Spool
 from tests.harness.probe import MakeProbe
-from tests.integration.cloud.cloud_helpers import alert_bytes, ids_in_order, on_topic, summary_bytes
+from tests.integration.cloud.cloud_helpers import (
+    alert_bytes,
+    fill_spool_with_summaries,
+    ids_in_order,
+    on_topic,
+)
 from tests.integration.cloud.cloud_probe import MakeCloudProbe, StartBridge
 
 BACKLOG = 10_000
@@ -20,17 +24,6 @@ BUDGET_KBPS = 2000  # ~10 s of backlog at the full rate
 PAST_BURST = BUDGET_KBPS * 1000 // 8 // 200
 
 
-def _fill_spool(path: Path, root: str) -> list[str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ids = []
-    with Spool(path, 64 * 1024 * 1024) as spool:
-        for number in range(BACKLOG):
-            message_id, payload = summary_bytes(number)
-            spool.append(f"{root}/summary/gas-average", payload, "summary", message_id)
-            ids.append(message_id)
-    return ids
-
-
 def test_live_alert_reaches_the_cloud_within_2_s_while_a_10000_backlog_drains(
     probe: MakeProbe,
     bridge: StartBridge,
@@ -39,7 +32,7 @@ def test_live_alert_reaches_the_cloud_within_2_s_while_a_10000_backlog_drains(
     tmp_path: Path,
 ) -> None:
     spool_path = tmp_path / "backlog" / "spool.db"
-    backlog = _fill_spool(spool_path, root)
+    backlog = fill_spool_with_summaries(spool_path, root, BACKLOG)
     watcher = cloud_probe()
     watcher.subscribe(f"{root}/#")
     forwarder = probe("alert-forwarder")

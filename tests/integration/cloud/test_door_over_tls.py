@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from schemas.topics import OPERATOR, SNAPSHOT
 from services.common.door import MqttDoor, Received
+from services.common.pacing import wait_set
 from services.common.settings import StageSettings
 from tests.integration.cloud.cloud_broker import CLOUD_OPERATOR, CloudBroker
 from tests.integration.cloud.cloud_probe import CloudProbe
@@ -91,8 +92,7 @@ async def test_a_burst_over_tls_arrives_whole_without_a_stall(
             await asyncio.sleep(0.3)  # the tail travels on its own, in one record
             tail = [(topic, payload(i), 0) for i in range(SMALL, SMALL + TAIL)]
             await asyncio.to_thread(publisher.publish_all, tail)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(everything.wait(), ARRIVAL_TIMEOUT_S)
+            await wait_set(everything, ARRIVAL_TIMEOUT_S)
             door.close()
     missing = sorted(set(range(SMALL + TAIL)) - arrived.keys())
     assert not missing, f"{len(missing)} never arrived, first {missing[:5]}, last {missing[-5:]}"

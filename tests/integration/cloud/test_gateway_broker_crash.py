@@ -18,7 +18,6 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -42,11 +41,9 @@ TAKEN_BEFORE_PAUSE = 300
 
 
 @pytest.fixture
-def gateway_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    server = MosquittoBroker(tmp_path / "gateway")
-    server.start()
-    yield server
-    server.stop()
+def gateway_broker(own_broker: MosquittoBroker) -> MosquittoBroker:
+    """The gateway's broker, this test's own: the test kills it."""
+    return own_broker
 
 
 def _gas_event(number: int, run: str) -> bytes:

@@ -6,14 +6,12 @@ keeps what the bridge has not confirmed on disk and sends it again."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-import pytest
 
 from schemas.gas import GasEvent
 from tests.harness.probe import Probe, Seen
@@ -23,17 +21,6 @@ from tests.integration.cloud.cloud_helpers import ids_in_order, on_topic, wait_f
 from tests.integration.cloud.cloud_probe import CloudProbe
 
 EVENTS = 800  # ~0.6 MB of alerts: more than a spool on a 2 MiB disk takes
-
-
-@pytest.fixture
-def spool_disk(tmp_path: Path) -> Iterator[Path]:
-    where = tmp_path / "spool-disk"
-    where.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def _gas_event(number: int) -> GasEvent:

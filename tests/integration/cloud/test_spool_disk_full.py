@@ -7,43 +7,19 @@ disk is full (the alerts wait at the gateway broker), health and
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.harness.probe import Probe
+from tests.harness.small_disk import fill_disk
 from tests.harness.stage_process import StageProcess
 from tests.integration.cloud.cloud_broker import CloudBroker
 from tests.integration.cloud.cloud_helpers import alert_bytes, wait_for_ids
 from tests.integration.cloud.cloud_probe import CloudProbe
 
-DISK = "2m"
 ALERTS = 1600  # ~2.4 MB of alerts: more than the disk holds
 PAD = 1400
-
-
-@pytest.fixture
-def spool_disk(tmp_path: Path) -> Iterator[Path]:
-    where = tmp_path / "spool-disk"
-    where.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK}", "tmpfs", str(where)], check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def _hog(where: Path) -> Path:
-    """Another writer takes what is left of the disk."""
-    hog = where / "hog"
-    with hog.open("wb", buffering=0) as out, contextlib.suppress(OSError):
-        while True:
-            out.write(b"h" * 4096)
-    return hog
 
 
 def test_a_full_spool_disk_holds_alerts_upstream_and_loses_none(
@@ -70,7 +46,7 @@ def test_a_full_spool_disk_holds_alerts_upstream_and_loses_none(
         assert forwarder.publish(f"{root}/alert/kitchen", payload) == 0
         alerts.append(message_id)
         if number == 100:
-            hog = _hog(spool_disk)  # the disk fills while alerts keep coming
+            hog = fill_disk(spool_disk)  # the disk fills while alerts keep coming
     local.wait_for(
         lambda m: m.topic.endswith("health/cloud-bridge") and m.json()["state"] == "degraded",
         timeout_s=15,
@@ -116,7 +92,7 @@ def test_a_full_spool_disk_with_the_cloud_up_never_stops_the_bridge(
         alerts.append(message_id)
         if number == 200:
             wait_for_ids(watcher, f"{root}/alert/", alerts, timeout_s=30)
-            hog = _hog(spool_disk)
+            hog = fill_disk(spool_disk)
     time.sleep(3.0)  # the bridge works against the full disk for a while
     assert process.poll() is None, process.output()[-3000:]
     assert hog is not None
