@@ -36,6 +36,9 @@ CLOUD_BRIDGE: Final = "cloud-bridge"
 BANDWIDTH_ALLOCATOR: Final = "bandwidth-allocator"
 TELEMETRY_RECORDER: Final = "telemetry-recorder"
 DEPLOYER: Final = "deployer"
+# The operator's web page (services/web): reads what an operator reads, and
+# publishes only config and dry-run plan requests on the operator's behalf.
+WEB: Final = "web"
 # The operator's CLI (`edgegw alerts|status|config`) and any dashboard.
 OPERATOR: Final = "operator"
 
@@ -51,6 +54,7 @@ STAGES: Final = (
     BANDWIDTH_ALLOCATOR,
     TELEMETRY_RECORDER,
     DEPLOYER,
+    WEB,
 )
 USERS: Final = (*STAGES, OPERATOR)
 
@@ -103,7 +107,7 @@ EVENT = spec_of(
     models=EVENT_MODELS,
     qos=1,
     publishers=(GAS_AVERAGE, OBJECT_DETECTOR, AUDIO_CLASSIFIER),
-    subscribers=(ALERT_FORWARDER, TELEMETRY_RECORDER, OPERATOR),
+    subscribers=(ALERT_FORWARDER, TELEMETRY_RECORDER, OPERATOR, WEB),
     max_bytes=16 * KIB,
 )
 MOTION = spec_of(
@@ -131,7 +135,7 @@ SNAPSHOT = spec_of(
     qos=1,
     retained=True,
     publishers=(OBJECT_DETECTOR,),
-    subscribers=(OPERATOR, CLOUD_BRIDGE),
+    subscribers=(OPERATOR, CLOUD_BRIDGE, WEB),
     max_bytes=4 * MIB,
 )
 AUDIO_CHUNK = spec_of(
@@ -158,7 +162,7 @@ ALERT = spec_of(
     Alert,
     qos=1,
     publishers=(ALERT_FORWARDER,),
-    subscribers=(CLOUD_BRIDGE, TELEMETRY_RECORDER, OPERATOR),
+    subscribers=(CLOUD_BRIDGE, TELEMETRY_RECORDER, OPERATOR, WEB),
     max_bytes=32 * KIB,
 )
 SUMMARY = spec_of(
@@ -176,7 +180,7 @@ QOS_LEVELS = spec_of(
     qos=1,
     retained=True,
     publishers=(*ANALYTIC_STAGES, CLOUD_BRIDGE),
-    subscribers=(BANDWIDTH_ALLOCATOR, OPERATOR),
+    subscribers=(BANDWIDTH_ALLOCATOR, OPERATOR, WEB),
 )
 QOS_KNOB = spec_of(
     "qos_knob",
@@ -185,7 +189,7 @@ QOS_KNOB = spec_of(
     qos=1,
     retained=True,
     publishers=(BANDWIDTH_ALLOCATOR,),
-    subscribers=(*ANALYTIC_STAGES, CLOUD_BRIDGE, OPERATOR),
+    subscribers=(*ANALYTIC_STAGES, CLOUD_BRIDGE, OPERATOR, WEB),
     max_bytes=8 * KIB,
 )
 TAKEN = spec_of(
@@ -203,14 +207,14 @@ QOS_PLAN = spec_of(
     qos=1,
     retained=True,
     publishers=(BANDWIDTH_ALLOCATOR,),
-    subscribers=(OPERATOR, CLOUD_BRIDGE, TELEMETRY_RECORDER),
+    subscribers=(OPERATOR, CLOUD_BRIDGE, TELEMETRY_RECORDER, WEB),
 )
 PLAN_REQUEST = spec_of(
     "plan_request",
     "allocator/request",
     PlanRequest,
     qos=1,
-    publishers=(OPERATOR,),
+    publishers=(OPERATOR, WEB),
     subscribers=(BANDWIDTH_ALLOCATOR,),
     max_bytes=4 * KIB,
 )
@@ -220,7 +224,7 @@ PLAN_RESPONSE = spec_of(
     QosPlan,
     qos=1,
     publishers=(BANDWIDTH_ALLOCATOR,),
-    subscribers=(OPERATOR,),
+    subscribers=(OPERATOR, WEB),
 )
 UPLINK_USAGE = spec_of(
     "uplink_usage",
@@ -229,7 +233,7 @@ UPLINK_USAGE = spec_of(
     qos=1,
     retained=True,
     publishers=(CLOUD_BRIDGE,),
-    subscribers=(BANDWIDTH_ALLOCATOR, TELEMETRY_RECORDER, OPERATOR),
+    subscribers=(BANDWIDTH_ALLOCATOR, TELEMETRY_RECORDER, OPERATOR, WEB),
 )
 CONFIG = spec_of(
     "config",
@@ -237,8 +241,8 @@ CONFIG = spec_of(
     TEXT,  # a JSON object validated by the stage's own runtime-config model
     qos=1,
     retained=True,
-    publishers=(OPERATOR, CLOUD_BRIDGE),
-    subscribers=(SELF, OPERATOR, CLOUD_BRIDGE),
+    publishers=(OPERATOR, CLOUD_BRIDGE, WEB),
+    subscribers=(SELF, OPERATOR, CLOUD_BRIDGE, WEB),
     max_bytes=64 * KIB,
 )
 CONFIG_STATE = spec_of(
@@ -248,7 +252,7 @@ CONFIG_STATE = spec_of(
     qos=1,
     retained=True,
     publishers=(SELF,),
-    subscribers=(OPERATOR, CLOUD_BRIDGE),
+    subscribers=(OPERATOR, CLOUD_BRIDGE, WEB),
 )
 STATUS = spec_of(
     "status",
@@ -259,7 +263,7 @@ STATUS = spec_of(
     publishers=(SELF,),
     # SELF: replicas of a stage share this topic; each one watches it to say
     # `online` again when another replica's will or stop says `offline`.
-    subscribers=(SELF, OPERATOR, CLOUD_BRIDGE, BANDWIDTH_ALLOCATOR),
+    subscribers=(SELF, OPERATOR, CLOUD_BRIDGE, BANDWIDTH_ALLOCATOR, WEB),
     max_bytes=64,
 )
 HEALTH = spec_of(
@@ -269,7 +273,7 @@ HEALTH = spec_of(
     qos=0,
     retained=True,
     publishers=(SELF,),
-    subscribers=(OPERATOR, TELEMETRY_RECORDER),
+    subscribers=(OPERATOR, TELEMETRY_RECORDER, WEB),
 )
 METRICS = spec_of(
     "metrics",
@@ -277,7 +281,7 @@ METRICS = spec_of(
     Metrics,
     qos=0,
     publishers=(SELF,),
-    subscribers=(OPERATOR, TELEMETRY_RECORDER),
+    subscribers=(OPERATOR, TELEMETRY_RECORDER, WEB),
 )
 DEAD_LETTER = spec_of(
     "deadletter",

@@ -13,6 +13,8 @@ wanted=(
   "victoria-metrics victoria-metrics"
   "arecord alsa-utils"
   "openssl openssl"
+  "chromium chromium"
+  "chromedriver chromium-driver"
 )
 
 missing=()
