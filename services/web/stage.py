@@ -67,6 +67,7 @@ class WebStage:
     def __init__(self, door: MqttDoor, settings: WebSettings) -> None:
         self._door = door
         self.settings = settings
+        self.gateway_id = settings.gateway_id
         self.view = GatewayView(
             history_s=settings.history_s,
             max_history_points=settings.max_history_points,

@@ -66,6 +66,7 @@ class NoAnswer(Exception):
 
 
 class PageBackend(Protocol):
+    gateway_id: str
     view: GatewayView
     feed: LiveFeed
     sessions: Sessions
@@ -148,7 +149,8 @@ def build_app(backend: PageBackend) -> Starlette:
 
     def everything(request: Request) -> Json:
         auth = {"logged_in": logged_in(request), "login_enabled": backend.sessions.enabled}
-        return {**backend.view.everything(), "stage_names": list(STAGES), "auth": auth}
+        view = backend.view.everything()
+        return {**view, "gateway": backend.gateway_id, "stage_names": list(STAGES), "auth": auth}
 
     async def state(request: Request) -> Response:
         return JSONResponse(everything(request))

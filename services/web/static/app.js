@@ -4,7 +4,7 @@
 "use strict";
 
 const S = {
-  stages: {}, stage_names: [], uplink: null, history: [], history_s: 3600, alerts: [],
+  gateway: "", stages: {}, stage_names: [], uplink: null, history: [], history_s: 3600, alerts: [],
   events: [], snapshots: [], levels: {}, knobs: {}, plan: null, auth: {},
 };
 const PAGE = document.body.dataset.page;
@@ -132,6 +132,7 @@ function connect() {
 
 function drawAuth() {
   const auth = S.auth || {};
+  document.getElementById("gateway").textContent = S.gateway ? `gateway ${S.gateway}` : "";
   document.getElementById("login").hidden = !auth.login_enabled || auth.logged_in;
   document.getElementById("session").hidden = !auth.logged_in;
   document.getElementById("readonly").hidden = Boolean(auth.logged_in);
@@ -214,7 +215,7 @@ function uplinkChart() {
   for (let i = 0; i <= 4; i++) {
     const v = (top / 4) * i;
     svg.append(svgEl("line", { class: "grid", x1: L, x2: W - R, y1: y(v), y2: y(v) }));
-    svg.append(svgEl("text", { x: 4, y: y(v) + 4 }, num(v, 0)));
+    svg.append(svgEl("text", { x: 4, y: y(v) + 4 }, num(v, top < 10 ? 1 : 0)));
   }
   for (let m = 0; m <= 60; m += 15) {
     svg.append(svgEl("text", { x: x(now - span + m * 60) - 12, y: H - 8 }, m === 60 ? "now" : `-${60 - m} min`));
