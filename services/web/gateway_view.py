@@ -83,7 +83,7 @@ class GatewayView:
             else:
                 self.history.append(point)
         self._trim_history()
-        return "uplink", {"usage": usage, "point": point.as_json() if point else None}
+        return "uplink_usage", {"usage": usage, "point": point.as_json() if point else None}
 
     def _trim_history(self) -> None:
         if not self.history:
@@ -145,7 +145,7 @@ class GatewayView:
     def everything(self) -> Json:
         return {
             "stages": self.stages,
-            "uplink": self.uplink,
+            "uplink_usage": self.uplink,
             "history": [point.as_json() for point in self.history],
             "history_s": self.history_s,
             "alerts": list(self.alerts.values()),

@@ -20,7 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from schemas.alerts import AlertPart
+from schemas.alerts import AlertPart, UplinkUsage
 from tests.harness.broker import MosquittoBroker
 from tests.integration.web_helpers import (
     PAGES,
@@ -70,9 +70,27 @@ def _log_in(driver: webdriver.Chrome, gateway: WebGateway) -> None:
     WebDriverWait(driver, 5).until(lambda d: d.find_element(By.ID, "session").is_displayed())
 
 
+def _report_uplink(gateway: WebGateway, used_kbps: float, spool_entries: int) -> None:
+    usage = UplinkUsage(
+        source="cloud-bridge",
+        budget_kbps=256.0,
+        window_s=10,
+        used_kbps=used_kbps,
+        bytes_by_class={"alert": 4096},
+        spool_entries=spool_entries,
+        spool_bytes=spool_entries * 1024,
+        spool_max_bytes=64 * 1024 * 1024,
+        cloud_connected=True,
+    )
+    bridge = gateway.probe("cloud-bridge")
+    bridge.publish(f"{gateway.root}/uplink/usage", usage.to_bytes(), retain=True)
+
+
 def test_every_page_renders_without_console_errors(
     gateway: WebGateway, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
+    _report_uplink(gateway, used_kbps=120.0, spool_entries=3)
+    _report_uplink(gateway, used_kbps=180.0, spool_entries=5)
     for path in PAGES:
         open_page(browser, gateway.url + path)
         name = path.strip("/") or "overview"
@@ -84,7 +102,15 @@ def test_every_page_renders_without_console_errors(
                     and "online" in _text(d, "tr[data-stage=bandwidth-allocator]")
                 )
             )
-            assert browser.find_element(By.ID, "uplink-chart").is_displayed()
+            # The uplink: use against budget, drawn from the reports, and the spool.
+            WebDriverWait(browser, 10).until(
+                lambda d: (
+                    "180.0 of 256.0 kbit/s" in _text(d, "#uplink-card")
+                    and d.find_elements(By.CSS_SELECTOR, "#uplink-chart polyline.used")
+                    and d.find_elements(By.CSS_SELECTOR, "#uplink-chart polyline.budget")
+                )
+            )
+            assert "5 messages" in _text(browser, "#spool-card")
         if name == "allocation":
             WebDriverWait(browser, 10).until(
                 lambda d: d.find_elements(By.CSS_SELECTOR, "#plan-table tr[data-analytic]")

@@ -4,7 +4,7 @@
 "use strict";
 
 const S = {
-  gateway: "", stages: {}, stage_names: [], uplink: null, history: [], history_s: 3600, alerts: [],
+  gateway: "", stages: {}, stage_names: [], uplink_usage: null, history: [], history_s: 3600, alerts: [],
   events: [], snapshots: [], levels: {}, knobs: {}, plan: null, auth: {},
 };
 const PAGE = document.body.dataset.page;
@@ -81,8 +81,8 @@ function describeErrors(errors) {
 const apply = {
   state(data) { Object.assign(S, data); },
   stage(d) { S.stages[d.stage] = d.row; },
-  uplink(d) {
-    S.uplink = d.usage;
+  uplink_usage(d) {
+    S.uplink_usage = d.usage;
     if (d.point) {
       S.history.push(d.point);
       const oldest = d.point.ts - S.history_s;
@@ -183,7 +183,7 @@ function drawOverview(content) {
       ],
     };
   });
-  const u = S.uplink;
+  const u = S.uplink_usage;
   const cards = el("div", { class: "cards" },
     el("div", { class: "card", id: "uplink-card" }, "uplink ", el("br"),
       el("b", {}, u ? `${num(u.used_kbps)} of ${u.budget_kbps === null ? "?" : num(u.budget_kbps)} kbit/s` : "no report yet"),
