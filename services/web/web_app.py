@@ -182,7 +182,8 @@ def build_app(backend: PageBackend) -> Starlette:
         body = backend.view.thumbnails.get(key)
         if body is None:
             return Response(status_code=404)
-        return Response(body, media_type="image/jpeg", headers={"cache-control": "no-cache"})
+        # The page asks for `?t=<the snapshot's time>`: a new snapshot is a new URL.
+        return Response(body, media_type="image/jpeg", headers={"cache-control": "max-age=3600"})
 
     async def checked_body(request: Request, need_login: bool) -> Json | Response:
         """The request's JSON object, or the response that refuses it."""

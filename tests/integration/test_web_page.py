@@ -22,6 +22,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from schemas.alerts import AlertPart, UplinkUsage
 from tests.harness.broker import MosquittoBroker
+from tests.harness.probe import Probe
 from tests.integration.web_helpers import (
     PAGES,
     WebGateway,
@@ -61,7 +62,17 @@ def _shot(driver: webdriver.Chrome, tmp_path: Path, name: str) -> None:
 
 
 def _text(driver: webdriver.Chrome, css: str) -> str:
-    return str(driver.find_element(By.CSS_SELECTOR, css).text)
+    """The text of the first element `css` selects, read in one step: the
+    page redraws live, so an element found in one call may be gone in the next."""
+    script = "const e = document.querySelector(arguments[0]); return e ? e.innerText : ''"
+    return str(driver.execute_script(script, css))
+
+
+def _attributes(driver: webdriver.Chrome, css: str, name: str) -> set[str]:
+    script = (
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.getAttribute(arguments[1]))"
+    )
+    return set(driver.execute_script(script, css, name))
 
 
 def _log_in(driver: webdriver.Chrome, gateway: WebGateway) -> None:
@@ -70,7 +81,7 @@ def _log_in(driver: webdriver.Chrome, gateway: WebGateway) -> None:
     WebDriverWait(driver, 5).until(lambda d: d.find_element(By.ID, "session").is_displayed())
 
 
-def _report_uplink(gateway: WebGateway, used_kbps: float, spool_entries: int) -> None:
+def _report_uplink(bridge: Probe, root: str, used_kbps: float, spool_entries: int) -> None:
     usage = UplinkUsage(
         source="cloud-bridge",
         budget_kbps=256.0,
@@ -82,15 +93,15 @@ def _report_uplink(gateway: WebGateway, used_kbps: float, spool_entries: int) ->
         spool_max_bytes=64 * 1024 * 1024,
         cloud_connected=True,
     )
-    bridge = gateway.probe("cloud-bridge")
-    bridge.publish(f"{gateway.root}/uplink/usage", usage.to_bytes(), retain=True)
+    bridge.publish(f"{root}/uplink/usage", usage.to_bytes(), retain=True)
 
 
 def test_every_page_renders_without_console_errors(
     gateway: WebGateway, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
-    _report_uplink(gateway, used_kbps=120.0, spool_entries=3)
-    _report_uplink(gateway, used_kbps=180.0, spool_entries=5)
+    bridge = gateway.probe("cloud-bridge")  # one connection: the two arrive in order
+    _report_uplink(bridge, gateway.root, used_kbps=120.0, spool_entries=3)
+    _report_uplink(bridge, gateway.root, used_kbps=180.0, spool_entries=5)
     for path in PAGES:
         open_page(browser, gateway.url + path)
         name = path.strip("/") or "overview"
@@ -116,8 +127,8 @@ def test_every_page_renders_without_console_errors(
                 lambda d: d.find_elements(By.CSS_SELECTOR, "#plan-table tr[data-analytic]")
             )
         if name == "analytics":
-            rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-analytic]")
-            assert {r.get_attribute("data-analytic") for r in rows} >= {"camera.front", "audio.mic"}
+            analytics = _attributes(browser, "tr[data-analytic]", "data-analytic")
+            assert analytics >= {"camera.front", "audio.mic"}
             assert "deployer" in _text(browser, "#analytics-source")
         if name == "config":
             WebDriverWait(browser, 10).until(
@@ -152,11 +163,9 @@ def test_an_alert_is_on_the_alerts_page_within_two_seconds(
     cells = _text(browser, row)
     assert "warning" in cells and "person" in cells and "lobby" in cells
     # Its snapshot's thumbnail, served small by the stage.
-    thumb = browser.find_element(By.CSS_SELECTOR, f"{row} img.thumb")
-    WebDriverWait(browser, 5).until(
-        lambda d: d.execute_script("return arguments[0].naturalWidth", thumb) > 0
-    )
-    assert browser.execute_script("return arguments[0].naturalWidth", thumb) <= 160
+    width = "const i = document.querySelector(arguments[0]); return i ? i.naturalWidth : 0"
+    WebDriverWait(browser, 5).until(lambda d: d.execute_script(width, f"{row} img.thumb") > 0)
+    assert browser.execute_script(width, f"{row} img.thumb") <= 160
 
     # The filter: by severity, then by text.
     gas = gateway.publish_alert(forwarder, "co", severity="critical")
@@ -179,11 +188,9 @@ def _what_if(driver: webdriver.Chrome, budget: int) -> dict[str, str]:
     WebDriverWait(driver, 10).until(
         lambda d: d.find_element(By.ID, "whatif").get_attribute("data-budget") == str(budget)
     )
-    rows = driver.find_elements(By.CSS_SELECTOR, "#whatif-plan tr[data-analytic]")
-    return {
-        str(r.get_attribute("data-analytic")): r.find_elements(By.TAG_NAME, "td")[1].text
-        for r in rows
-    }
+    script = """return [...document.querySelectorAll('#whatif-plan tr[data-analytic]')]
+        .map(r => [r.dataset.analytic, r.cells[1].innerText])"""
+    return dict(driver.execute_script(script))
 
 
 def test_moving_the_budget_slider_shows_the_allocators_dry_run(

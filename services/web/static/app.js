@@ -104,6 +104,15 @@ const apply = {
   plan(d) { S.plan = d.plan; },
 };
 
+// What each page shows: other updates are kept but do not redraw it.
+const SHOWS = {
+  overview: ["stage", "uplink_usage"],
+  alerts: ["alert", "event", "snapshot"],
+  allocation: ["plan", "knobs", "levels"],
+  analytics: ["levels", "knobs"],
+  config: ["stage"],
+};
+
 let drawing = false;
 function redraw() {
   if (drawing) return;
@@ -121,7 +130,7 @@ function connect() {
     source.addEventListener(kind, (message) => {
       apply[kind](JSON.parse(message.data));
       if (kind === "alert" && PAGE === "alerts") draw();  // on screen at once
-      else redraw();
+      else if (kind === "state" || SHOWS[PAGE].includes(kind)) redraw();
     });
   }
   source.addEventListener("open", () => { live.textContent = "live"; live.className = "badge ok"; });
@@ -474,12 +483,15 @@ function drawConfig(content) {
     editor.button.disabled = !(S.auth && S.auth.logged_in);
     if (!editor.dirty && document.activeElement !== editor.text) editor.text.value = overrideText(row);
     const state = row.config_state;
+    const shown = JSON.stringify(state || null);
+    if (editor.shown === shown) continue;  // health and metrics do not change it
+    editor.shown = shown;
     editor.state.replaceChildren(
       state ? el("p", {}, "last answer: ", el("span", { class: state.status }, state.status),
         ` · generation ${state.generation} · ${clock(state.ts)}`,
         state.errors && state.errors.length ? el("span", { class: "error" }, ` · ${describeErrors(state.errors)}`) : "")
         : el("p", { class: "note" }, "no applied-state answer yet (the stage has had no config message)"),
-      state ? el("details", {}, el("summary", {}, "config in force"), el("pre", {}, JSON.stringify(state.applied, null, 2))) : "");
+      state ? el("details", { open: true }, el("summary", {}, "config in force"), el("pre", {}, JSON.stringify(state.applied, null, 2))) : "");
   }
 }
 
