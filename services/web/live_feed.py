@@ -8,6 +8,7 @@ EventSource reconnects and starts again from a fresh copy of the view.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from services.web.gateway_view import Update
 
@@ -23,7 +24,13 @@ class Follower:
 
 
 class LiveFeed:
-    def __init__(self, max_followers: int, queue_size: int) -> None:
+    def __init__(
+        self,
+        max_followers: int,
+        queue_size: int,
+        on_count: Callable[[int], None] = lambda _: None,
+    ) -> None:
+        self._on_count = on_count  # told how many browsers follow, on every change
         self._followers: set[Follower] = set()
         self._max = max_followers
         self._size = queue_size
@@ -34,10 +41,12 @@ class LiveFeed:
             raise TooManyStreams(f"{self._max} browsers follow already")
         follower = Follower(self._size)
         self._followers.add(follower)
+        self._on_count(len(self._followers))
         return follower
 
     def leave(self, follower: Follower) -> None:
         self._followers.discard(follower)
+        self._on_count(len(self._followers))
 
     def send(self, update: Update | None) -> None:
         if update is None:
@@ -46,7 +55,7 @@ class LiveFeed:
             try:
                 follower.queue.put_nowait(update)
             except asyncio.QueueFull:
-                self._followers.discard(follower)
+                self.leave(follower)
                 follower.dropped.set()
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 SESSION_COOKIE = "edgegw_session"
 CSRF_COOKIE = "edgegw_csrf"
@@ -31,12 +31,25 @@ def csrf_ok(cookie: str | None, header: str | None) -> bool:
     return hmac.compare_digest(cookie.encode(), header.encode())
 
 
+class TooManyAttempts(Exception):
+    """Too many wrong passwords lately: logins wait (guessing stays slow)."""
+
+
 class Sessions:
-    def __init__(self, password: str, ttl_s: float, max_sessions: int) -> None:
+    def __init__(
+        self,
+        password: str,
+        ttl_s: float,
+        max_sessions: int,
+        max_failures: int = 10,
+        failure_window_s: float = 60.0,
+    ) -> None:
         self._password = password.encode()
         self._ttl_s = ttl_s
         self._max = max_sessions
         self._expiry: OrderedDict[str, float] = OrderedDict()
+        self._failures: deque[float] = deque(maxlen=max_failures)
+        self._failure_window_s = failure_window_s
 
     @property
     def enabled(self) -> bool:
@@ -44,10 +57,17 @@ class Sessions:
         return bool(self._password)
 
     def log_in(self, password: str, now: float | None = None) -> str | None:
-        """A new session token if `password` is the operator's, else None."""
-        if not self._password or not hmac.compare_digest(password.encode(), self._password):
-            return None
+        """A new session token if `password` is the operator's, else None.
+
+        Raises TooManyAttempts while the last `max_failures` wrong passwords
+        all fell within `failure_window_s` (the right one waits too)."""
         now = time.monotonic() if now is None else now
+        full = len(self._failures) == self._failures.maxlen
+        if full and now - self._failures[0] < self._failure_window_s:
+            raise TooManyAttempts(f"too many wrong passwords: wait {self._failure_window_s:g} s")
+        if not self._password or not hmac.compare_digest(password.encode(), self._password):
+            self._failures.append(now)
+            return None
         token = new_token()
         self._expiry[token] = now + self._ttl_s
         while len(self._expiry) > self._max:

@@ -74,7 +74,11 @@ class WebStage:
             max_alerts=settings.max_alerts,
             max_snapshots=settings.max_snapshots,
         )
-        self.feed = LiveFeed(settings.max_streams, settings.stream_queue)
+        self.feed = LiveFeed(
+            settings.max_streams,
+            settings.stream_queue,
+            on_count=lambda count: door.metrics.gauge("browsers", count),
+        )
         self.sessions = Sessions(
             settings.web_password.get_secret_value(), settings.session_ttl_s, settings.max_sessions
         )

@@ -32,6 +32,7 @@ from services.web.login import (
     CSRF_HEADER,
     SESSION_COOKIE,
     Sessions,
+    TooManyAttempts,
     csrf_ok,
     new_token,
 )
@@ -210,7 +211,10 @@ def build_app(backend: PageBackend) -> Starlette:
         if isinstance(body, Response):
             return body
         password = body.get("password")
-        token = backend.sessions.log_in(password if isinstance(password, str) else "")
+        try:
+            token = backend.sessions.log_in(password if isinstance(password, str) else "")
+        except TooManyAttempts as error:
+            return _refused(429, str(error), "password")
         if token is None:
             why = "wrong password" if backend.sessions.enabled else "no operator password is set"
             return _refused(401, why, "password")

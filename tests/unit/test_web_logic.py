@@ -11,7 +11,8 @@ from PIL import Image
 from services.web import thumbnails
 from services.web.gateway_view import GatewayView
 from services.web.live_feed import LiveFeed, TooManyStreams
-from services.web.login import Sessions, csrf_ok
+from services.web.login import Sessions, TooManyAttempts, csrf_ok
+from services.web.settings import WebSettings
 from services.web.thumbnails import NotAnImage, thumbnail
 
 
@@ -45,6 +46,19 @@ def test_without_a_password_nobody_logs_in() -> None:
     sessions = Sessions("", ttl_s=60, max_sessions=4)
     assert not sessions.enabled
     assert sessions.log_in("", now=0) is None
+
+
+def test_wrong_passwords_in_a_row_make_logins_wait() -> None:
+    sessions = Sessions("pw", ttl_s=60, max_sessions=4, max_failures=3, failure_window_s=10)
+    for second in range(3):
+        assert sessions.log_in("guess", now=second) is None
+    with pytest.raises(TooManyAttempts):
+        sessions.log_in("pw", now=5)
+    assert sessions.log_in("pw", now=10.5) is not None  # the first failure is 10 s old
+
+
+def test_the_page_listens_on_localhost_unless_told_otherwise() -> None:
+    assert WebSettings().web_host == "127.0.0.1"
 
 
 def test_csrf_needs_the_same_token_in_cookie_and_header() -> None:
@@ -114,7 +128,8 @@ def test_a_stage_part_is_set_and_cleared() -> None:
 
 
 async def test_a_browser_that_falls_behind_is_dropped_not_waited_for() -> None:
-    feed = LiveFeed(max_followers=2, queue_size=2)
+    counts: list[int] = []
+    feed = LiveFeed(max_followers=2, queue_size=2, on_count=counts.append)
     slow, fast = feed.follow(), feed.follow()
     with pytest.raises(TooManyStreams):
         feed.follow()
@@ -126,7 +141,8 @@ async def test_a_browser_that_falls_behind_is_dropped_not_waited_for() -> None:
     assert slow.dropped.is_set() and not fast.dropped.is_set()
     assert fast.queue.get_nowait() == ("event", {"n": 2})
     assert len(feed) == 1
-    feed.follow()  # the dropped one's place is free again
+    feed.follow()
+    assert counts == [1, 2, 1, 2]  # the dropped one's place is free again
 
 
 def _jpeg(width: int, height: int, fmt: str = "JPEG") -> bytes:
