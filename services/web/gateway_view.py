@@ -47,6 +47,12 @@ class GatewayView:
     levels: dict[str, Json] = field(default_factory=dict)
     knobs: dict[str, Json] = field(default_factory=dict)
     plan: Json | None = None
+    broker_connected: bool = False
+
+    def broker_link(self, connected: bool) -> Update:
+        """Whether the stage hears the broker: without it, the page is stale."""
+        self.broker_connected = connected
+        return "link", {"connected": connected}
 
     # -- stages ---------------------------------------------------------------
 
@@ -154,4 +160,5 @@ class GatewayView:
             "levels": self.levels,
             "knobs": self.knobs,
             "plan": self.plan,
+            "broker_connected": self.broker_connected,
         }

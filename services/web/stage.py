@@ -56,6 +56,7 @@ from services.web.thumbnails import NotAnImage, thumbnail
 from services.web.web_app import Busy, NoAnswer, build_app
 
 log = logging.getLogger(__name__)
+BROKER_CHECK_S = 0.5
 MAX_PENDING = 16  # config changes and dry runs awaiting an answer at once
 
 
@@ -217,6 +218,17 @@ class WebStage:
             )
             return await self._answer(answer, stage)
 
+    async def watch_broker(self, stop: asyncio.Event) -> None:
+        """Tell the browsers when the stage loses or regains the broker."""
+        said: bool | None = None
+        while not stop.is_set():
+            connected = self._door.connected.is_set()
+            if connected != said:
+                self.feed.send(self.view.broker_link(connected))
+                said = connected
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), BROKER_CHECK_S)
+
     # -- the HTTP server --------------------------------------------------------
 
     async def serve_http(self, stop: asyncio.Event) -> None:
@@ -265,4 +277,4 @@ def _listen(host: str, port: int) -> socket.socket:
 async def run(settings: WebSettings, stop: asyncio.Event | None = None) -> None:
     door = MqttDoor(settings, WEB)
     stage = WebStage(door, settings)
-    await serve(door, [stage.serve_http], stop=stop)
+    await serve(door, [stage.serve_http, stage.watch_broker], stop=stop)

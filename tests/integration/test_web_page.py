@@ -324,3 +324,19 @@ def test_changes_are_refused_without_a_login_or_without_the_csrf_token(
             other.cookies.set_cookie(cookie)
     status, _ = other.post("/api/config/gas-average", change, None)
     assert status == 403
+
+
+def test_the_page_says_when_the_web_stage_has_lost_the_broker(
+    gateway: WebGateway, browser: webdriver.Chrome, broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    open_page(browser, gateway.url + "/")
+    warning = "return document.getElementById('broker').hidden"
+    assert browser.execute_script(warning) is True
+    broker.stop()
+    try:
+        WebDriverWait(browser, 10).until(lambda d: d.execute_script(warning) is False)
+        assert "lost the broker" in _text(browser, "#broker")
+        _shot(browser, tmp_path, "broker-lost")
+    finally:
+        broker.start()
+    WebDriverWait(browser, 20).until(lambda d: d.execute_script(warning) is True)

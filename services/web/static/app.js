@@ -102,6 +102,7 @@ const apply = {
   levels(d) { if (d.value) S.levels[d.analytic] = d.value; else delete S.levels[d.analytic]; },
   knobs(d) { if (d.value) S.knobs[d.analytic] = d.value; else delete S.knobs[d.analytic]; },
   plan(d) { S.plan = d.plan; },
+  link(d) { S.broker_connected = d.connected; },
 };
 
 // What each page shows: other updates are kept but do not redraw it.
@@ -130,7 +131,7 @@ function connect() {
     source.addEventListener(kind, (message) => {
       apply[kind](JSON.parse(message.data));
       if (kind === "alert" && PAGE === "alerts") draw();  // on screen at once
-      else if (kind === "state" || SHOWS[PAGE].includes(kind)) redraw();
+      else if (kind === "state" || kind === "link" || SHOWS[PAGE].includes(kind)) redraw();
     });
   }
   source.addEventListener("open", () => { live.textContent = "live"; live.className = "badge ok"; });
@@ -142,6 +143,9 @@ function connect() {
 function drawAuth() {
   const auth = S.auth || {};
   document.getElementById("gateway").textContent = S.gateway ? `gateway ${S.gateway}` : "";
+  const broker = document.getElementById("broker");
+  broker.hidden = S.broker_connected !== false;
+  broker.textContent = "the gateway's web stage has lost the broker: what you see may be stale";
   document.getElementById("login").hidden = !auth.login_enabled || auth.logged_in;
   document.getElementById("session").hidden = !auth.logged_in;
   document.getElementById("readonly").hidden = Boolean(auth.logged_in);
