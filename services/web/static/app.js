@@ -196,6 +196,7 @@ function drawOverview(content) {
       ],
     };
   });
+  const unseen = S.stage_names.filter((n) => !S.stages[n]);
   const u = S.uplink_usage;
   const cards = el("div", { class: "cards" },
     el("div", { class: "card", id: "uplink-card" }, "uplink ", el("br"),
@@ -209,6 +210,7 @@ function drawOverview(content) {
     el("h2", {}, "Stages"),
     rows.length ? table(["stage", "status", "health", "uptime", "reconnects", "config gen.", "received", "published", "dead letters", "last health"], rows, [3, 4, 5, 6, 7, 8])
       : el("p", { class: "note" }, "no stage has reported yet"),
+    unseen.length ? el("p", { class: "note", id: "unseen" }, `not seen on this gateway: ${unseen.join(", ")}`) : null,
     el("h2", {}, "Uplink"),
     cards,
     el("h2", {}, "Uplink use vs budget, last hour"),
