@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS := video,audio,telemetry,deploy,ops,dev
+EXTRAS := video,audio,telemetry,deploy,ops,web,dev
 SOURCES := schemas services profiling broker tests tools
 
 .PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine

@@ -23,7 +23,7 @@ WORKDIR /opt/edgegw
 # Dependencies first, in their own layer: code changes do not re-download them.
 COPY pyproject.toml README.md ./
 RUN mkdir -p schemas services broker && touch schemas/__init__.py services/__init__.py broker/__init__.py \
- && pip install -q '.[video,audio,telemetry,deploy,ops]' && pip uninstall -q -y edgegw
+ && pip install -q '.[video,audio,telemetry,deploy,ops,web]' && pip uninstall -q -y edgegw
 COPY schemas schemas
 COPY services services
 COPY broker broker

@@ -38,6 +38,9 @@ TELEMETRY_RECORDER: Final = "telemetry-recorder"
 DEPLOYER: Final = "deployer"
 HA_DISCOVERY: Final = "ha-discovery"
 METRICS_EXPORTER: Final = "metrics-exporter"
+# The operator's web page (services/web): reads what an operator reads, and
+# publishes only config and dry-run plan requests on the operator's behalf.
+WEB: Final = "web"
 # The operator's CLI (`edgegw alerts|status|config`) and any dashboard.
 OPERATOR: Final = "operator"
 
@@ -55,6 +58,7 @@ STAGES: Final = (
     DEPLOYER,
     HA_DISCOVERY,
     METRICS_EXPORTER,
+    WEB,
 )
 USERS: Final = (*STAGES, OPERATOR)
 
@@ -107,7 +111,7 @@ EVENT = spec_of(
     models=EVENT_MODELS,
     qos=1,
     publishers=(GAS_AVERAGE, OBJECT_DETECTOR, AUDIO_CLASSIFIER),
-    subscribers=(ALERT_FORWARDER, TELEMETRY_RECORDER, OPERATOR),
+    subscribers=(ALERT_FORWARDER, TELEMETRY_RECORDER, OPERATOR, WEB),
     max_bytes=16 * KIB,
 )
 MOTION = spec_of(
@@ -135,7 +139,7 @@ SNAPSHOT = spec_of(
     qos=1,
     retained=True,
     publishers=(OBJECT_DETECTOR,),
-    subscribers=(OPERATOR, CLOUD_BRIDGE),
+    subscribers=(OPERATOR, CLOUD_BRIDGE, WEB),
     max_bytes=4 * MIB - 64 * KIB,  # room for topic and properties in the broker's 4 MiB packet
 )
 AUDIO_CHUNK = spec_of(
@@ -162,7 +166,7 @@ ALERT = spec_of(
     Alert,
     qos=1,
     publishers=(ALERT_FORWARDER,),
-    subscribers=(CLOUD_BRIDGE, TELEMETRY_RECORDER, OPERATOR, HA_DISCOVERY),
+    subscribers=(CLOUD_BRIDGE, TELEMETRY_RECORDER, OPERATOR, HA_DISCOVERY, WEB),
     max_bytes=32 * KIB,
 )
 SUMMARY = spec_of(
@@ -180,7 +184,7 @@ QOS_LEVELS = spec_of(
     qos=1,
     retained=True,
     publishers=(*ANALYTIC_STAGES, CLOUD_BRIDGE),
-    subscribers=(BANDWIDTH_ALLOCATOR, OPERATOR, HA_DISCOVERY),
+    subscribers=(BANDWIDTH_ALLOCATOR, OPERATOR, HA_DISCOVERY, WEB),
 )
 QOS_KNOB = spec_of(
     "qos_knob",
@@ -189,7 +193,7 @@ QOS_KNOB = spec_of(
     qos=1,
     retained=True,
     publishers=(BANDWIDTH_ALLOCATOR,),
-    subscribers=(*ANALYTIC_STAGES, CLOUD_BRIDGE, OPERATOR),
+    subscribers=(*ANALYTIC_STAGES, CLOUD_BRIDGE, OPERATOR, WEB),
     max_bytes=8 * KIB,
 )
 TAKEN = spec_of(
@@ -207,14 +211,14 @@ QOS_PLAN = spec_of(
     qos=1,
     retained=True,
     publishers=(BANDWIDTH_ALLOCATOR,),
-    subscribers=(OPERATOR, CLOUD_BRIDGE, TELEMETRY_RECORDER),
+    subscribers=(OPERATOR, CLOUD_BRIDGE, TELEMETRY_RECORDER, WEB),
 )
 PLAN_REQUEST = spec_of(
     "plan_request",
     "allocator/request",
     PlanRequest,
     qos=1,
-    publishers=(OPERATOR,),
+    publishers=(OPERATOR, WEB),
     subscribers=(BANDWIDTH_ALLOCATOR,),
     max_bytes=4 * KIB,
 )
@@ -224,7 +228,7 @@ PLAN_RESPONSE = spec_of(
     QosPlan,
     qos=1,
     publishers=(BANDWIDTH_ALLOCATOR,),
-    subscribers=(OPERATOR,),
+    subscribers=(OPERATOR, WEB),
 )
 UPLINK_USAGE = spec_of(
     "uplink_usage",
@@ -233,7 +237,7 @@ UPLINK_USAGE = spec_of(
     qos=1,
     retained=True,
     publishers=(CLOUD_BRIDGE,),
-    subscribers=(BANDWIDTH_ALLOCATOR, TELEMETRY_RECORDER, OPERATOR),
+    subscribers=(BANDWIDTH_ALLOCATOR, TELEMETRY_RECORDER, OPERATOR, WEB),
 )
 CONFIG = spec_of(
     "config",
@@ -241,8 +245,8 @@ CONFIG = spec_of(
     TEXT,  # a JSON object validated by the stage's own runtime-config model
     qos=1,
     retained=True,
-    publishers=(OPERATOR, CLOUD_BRIDGE, HA_DISCOVERY),
-    subscribers=(SELF, OPERATOR, CLOUD_BRIDGE, HA_DISCOVERY),
+    publishers=(OPERATOR, CLOUD_BRIDGE, HA_DISCOVERY, WEB),
+    subscribers=(SELF, OPERATOR, CLOUD_BRIDGE, HA_DISCOVERY, WEB),
     max_bytes=64 * KIB,
 )
 CONFIG_STATE = spec_of(
@@ -252,7 +256,7 @@ CONFIG_STATE = spec_of(
     qos=1,
     retained=True,
     publishers=(SELF,),
-    subscribers=(OPERATOR, CLOUD_BRIDGE, HA_DISCOVERY),
+    subscribers=(OPERATOR, CLOUD_BRIDGE, HA_DISCOVERY, WEB),
 )
 STATUS = spec_of(
     "status",
@@ -263,7 +267,7 @@ STATUS = spec_of(
     publishers=(SELF,),
     # SELF: replicas of a stage share this topic; each one watches it to say
     # `online` again when another replica's will or stop says `offline`.
-    subscribers=(SELF, OPERATOR, CLOUD_BRIDGE, BANDWIDTH_ALLOCATOR, HA_DISCOVERY),
+    subscribers=(SELF, OPERATOR, CLOUD_BRIDGE, BANDWIDTH_ALLOCATOR, HA_DISCOVERY, WEB),
     max_bytes=64,
 )
 HEALTH = spec_of(
@@ -273,7 +277,7 @@ HEALTH = spec_of(
     qos=0,
     retained=True,
     publishers=(SELF,),
-    subscribers=(OPERATOR, TELEMETRY_RECORDER, METRICS_EXPORTER),
+    subscribers=(OPERATOR, TELEMETRY_RECORDER, METRICS_EXPORTER, WEB),
 )
 METRICS = spec_of(
     "metrics",
@@ -281,7 +285,7 @@ METRICS = spec_of(
     Metrics,
     qos=0,
     publishers=(SELF,),
-    subscribers=(OPERATOR, TELEMETRY_RECORDER, METRICS_EXPORTER),
+    subscribers=(OPERATOR, TELEMETRY_RECORDER, METRICS_EXPORTER, WEB),
 )
 DEAD_LETTER = spec_of(
     "deadletter",

@@ -50,6 +50,7 @@ STAGES = (
     "bandwidth-allocator",
     "telemetry-recorder",
     "cloud-bridge",
+    "web",
 )
 PROJECT = "edgegw-check"
 CLOUD_HOST = "host.docker.internal"  # compose maps it to the host for cloud-bridge

@@ -67,7 +67,7 @@ def port_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def pick_port(wanted: int) -> int:
+def pick_port(wanted: int, user: str = "the demo broker") -> int:
     """`wanted` if free; else (or for 0) a free port."""
     if wanted and port_free(wanted):
         return wanted
@@ -75,7 +75,7 @@ def pick_port(wanted: int) -> int:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     if wanted:
-        print(f"port {wanted} is taken; the demo broker listens on {port}")
+        print(f"port {wanted} is taken; {user} listens on {port}")
     return port
 
 
@@ -199,6 +199,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    parser.add_argument("--web-port", type=int, default=8080, help="the operator's web page")
     args = parser.parse_args()
     STATE.mkdir(exist_ok=True)
     port = pick_port(args.port)
@@ -206,10 +207,13 @@ def main() -> None:
     passwords = (STATE / "broker" / "secrets.env").read_text().splitlines()
     secrets = dict(line.split("=", 1) for line in passwords if "=" in line)
     cloud = DemoCloud(STATE / "cloud", GATEWAY)
+    web_port = pick_port(args.web_port, "the web page")
     to_start = {
         **STAGES,
         "alert-forwarder": {},
         "cloud-bridge": {**cloud.start(), "EDGEGW_SPOOL_PATH": str(STATE / "spool.db")},
+        # The page's login is the broker's generated operator password.
+        "web": {"EDGEGW_WEB_PORT": str(web_port), "EDGEGW_WEB_PASSWORD": secrets[OPERATOR]},
     }
     stages = start_stages(port, secrets, to_start)
     settings = StageSettings(
@@ -223,6 +227,10 @@ def main() -> None:
         f"a second mosquitto plays the cloud ({cloud.address}); the bridge uploads to it over TLS"
     )
     print(f"try: EDGEGW_MQTT_PORT={port} .venv/bin/edgegw status --gateway {GATEWAY}")
+    print(
+        f"web page: http://127.0.0.1:{web_port}/ "
+        f"(log in with the operator password, `{OPERATOR}=` in {STATE / 'broker/secrets.env'})"
+    )
     interrupted = False
     try:
         asyncio.run(live_view(settings, args.duration))

@@ -14,6 +14,8 @@ wanted=(
   "arecord alsa-utils"
   "openssl openssl"
   "prometheus prometheus"
+  "chromium chromium"
+  "chromedriver chromium-driver"
 )
 
 missing=()

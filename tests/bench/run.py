@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "telemetry": ["tests.bench.telemetry_bench"],
     "detector": ["tests.bench.detector_bench"],
     "memory": ["tests.bench.memory_bench"],
+    "web": ["tests.bench.web_bench"],
 }
 
 
