@@ -59,7 +59,6 @@ model and seed):
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -67,7 +66,8 @@ from pathlib import Path
 
 import numpy as np
 
-from profiling.cli import profile_main
+from profiling.cli import profile_main, write_table
+from profiling.timeliness import timeliness
 from services.audio_capture.pcm import load_pcm16
 from services.audio_classifier.levels import PROFILE_PATH, AudioProfile, ProfiledAudioLevel
 from services.audio_classifier.settings import AudioClassifierConfig
@@ -264,9 +264,7 @@ def profile_audio(
         detected = sum(r.detected for r in runs)
         wanted = sum(r.reference for r in runs)
         delays = [d for r in runs for d in r.delays]
-        recall = detected / wanted if wanted else 1.0
-        delay = statistics.fmean(delays) if delays else 0.0
-        utility = recall * 0.5 ** (delay / LATENCY_HALF_LIFE_S)
+        recall, delay, utility = timeliness(detected, wanted, delays, LATENCY_HALF_LIFE_S)
         levels.append(
             ProfiledAudioLevel(
                 patch_stride=stride,
@@ -306,15 +304,13 @@ def profile_command(args: argparse.Namespace) -> int:
     began = time.monotonic()
     classifier = YamnetClassifier.load(args.model_dir, args.threads)
     profile = profile_audio(classifier, sounds, args.rounds, args.seed)
-    args.out.write_text(profile.model_dump_json(indent=2) + "\n")
-    print(f"{profile.reference_events} reference events in {profile.program_seconds:g} s")
-    for level in profile.levels:
-        print(
-            f"stride {level.patch_stride}: utility {level.utility:.3f} recall {level.recall:.3f}"
-            f" delay {level.mean_delay_s:.2f}s events/s {level.event_messages_per_s:.4f}"
-        )
-    print(f"wrote {args.out} in {time.monotonic() - began:.1f} s")
-    return 0
+    summary = [f"{profile.reference_events} reference events in {profile.program_seconds:g} s"]
+    summary += [
+        f"stride {level.patch_stride}: utility {level.utility:.3f} recall {level.recall:.3f}"
+        f" delay {level.mean_delay_s:.2f}s events/s {level.event_messages_per_s:.4f}"
+        for level in profile.levels
+    ]
+    return write_table(args.out, profile, summary, f" in {time.monotonic() - began:.1f} s")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from pydantic import BaseModel
 
 
 def profile_main(
@@ -18,6 +21,16 @@ def profile_main(
     parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0] if doc else None)
     add_arguments(parser)
     raise SystemExit(command(parser.parse_args(argv)))
+
+
+def write_table(out: Path, table: BaseModel, summary: Iterable[str], took: str = "") -> int:
+    """The end of every `profile_command`: `table` as JSON in `out`, `summary`
+    printed a line each, then where it went (and `took`); exit status 0."""
+    out.write_text(table.model_dump_json(indent=2) + "\n")
+    for line in summary:
+        print(line)
+    print(f"wrote {out}{took}")
+    return 0
 
 
 def profile_target(target: str, argv: list[str]) -> None:

@@ -25,14 +25,14 @@ Regenerate the table gas-replay publishes (deterministic for given seeds):
 from __future__ import annotations
 
 import argparse
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from profiling.cli import profile_main
+from profiling.cli import profile_main, write_table
+from profiling.timeliness import timeliness
 from schemas.gas import Gas, GasReading
 from services.gas_average.series import SeriesBook
 from services.gas_average.settings import DEFAULT_THRESHOLDS, GasAverageConfig
@@ -136,10 +136,11 @@ def profile_gas(
             )
     levels = []
     for period, total in totals.items():
-        recall = total.detected / total.reference_episodes if total.reference_episodes else 1.0
-        delay = statistics.fmean(total.delays) if total.delays else 0.0
+        recall, delay, timely = timeliness(
+            total.detected, total.reference_episodes, total.delays, LATENCY_HALF_LIFE_S
+        )
         error = total.abs_error_sum / total.samples / threshold
-        utility = recall * 0.5 ** (delay / LATENCY_HALF_LIFE_S) * max(0.0, 1.0 - error)
+        utility = timely * max(0.0, 1.0 - error)
         levels.append(
             ProfiledLevel(
                 period_s=period,
@@ -179,12 +180,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def profile_command(args: argparse.Namespace) -> int:
     """What `edgegw profile gas` runs: write the table, print a summary."""
     profile = build_profile(args.gases, args.seeds, args.hours, args.leaks_per_hour)
-    args.out.write_text(profile.model_dump_json(indent=2) + "\n")
-    for gas, levels in profile.gases.items():
-        row = "  ".join(f"{lv.period_s:g}s:{lv.utility:.3f}" for lv in levels)
-        print(f"{gas:8} {row}")
-    print(f"wrote {args.out}")
-    return 0
+    summary = (
+        f"{gas:8} " + "  ".join(f"{lv.period_s:g}s:{lv.utility:.3f}" for lv in levels)
+        for gas, levels in profile.gases.items()
+    )
+    return write_table(args.out, profile, summary)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import cv2
 
-from profiling.cli import profile_main
+from profiling.cli import profile_main, write_table
 from profiling.video_detector import profile_detector
 from profiling.video_pipeline import (
     FrameDetections,
@@ -170,19 +170,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def profile_command(args: argparse.Namespace) -> int:
     """What `edgegw profile video` runs: write the table, print a summary."""
     profile = build_profile(args.video, args.start, args.frames, args.threads)
-    args.out.write_text(profile.model_dump_json(indent=2) + "\n")
-    for row in profile.camera:
-        print(
-            f"camera {row.fps:g}fps {row.width}w q{row.jpeg_quality}: utility {row.utility:.3f} "
-            f"(recall {row.event_recall:.2f} x iou {row.mean_iou:.2f}) {row.cost_kbps:g} kbit/s"
-        )
-    for d in profile.detector:
-        print(
-            f"detector {d.result_rate:g}/s snapshots={d.snapshots}: utility {d.utility:.3f} "
-            f"{d.cost_kbps:g} kbit/s"
-        )
-    print(f"wrote {args.out} in {profile.profile_seconds} s")
-    return 0
+    cameras = (
+        f"camera {row.fps:g}fps {row.width}w q{row.jpeg_quality}: utility {row.utility:.3f} "
+        f"(recall {row.event_recall:.2f} x iou {row.mean_iou:.2f}) {row.cost_kbps:g} kbit/s"
+        for row in profile.camera
+    )
+    detectors = (
+        f"detector {d.result_rate:g}/s snapshots={d.snapshots}: utility {d.utility:.3f} "
+        f"{d.cost_kbps:g} kbit/s"
+        for d in profile.detector
+    )
+    summary = [*cameras, *detectors]
+    return write_table(args.out, profile, summary, f" in {profile.profile_seconds} s")
 
 
 def main(argv: list[str] | None = None) -> None:

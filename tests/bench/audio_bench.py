@@ -20,7 +20,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,10 +30,8 @@ from services.audio_capture.pcm import load_pcm16
 from services.audio_classifier.frontend import SAMPLE_RATE_HZ
 from services.audio_classifier.yamnet import MODEL_FILE, YamnetClassifier, quantize
 from services.media.pcm_chunk import pcm16_to_float
+from tests.harness.assets import AUDIO_DIR, YAMNET_DIR
 
-REPO = Path(__file__).resolve().parents[2]
-MODEL_DIR = REPO / ".cache" / "models" / "yamnet"
-AUDIO_DIR = REPO / ".cache" / "media" / "audio"
 REPEATS = 5
 # The sounds are ~18 s together; three passes make each timing long enough
 # (~0.3 s of CPU) to rise above the scheduler's noise on a shared machine.
@@ -56,19 +53,19 @@ def _raw_session() -> Any:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     return onnxruntime.InferenceSession(
-        str(MODEL_DIR / MODEL_FILE), sess_options=options, providers=["CPUExecutionProvider"]
+        str(YAMNET_DIR / MODEL_FILE), sess_options=options, providers=["CPUExecutionProvider"]
     )
 
 
 def run() -> dict[str, Any]:
     sounds = sorted(AUDIO_DIR.glob("*.wav"))
-    if not (MODEL_DIR / MODEL_FILE).is_file() or not sounds:
+    if not (YAMNET_DIR / MODEL_FILE).is_file() or not sounds:
         raise SystemExit("audio assets missing: run `make assets` (tools/fetch_audio_assets.sh)")
     one_pass = np.concatenate([pcm16_to_float(load_pcm16(path)) for path in sounds])
     waveform = np.tile(one_pass, PASSES)
     audio_seconds = len(waveform) / SAMPLE_RATE_HZ
 
-    classifier = YamnetClassifier.load(MODEL_DIR, threads=1)
+    classifier = YamnetClassifier.load(YAMNET_DIR, threads=1)
     patches = classifier.front_end.patches(waveform)
     classifier.classify(waveform)  # warm-up: first runs allocate
 

@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from schemas.topic_spec import publish_bytes
+from tests.harness.assets import AUDIO_DIR, VIDEO
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import Probe, Seen
 from tests.harness.stage_process import REPO, StageProcess
@@ -37,8 +38,7 @@ from tests.integration.cloud.cloud_probe import CloudProbe
 
 GATEWAY = "bench"
 ROOT = f"edgegw/{GATEWAY}"
-VIDEO = REPO / ".cache" / "media" / "vtest.avi"
-ALARM_SOUND = REPO / ".cache" / "media" / "audio" / "alarm-clock-elapsed.wav"
+ALARM_SOUND = AUDIO_DIR / "alarm-clock-elapsed.wav"
 HAS_VIDEO = (REPO / "services" / "camera_capture" / "stage.py").exists() and VIDEO.exists()
 HAS_AUDIO = (REPO / "services" / "audio_capture" / "stage.py").exists() and ALARM_SOUND.exists()
 PLACES = {"kitchen": "kitchen", "cam1": "kitchen", "mic1": "kitchen"}

@@ -72,7 +72,73 @@ class ConnectRefused(Exception):
     pass
 
 
-class Probe:
+class PahoCollector:
+    """The plumbing every test client shares: a plain paho MQTT 5 client that
+    collects what it receives. A refused CONNECT sets `refused`; a subclass
+    that `_waits_through_refusals` keeps waiting (paho retries) instead."""
+
+    _label = ""
+    _waits_through_refusals = False
+
+    def __init__(self, client_id: str) -> None:
+        self.messages: list[Seen] = []
+        self.refused: str | None = None
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+
+    def _connect(self, host: str, port: int, timeout_s: float, **options: Any) -> bool:
+        """Connect and start paho's loop; whether CONNACK came within `timeout_s`."""
+        self._client.connect(host, port, keepalive=30, **options)
+        self._client.loop_start()
+        return self._connected.wait(timeout_s)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            self.refused = str(reason_code)
+            if self._waits_through_refusals:
+                return
+        else:
+            self._on_accepted(client)
+        self._connected.set()
+
+    def _on_accepted(self, client: mqtt.Client) -> None:
+        """Called on every accepted CONNECT (a subclass subscribes again here)."""
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        pairs = getattr(message.properties, "UserProperty", None) or []
+        seen = Seen(
+            message.topic, bytes(message.payload), bool(message.retain), time.time(), dict(pairs)
+        )
+        with self._lock:
+            self.messages.append(seen)
+
+    def received(self, where: Callable[[Seen], bool] = lambda _: True) -> list[Seen]:
+        with self._lock:
+            return [m for m in self.messages if where(m)]
+
+    def wait_for(
+        self, where: Callable[[Seen], bool], count: int = 1, timeout_s: float = 10.0
+    ) -> list[Seen]:
+        return wait_until(self.received, where, count, timeout_s, label=self._label)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+class Probe(PahoCollector):
     def __init__(
         self,
         broker: MosquittoBroker,
@@ -88,43 +154,19 @@ class Probe:
             user = broker.identity(user)
         if client_id is None:
             client_id = user if user is not None and user != "operator" else None
+        super().__init__(client_id or f"probe-{uuid.uuid4().hex[:8]}")
         self.username = user
-        self.messages: list[Seen] = []
         self.publish_codes: dict[int, int] = {}
-        self._lock = threading.Lock()
-        self._connected = threading.Event()
-        self._refused: str | None = None
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"probe-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv5,
-        )
         if user is not None:  # None: an anonymous client
             self._client.username_pw_set(
                 user, password if password is not None else broker.passwords.get(user, "")
             )
         self._client.on_publish = self._on_publish
-        self._client.on_connect = self._on_connect
-        self._client.on_message = self._on_message
-        self._client.connect(broker.host, broker.port, keepalive=30)
-        self._client.loop_start()
-        if not self._connected.wait(10) and self._refused is None:
+        if not self._connect(broker.host, broker.port, 10) and self.refused is None:
             raise TimeoutError("probe did not connect")
-        if self._refused is not None:
+        if self.refused is not None:
             self.close()
-            raise ConnectRefused(self._refused)
-
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.ConnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason_code.is_failure:
-            self._refused = str(reason_code)
-        self._connected.set()
+            raise ConnectRefused(self.refused)
 
     def _on_publish(
         self,
@@ -135,14 +177,6 @@ class Probe:
         properties: Properties,
     ) -> None:
         self.publish_codes[mid] = reason_code.value
-
-    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        pairs = getattr(message.properties, "UserProperty", None) or []
-        seen = Seen(
-            message.topic, bytes(message.payload), bool(message.retain), time.time(), dict(pairs)
-        )
-        with self._lock:
-            self.messages.append(seen)
 
     def subscribe(self, topic: str, qos: int = 1) -> None:
         done = threading.Event()
@@ -189,25 +223,12 @@ class Probe:
             time.sleep(0.005)
         return self.publish_codes.get(info.mid)
 
-    def received(self, where: Callable[[Seen], bool] = lambda _: True) -> list[Seen]:
-        with self._lock:
-            return [m for m in self.messages if where(m)]
-
-    def wait_for(
-        self, where: Callable[[Seen], bool], count: int = 1, timeout_s: float = 10.0
-    ) -> list[Seen]:
-        return wait_until(self.received, where, count, timeout_s)
-
     def clear(self) -> None:
         with self._lock:
             self.messages.clear()
 
     def connected(self) -> bool:
         return bool(self._client.is_connected())
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
 
 
 class _Closable(Protocol):

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
-import pytest
-
+from tests.harness.assets import AUDIO_DIR, require
 from tests.harness.probe import Probe
 
 # The AudioSet families the unit tests established on these very sounds.
 from tests.unit.test_audio_classifier import ALARM_FAMILY, BELL_FAMILY, TELEPHONE_FAMILY
 
-REPO = Path(__file__).resolve().parents[2]
-AUDIO_DIR = REPO / ".cache" / "media" / "audio"
-
-__all__ = ["ALARM_FAMILY", "AUDIO_DIR", "BELL_FAMILY", "TELEPHONE_FAMILY"]
-
-
-def require(path: Path) -> Path:
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: run `make assets` (tools/fetch_audio_assets.sh)")
-    return path
+__all__ = ["ALARM_FAMILY", "AUDIO_DIR", "BELL_FAMILY", "TELEPHONE_FAMILY", "require"]
 
 
 def chunk_properties(seq: int, chunk_s: float = 0.5) -> dict[str, str]:

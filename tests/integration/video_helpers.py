@@ -12,10 +12,8 @@ import numpy as np
 import pytest
 
 from services.media.jpeg_frame import encode_jpeg, resize_to_fit
+from tests.harness.assets import VIDEO
 from tests.harness.probe import Probe, Seen
-
-REPO = Path(__file__).resolve().parents[2]
-VIDEO = REPO / ".cache" / "media" / "vtest.avi"
 
 
 def vtest_jpegs(count: int, max_width: int, quality: int = 70) -> list[tuple[bytes, int, int]]:

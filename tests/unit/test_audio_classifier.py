@@ -18,8 +18,6 @@ thresholds below sit between those steps.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -34,10 +32,7 @@ from services.audio_classifier.sound_events import (
 )
 from services.audio_classifier.yamnet import PatchScores, YamnetClassifier, dequantize, quantize
 from services.media.pcm_chunk import pcm16_to_float
-
-REPO = Path(__file__).resolve().parents[2]
-MODEL_DIR = REPO / ".cache" / "models" / "yamnet"
-AUDIO_DIR = REPO / ".cache" / "media" / "audio"
+from tests.harness.assets import AUDIO_DIR, load_yamnet, require
 
 # Families of AudioSet display names (exactly as in yamnet_class_map.csv).
 TELEPHONE_FAMILY = frozenset(
@@ -71,22 +66,13 @@ BELL_FAMILY = frozenset(
 )
 
 
-def _require(path: Path) -> Path:
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: run `make assets` (tools/fetch_audio_assets.sh)")
-    return path
-
-
 @pytest.fixture(scope="module")
 def classifier() -> YamnetClassifier:
-    _require(MODEL_DIR / "model.onnx")
-    _require(MODEL_DIR / "model.data")
-    _require(MODEL_DIR / "yamnet_class_map.csv")
-    return YamnetClassifier.load(MODEL_DIR, threads=1)
+    return load_yamnet()
 
 
 def _sound(name: str) -> npt.NDArray[np.float32]:
-    return pcm16_to_float(load_pcm16(_require(AUDIO_DIR / name)))
+    return pcm16_to_float(load_pcm16(require(AUDIO_DIR / name)))
 
 
 def _family_score(patch: PatchScores, family: frozenset[str], names: tuple[str, ...]) -> float:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,12 +15,8 @@ from profiling.audio import (
 )
 from services.audio_classifier.frontend import PATCH_HOP_SECONDS
 from services.audio_classifier.levels import load_profile
-from services.audio_classifier.yamnet import YamnetClassifier
 from services.media.pcm_chunk import SAMPLE_RATE_HZ, Pcm16, float_to_pcm16, pcm16_to_float
-
-REPO = Path(__file__).resolve().parents[2]
-MODEL_DIR = REPO / ".cache" / "models" / "yamnet"
-AUDIO_DIR = REPO / ".cache" / "media" / "audio"
+from tests.harness.assets import AUDIO_DIR, load_yamnet, require
 
 
 def _tone(seconds: float, dbfs: float) -> Pcm16:
@@ -104,10 +98,8 @@ def test_the_committed_table_rests_on_many_reference_events() -> None:
 
 
 def test_the_profile_on_real_sounds_is_deterministic() -> None:
-    for path in (MODEL_DIR / "model.onnx", AUDIO_DIR / FLOOR_SOUND):
-        if not path.is_file():
-            pytest.fail(f"{path} is missing: run `make assets` (tools/fetch_audio_assets.sh)")
-    classifier = YamnetClassifier.load(MODEL_DIR, threads=1)
+    require(AUDIO_DIR / FLOOR_SOUND)
+    classifier = load_yamnet()
     sounds = sorted(AUDIO_DIR.glob("*.wav"))
     profile = profile_audio(classifier, sounds, rounds=2, seed=0)
     assert profile.levels[0].utility == 1.0 and profile.levels[0].recall == 1.0

@@ -24,18 +24,14 @@ from services.audio_classifier.settings import (
 from services.audio_classifier.sound_events import DEFAULT_CLASSES_OF_INTEREST
 from services.audio_classifier.yamnet import YamnetClassifier
 from services.media.pcm_chunk import BadChunkError
+from tests.harness.assets import AUDIO_DIR, load_yamnet
 
-REPO = Path(__file__).resolve().parents[2]
-MODEL_DIR = REPO / ".cache" / "models" / "yamnet"
-AUDIO_DIR = REPO / ".cache" / "media" / "audio"
 GOOD = {"seq": "3", "capture_ts": "1000.5", "sample_rate": "16000", "channels": "1"}
 
 
 @pytest.fixture(scope="module")
 def classifier() -> YamnetClassifier:
-    if not (MODEL_DIR / "model.onnx").is_file():
-        pytest.fail("YAMNet is missing: run `make assets` (tools/fetch_audio_assets.sh)")
-    return YamnetClassifier.load(MODEL_DIR, threads=1)
+    return load_yamnet()
 
 
 def _chunk(mic: str, seq: int, seconds: float = 0.5, ts: float = 0.0) -> Chunk:

@@ -18,15 +18,11 @@ from services.media.jpeg_frame import (
     fit_size,
     resize_to_fit,
 )
-
-MEDIA = Path(__file__).resolve().parents[2] / ".cache" / "media"
+from tests.harness.assets import MEDIA, require
 
 
 def asset(name: str) -> Path:
-    path = MEDIA / name
-    if not path.is_file():
-        pytest.fail(f"missing test asset {path}: run `make assets` (tools/fetch_video_assets.sh)")
-    return path
+    return require(MEDIA / name)
 
 
 def read_photo(name: str) -> npt.NDArray[np.uint8]:

@@ -8,17 +8,13 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
-from tests.harness.probe import Seen, new_properties, wait_until
+from tests.harness.probe import PahoCollector, new_properties
 from tests.harness.stage_process import StageProcess
 from tests.integration.cloud.cloud_broker import CLOUD_OPERATOR, CloudBroker
 
@@ -41,7 +37,10 @@ class StartBridge(Protocol):
     def __call__(self, **env: str) -> StageProcess: ...
 
 
-class CloudProbe:
+class CloudProbe(PahoCollector):
+    _label = "cloud: "
+    _waits_through_refusals = True  # paho retries until the cloud accepts
+
     def __init__(
         self,
         cloud: CloudBroker,
@@ -50,16 +49,8 @@ class CloudProbe:
         with_client_cert: bool = True,
         connect_timeout_s: float = 10.0,
     ) -> None:
-        self.messages: list[Seen] = []
-        self._lock = threading.Lock()
+        super().__init__(f"cloud-probe-{uuid.uuid4().hex[:8]}")
         self._topics: list[str] = []
-        self._connected = threading.Event()
-        self.refused: str | None = None
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"cloud-probe-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv5,
-        )
         self._client.username_pw_set(CLOUD_OPERATOR, cloud.passwords[CLOUD_OPERATOR])
         self._client.tls_set(
             ca_certs=str(ca or cloud.pki.ca),
@@ -68,37 +59,18 @@ class CloudProbe:
             cert_reqs=ssl.CERT_REQUIRED,
         )
         self._client.reconnect_delay_set(min_delay=1, max_delay=1)
-        self._client.on_connect = self._on_connect
-        self._client.on_message = self._on_message
         properties = new_properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = 3600
-        self._client.connect(
-            cloud.host, cloud.port, keepalive=30, clean_start=False, properties=properties
+        connected = self._connect(
+            cloud.host, cloud.port, connect_timeout_s, clean_start=False, properties=properties
         )
-        self._client.loop_start()
-        if not self._connected.wait(connect_timeout_s):
+        if not connected:
             self.close()
             raise ConnectionError("cloud probe did not connect")
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.ConnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason_code.is_failure:
-            self.refused = str(reason_code)
-            return
+    def _on_accepted(self, client: mqtt.Client) -> None:
         for topic in self._topics:
             client.subscribe(topic, 1)
-        self._connected.set()
-
-    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        seen = Seen(message.topic, bytes(message.payload), bool(message.retain), time.time(), {})
-        with self._lock:
-            self.messages.append(seen)
 
     def subscribe(self, topic: str) -> None:
         done = threading.Event()
@@ -121,16 +93,3 @@ class CloudProbe:
             info.wait_for_publish(max(0.0, deadline - time.monotonic()))
             if not info.is_published():
                 raise TimeoutError(f"burst not published within {timeout_s} s")
-
-    def received(self, where: Callable[[Seen], bool] = lambda _: True) -> list[Seen]:
-        with self._lock:
-            return [m for m in self.messages if where(m)]
-
-    def wait_for(
-        self, where: Callable[[Seen], bool], count: int = 1, timeout_s: float = 10.0
-    ) -> list[Seen]:
-        return wait_until(self.received, where, count, timeout_s, label="cloud: ")
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
