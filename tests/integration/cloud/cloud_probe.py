@@ -8,13 +8,14 @@ import ssl
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 
-from tests.harness.probe import PahoCollector, new_properties
+from tests.harness.probe import MakeProbe, PahoCollector, Probe, new_properties
 from tests.harness.stage_process import StageProcess
 from tests.integration.cloud.cloud_broker import CLOUD_OPERATOR, CloudBroker
 
@@ -93,3 +94,29 @@ class CloudProbe(PahoCollector):
             info.wait_for_publish(max(0.0, deadline - time.monotonic()))
             if not info.is_published():
                 raise TimeoutError(f"burst not published within {timeout_s} s")
+
+
+@dataclass(frozen=True)
+class CloudRig:
+    """The `rig` fixture: what a cloud-bridge test drives (the gateway's tree,
+    the cloud broker, probes at both ends, the bridge between them)."""
+
+    root: str
+    cloud: CloudBroker
+    probe: MakeProbe
+    bridge: StartBridge
+    cloud_probe: MakeCloudProbe
+
+    def at_cloud(self, *topics: str) -> CloudProbe:
+        """A cloud probe subscribed to these topics of the gateway's tree."""
+        watcher = self.cloud_probe()
+        for topic in topics:
+            watcher.subscribe(f"{self.root}/{topic}")
+        return watcher
+
+    def at_gateway(self, *topics: str) -> Probe:
+        """An operator on the gateway broker subscribed to these topics of its tree."""
+        local = self.probe("operator")
+        for topic in topics:
+            local.subscribe(f"{self.root}/{topic}")
+        return local

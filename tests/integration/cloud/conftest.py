@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.probe import each_closed
+from tests.harness.probe import MakeProbe, each_closed
 from tests.harness.small_disk import tmpfs
 from tests.harness.stage_process import StageProcess, StartStage
 from tests.integration.cloud.cloud_broker import CloudBroker, TestPki
-from tests.integration.cloud.cloud_probe import CloudProbe, MakeCloudProbe, StartBridge
+from tests.integration.cloud.cloud_probe import CloudProbe, CloudRig, MakeCloudProbe, StartBridge
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +56,17 @@ def bridge(stage: StartStage, cloud: CloudBroker, tmp_path: Path) -> StartBridge
         return stage("cloud-bridge", **{**defaults, **env})
 
     return start
+
+
+@pytest.fixture
+def rig(
+    root: str,
+    cloud: CloudBroker,
+    probe: MakeProbe,
+    bridge: StartBridge,
+    cloud_probe: MakeCloudProbe,
+) -> CloudRig:
+    return CloudRig(root, cloud, probe, bridge, cloud_probe)
 
 
 @pytest.fixture

@@ -15,11 +15,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.harness.probe import MakeProbe
 from tests.harness.stage_process import StartStage
 from tests.integration.allocator_helpers import CAMERA, knob_is, offer_both, set_config
 from tests.integration.cloud.cloud_helpers import cloud_kbps, fill_spool_with_summaries, on_topic
-from tests.integration.cloud.cloud_probe import CloudProbe, MakeCloudProbe, StartBridge
+from tests.integration.cloud.cloud_probe import CloudProbe, CloudRig
 
 ACCEPTANCE_S = 2.0
 WINDOW_S = 3.0
@@ -37,26 +36,22 @@ def _cloud_kbps(watcher: CloudProbe, root: str, change: float) -> float:
 
 def test_the_budget_sets_the_bridge_upload_rate_and_a_leaving_analytic_frees_budget(
     stage: StartStage,
-    probe: MakeProbe,
-    bridge: StartBridge,
-    cloud_probe: MakeCloudProbe,
-    root: str,
+    rig: CloudRig,
     tmp_path: Path,
 ) -> None:
+    root = rig.root
     spool_path = tmp_path / "backlog" / "spool.db"
     fill_spool_with_summaries(spool_path, root, BACKLOG, pad=PAD)
-    observer = probe("operator")
-    observer.subscribe(f"{root}/qos/#")
-    operator = probe("operator")
-    audio = probe("audio-capture")
+    observer = rig.at_gateway("qos/#")
+    operator = rig.probe("operator")
+    audio = rig.probe("audio-capture")
     stage("bandwidth-allocator", EDGEGW_DEBOUNCE_S="0.2", EDGEGW_BUDGET_KBPS=str(HIGH_KBPS))
-    offer_both(root, probe("camera-capture"), audio)
+    offer_both(root, rig.probe("camera-capture"), audio)
     observer.wait_for(knob_is(root, "uplink", f"{HIGH_KBPS:g}kbps"))
-    watcher = cloud_probe()
-    watcher.subscribe(f"{root}/#")
+    watcher = rig.at_cloud("#")
     # Its own start-up budget equals the knob's, so the first seconds do not
     # drain the backlog at the fixture's default 100 Mbit/s.
-    bridge(EDGEGW_SPOOL_PATH=str(spool_path), EDGEGW_BUDGET_KBPS=str(HIGH_KBPS))
+    rig.bridge(EDGEGW_SPOOL_PATH=str(spool_path), EDGEGW_BUDGET_KBPS=str(HIGH_KBPS))
     watcher.wait_for(on_topic(f"{root}/summary/"), count=20, timeout_s=20)
     high = _cloud_kbps(watcher, root, time.time() - ACCEPTANCE_S)
     assert 0.6 * HIGH_KBPS < high < 1.5 * HIGH_KBPS

@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.harness.probe import MakeProbe
 from tests.integration.cloud.cloud_helpers import (
     alert_bytes,
     fill_spool_with_summaries,
     ids_in_order,
     on_topic,
 )
-from tests.integration.cloud.cloud_probe import MakeCloudProbe, StartBridge
+from tests.integration.cloud.cloud_probe import CloudRig
 
 BACKLOG = 10_000
 LIVE_ALERTS = 100
@@ -25,18 +24,15 @@ PAST_BURST = BUDGET_KBPS * 1000 // 8 // 200
 
 
 def test_live_alert_reaches_the_cloud_within_2_s_while_a_10000_backlog_drains(
-    probe: MakeProbe,
-    bridge: StartBridge,
-    cloud_probe: MakeCloudProbe,
-    root: str,
+    rig: CloudRig,
     tmp_path: Path,
 ) -> None:
+    root = rig.root
     spool_path = tmp_path / "backlog" / "spool.db"
     backlog = fill_spool_with_summaries(spool_path, root, BACKLOG)
-    watcher = cloud_probe()
-    watcher.subscribe(f"{root}/#")
-    forwarder = probe("alert-forwarder")
-    bridge(EDGEGW_SPOOL_PATH=str(spool_path), EDGEGW_BUDGET_KBPS=str(BUDGET_KBPS))
+    watcher = rig.at_cloud("#")
+    forwarder = rig.probe("alert-forwarder")
+    rig.bridge(EDGEGW_SPOOL_PATH=str(spool_path), EDGEGW_BUDGET_KBPS=str(BUDGET_KBPS))
     watcher.wait_for(on_topic(f"{root}/summary/"), count=200, timeout_s=20)
     published_at: dict[str, float] = {}
     for number in range(LIVE_ALERTS):

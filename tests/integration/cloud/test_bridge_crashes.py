@@ -6,27 +6,22 @@ import random
 import threading
 import time
 
-from tests.harness.probe import MakeProbe
 from tests.integration.cloud.cloud_helpers import alert_bytes, ids_in_order, wait_for_ids
-from tests.integration.cloud.cloud_probe import MakeCloudProbe, StartBridge
+from tests.integration.cloud.cloud_probe import CloudRig
 
 KILLS = 20
 
 
 def test_no_alert_is_lost_when_the_bridge_is_killed_20_times(
-    probe: MakeProbe,
-    bridge: StartBridge,
-    cloud_probe: MakeCloudProbe,
-    root: str,
+    rig: CloudRig,
 ) -> None:
-    watcher = cloud_probe()
-    watcher.subscribe(f"{root}/alert/#")
-    forwarder = probe("alert-forwarder")
+    root = rig.root
+    watcher = rig.at_cloud("alert/#")
+    forwarder = rig.probe("alert-forwarder")
     # The first start registers the bridge's persistent session on the gateway
     # broker: from then on, alerts wait there while the bridge is dead.
-    first = bridge()
-    probe_local = probe("operator")
-    probe_local.subscribe(f"{root}/status/cloud-bridge")
+    first = rig.bridge()
+    probe_local = rig.at_gateway("status/cloud-bridge")
     probe_local.wait_for(lambda m: m.payload == b"online")
     sent: list[str] = []
     done = threading.Event()
@@ -49,7 +44,7 @@ def test_no_alert_is_lost_when_the_bridge_is_killed_20_times(
             time.sleep(rng.uniform(0.5, 1.4))  # import, connect, spool, drain: any of them
             process.kill()
             process.wait(10)
-            process = bridge()
+            process = rig.bridge()
     finally:
         done.set()
         publisher.join(10)

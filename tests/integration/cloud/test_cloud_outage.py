@@ -4,33 +4,26 @@ from __future__ import annotations
 
 import time
 
-from tests.harness.probe import MakeProbe
-from tests.integration.cloud.cloud_broker import CloudBroker
 from tests.integration.cloud.cloud_helpers import (
     alert_bytes,
     ids_in_order,
     on_topic,
     wait_for_ids,
 )
-from tests.integration.cloud.cloud_probe import MakeCloudProbe, StartBridge
+from tests.integration.cloud.cloud_probe import CloudRig
 
 BURST = 1000
 
 
 def test_burst_of_1000_alerts_across_a_cloud_outage_arrives_complete_once_and_in_order(
-    probe: MakeProbe,
-    bridge: StartBridge,
-    cloud: CloudBroker,
-    cloud_probe: MakeCloudProbe,
-    root: str,
+    rig: CloudRig,
 ) -> None:
-    watcher = cloud_probe()
-    watcher.subscribe(f"{root}/#")
-    local = probe("operator")
-    local.subscribe(f"{root}/uplink/usage")
-    bridge_process = bridge()
+    root, cloud = rig.root, rig.cloud
+    watcher = rig.at_cloud("#")
+    local = rig.at_gateway("uplink/usage")
+    bridge_process = rig.bridge()
     watcher.wait_for(lambda m: m.topic == f"{root}/status/cloud-bridge" and m.payload == b"online")
-    forwarder = probe("alert-forwarder")
+    forwarder = rig.probe("alert-forwarder")
     sent = []
     for number in range(BURST):
         if number == BURST // 4:

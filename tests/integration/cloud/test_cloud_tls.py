@@ -6,24 +6,17 @@ import time
 
 import pytest
 
-from tests.harness.probe import MakeProbe
 from tests.integration.cloud.cloud_broker import CloudBroker
-from tests.integration.cloud.cloud_probe import MakeCloudProbe, StartBridge
+from tests.integration.cloud.cloud_probe import CloudRig, MakeCloudProbe
 
 
 def test_unknown_server_ca_is_refused_and_the_right_ca_with_client_cert_connects(
-    probe: MakeProbe,
-    bridge: StartBridge,
-    cloud: CloudBroker,
-    cloud_probe: MakeCloudProbe,
-    root: str,
+    rig: CloudRig,
 ) -> None:
-    watcher = cloud_probe()
-    watcher.subscribe(f"{root}/status/cloud-bridge")
-    local = probe("operator")
-    local.subscribe(f"{root}/uplink/usage")
+    watcher = rig.at_cloud("status/cloud-bridge")
+    local = rig.at_gateway("uplink/usage")
 
-    distrustful = bridge(EDGEGW_CLOUD_MQTT_TLS_CA=str(cloud.pki.rogue_ca))
+    distrustful = rig.bridge(EDGEGW_CLOUD_MQTT_TLS_CA=str(rig.cloud.pki.rogue_ca))
     usage = local.wait_for(lambda m: True, timeout_s=10)[-1].json()
     time.sleep(2.0)  # several connection attempts at EDGEGW_CLOUD_RECONNECT_MAX_S=1
     assert usage["cloud_connected"] is False
@@ -32,7 +25,7 @@ def test_unknown_server_ca_is_refused_and_the_right_ca_with_client_cert_connects
     distrustful.terminate()
     assert distrustful.wait(10) == 0
 
-    trusting = bridge()
+    trusting = rig.bridge()
     watcher.wait_for(lambda m: m.payload == b"online", timeout_s=10)
     assert trusting.poll() is None
 

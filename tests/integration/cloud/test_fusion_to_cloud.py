@@ -12,26 +12,20 @@ from schemas.audio import SoundEvent
 from schemas.gas import GasEvent
 from schemas.qos import QosKnob, QosLevel
 from schemas.video import Box, ObjectEvent
-from tests.harness.probe import MakeProbe
 from tests.harness.stage_process import StartStage
-from tests.integration.cloud.cloud_probe import MakeCloudProbe, StartBridge
+from tests.integration.cloud.cloud_probe import CloudRig
 
 PLACES = {"kitchen-gas": "kitchen", "kitchen-mic": "kitchen", "kitchen-cam": "kitchen"}
 
 
 def test_gas_sound_and_person_in_one_place_make_one_incident_at_the_cloud(
-    probe: MakeProbe,
     stage: StartStage,
-    bridge: StartBridge,
-    cloud_probe: MakeCloudProbe,
-    root: str,
+    rig: CloudRig,
 ) -> None:
-    watcher = cloud_probe()
-    watcher.subscribe(f"{root}/alert/#")
-    watcher.subscribe(f"{root}/status/alert-forwarder/config")
-    local = probe("operator")
-    local.subscribe(f"{root}/uplink/usage")
-    bridge()
+    root = rig.root
+    watcher = rig.at_cloud("alert/#", "status/alert-forwarder/config")
+    local = rig.at_gateway("uplink/usage")
+    rig.bridge()
     forwarder = stage("alert-forwarder")
     config = {"fusion": {"places": PLACES, "window_s": 30, "linger_s": 1}}
     watcher.publish(f"{root}/config/alert-forwarder", orjson.dumps(config), retain=True)
@@ -55,9 +49,9 @@ def test_gas_sound_and_person_in_one_place_make_one_incident_at_the_cloud(
         camera="kitchen-cam", label="person", score=0.8, top_score=0.8,
         box=Box(x1=10, y1=10, x2=100, y2=200), frame_width=320, frame_height=240, start_ts=now,
     )  # fmt: skip
-    assert probe("gas-average").publish(f"{root}/event/kitchen-gas", gas.to_bytes()) == 0
-    assert probe("audio-classifier").publish(f"{root}/event/kitchen-mic", sound.to_bytes()) == 0
-    assert probe("object-detector").publish(f"{root}/event/kitchen-cam", person.to_bytes()) == 0
+    assert rig.probe("gas-average").publish(f"{root}/event/kitchen-gas", gas.to_bytes()) == 0
+    assert rig.probe("audio-classifier").publish(f"{root}/event/kitchen-mic", sound.to_bytes()) == 0
+    assert rig.probe("object-detector").publish(f"{root}/event/kitchen-cam", person.to_bytes()) == 0
 
     incident = watcher.wait_for(
         lambda m: m.topic == f"{root}/alert/kitchen" and len(m.json()["parts"]) == 3,
@@ -90,7 +84,7 @@ def test_gas_sound_and_person_in_one_place_make_one_incident_at_the_cloud(
         analytic="uplink",
         level=QosLevel(name="narrow", params={"kbps": 96}, cost_kbps=96, utility=1),
     )
-    allocator = probe("bandwidth-allocator")
+    allocator = rig.probe("bandwidth-allocator")
     assert allocator.publish(f"{root}/qos/uplink", knob.to_bytes(), retain=True) == 0
     local.wait_for(
         lambda m: m.json()["budget_kbps"] == 96 and m.json()["budget_source"] == "allocator",

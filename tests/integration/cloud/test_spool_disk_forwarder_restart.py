@@ -14,11 +14,10 @@ from pathlib import Path
 import orjson
 
 from schemas.gas import GasEvent
-from tests.harness.probe import Probe, Seen
+from tests.harness.probe import Seen
 from tests.harness.stage_process import StageProcess
-from tests.integration.cloud.cloud_broker import CloudBroker
 from tests.integration.cloud.cloud_helpers import ids_in_order, on_topic, wait_for_ids
-from tests.integration.cloud.cloud_probe import CloudProbe
+from tests.integration.cloud.cloud_probe import CloudRig
 
 EVENTS = 800  # ~0.6 MB of alerts: more than a spool on a 2 MiB disk takes
 
@@ -32,23 +31,16 @@ def _gas_event(number: int) -> GasEvent:
 
 
 def test_no_alert_lost_across_a_forwarder_restart_with_the_spool_disk_full(
-    probe: Callable[..., Probe],
     stage: Callable[..., StageProcess],
-    bridge: Callable[..., StageProcess],
-    cloud: CloudBroker,
-    cloud_probe: Callable[..., CloudProbe],
-    root: str,
+    rig: CloudRig,
     spool_disk: Path,
     tmp_path: Path,
 ) -> None:
-    watcher = cloud_probe()
-    watcher.subscribe(f"{root}/alert/#")
+    root, cloud = rig.root, rig.cloud
+    watcher = rig.at_cloud("alert/#")
     cloud.stop()
-    local = probe("operator")
-    local.subscribe(f"{root}/alert/#")
-    local.subscribe(f"{root}/deadletter/#")
-    local.subscribe(f"{root}/status/+")
-    bridge_process = bridge(EDGEGW_SPOOL_PATH=str(spool_disk / "spool.db"))
+    local = rig.at_gateway("alert/#", "deadletter/#", "status/+")
+    bridge_process = rig.bridge(EDGEGW_SPOOL_PATH=str(spool_disk / "spool.db"))
     forwarder_env = {
         "EDGEGW_CONFIRM_WITH_BRIDGE": "true",
         "EDGEGW_OUTBOX_PATH": str(tmp_path / "outbox" / "outbox.db"),
@@ -58,7 +50,7 @@ def test_no_alert_lost_across_a_forwarder_restart_with_the_spool_disk_full(
     forwarder = stage("alert-forwarder", **forwarder_env)
     for name in ("cloud-bridge", "alert-forwarder"):
         local.wait_for(_online(name))
-    gas = probe("gas-average")
+    gas = rig.probe("gas-average")
     for number in range(EVENTS):
         assert gas.publish(f"{root}/event/boiler", _gas_event(number).to_bytes()) == 0
         if number == EVENTS // 2:

@@ -8,37 +8,31 @@ disk is full (the alerts wait at the gateway broker), health and
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from tests.harness.probe import Probe
 from tests.harness.small_disk import fill_disk
-from tests.harness.stage_process import StageProcess
-from tests.integration.cloud.cloud_broker import CloudBroker
 from tests.integration.cloud.cloud_helpers import alert_bytes, wait_for_ids
-from tests.integration.cloud.cloud_probe import CloudProbe
+from tests.integration.cloud.cloud_probe import CloudRig
 
 ALERTS = 1600  # ~2.4 MB of alerts: more than the disk holds
 PAD = 1400
 
 
 def test_a_full_spool_disk_holds_alerts_upstream_and_loses_none(
-    probe: Callable[..., Probe],
-    bridge: Callable[..., StageProcess],
-    cloud: CloudBroker,
-    cloud_probe: Callable[..., CloudProbe],
-    root: str,
+    rig: CloudRig,
     spool_disk: Path,
 ) -> None:
-    watcher = cloud_probe()
-    watcher.subscribe(f"{root}/alert/#")
+    root, cloud = rig.root, rig.cloud
+    watcher = rig.at_cloud("alert/#")
     cloud.stop()
-    local = probe("operator")
-    for topic in ("uplink/usage", "status/cloud-bridge", "health/cloud-bridge", "deadletter/#"):
-        local.subscribe(f"{root}/{topic}")
-    process = bridge(EDGEGW_SPOOL_PATH=str(spool_disk / "spool.db"), EDGEGW_HEALTH_INTERVAL_S="0.5")
+    local = rig.at_gateway(
+        "uplink/usage", "status/cloud-bridge", "health/cloud-bridge", "deadletter/#"
+    )
+    process = rig.bridge(
+        EDGEGW_SPOOL_PATH=str(spool_disk / "spool.db"), EDGEGW_HEALTH_INTERVAL_S="0.5"
+    )
     local.wait_for(lambda m: m.topic.endswith("status/cloud-bridge") and m.payload == b"online")
-    forwarder = probe("alert-forwarder")
+    forwarder = rig.probe("alert-forwarder")
     alerts = []
     hog: Path | None = None
     for number in range(ALERTS):
@@ -68,22 +62,17 @@ def test_a_full_spool_disk_holds_alerts_upstream_and_loses_none(
 
 
 def test_a_full_spool_disk_with_the_cloud_up_never_stops_the_bridge(
-    probe: Callable[..., Probe],
-    bridge: Callable[..., StageProcess],
-    cloud_probe: Callable[..., CloudProbe],
-    root: str,
+    rig: CloudRig,
     spool_disk: Path,
 ) -> None:
     """Delivered messages cannot even be marked (a delete needs the disk too):
     on main the delivery-marking loop crashed the bridge (exit 1)."""
-    watcher = cloud_probe()
-    watcher.subscribe(f"{root}/alert/#")
-    local = probe("operator")
-    local.subscribe(f"{root}/deadletter/#")
-    local.subscribe(f"{root}/status/cloud-bridge")
-    process = bridge(EDGEGW_SPOOL_PATH=str(spool_disk / "spool.db"))
+    root = rig.root
+    watcher = rig.at_cloud("alert/#")
+    local = rig.at_gateway("deadletter/#", "status/cloud-bridge")
+    process = rig.bridge(EDGEGW_SPOOL_PATH=str(spool_disk / "spool.db"))
     local.wait_for(lambda m: m.topic.endswith("status/cloud-bridge") and m.payload == b"online")
-    forwarder = probe("alert-forwarder")
+    forwarder = rig.probe("alert-forwarder")
     alerts = []
     hog: Path | None = None
     for number in range(600):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from tests.harness.probe import MakeProbe
-from tests.integration.cloud.cloud_broker import CloudBroker
 from tests.integration.cloud.cloud_helpers import (
     alert_bytes,
     ids_in_order,
@@ -11,7 +9,7 @@ from tests.integration.cloud.cloud_helpers import (
     summary_bytes,
     wait_for_ids,
 )
-from tests.integration.cloud.cloud_probe import MakeCloudProbe, StartBridge
+from tests.integration.cloud.cloud_probe import CloudRig
 
 SPOOL_BYTES = 20_000
 SUMMARIES = 30
@@ -20,22 +18,16 @@ LATE_SUMMARIES = 5  # queued upstream behind the held alerts, then delivered
 
 
 def test_full_spool_evicts_oldest_summaries_keeps_every_alert_and_reports_losses(
-    probe: MakeProbe,
-    bridge: StartBridge,
-    cloud: CloudBroker,
-    cloud_probe: MakeCloudProbe,
-    root: str,
+    rig: CloudRig,
 ) -> None:
-    watcher = cloud_probe()
-    watcher.subscribe(f"{root}/#")
+    root, cloud = rig.root, rig.cloud
+    watcher = rig.at_cloud("#")
     cloud.stop()  # the link is down for the whole filling
-    local = probe("operator")
-    local.subscribe(f"{root}/uplink/usage")
-    local.subscribe(f"{root}/status/cloud-bridge")
-    bridge(EDGEGW_SPOOL_MAX_BYTES=str(SPOOL_BYTES))
+    local = rig.at_gateway("uplink/usage", "status/cloud-bridge")
+    rig.bridge(EDGEGW_SPOOL_MAX_BYTES=str(SPOOL_BYTES))
     local.wait_for(lambda m: m.topic.endswith("status/cloud-bridge") and m.payload == b"online")
-    analytic = probe("gas-average")
-    forwarder = probe("alert-forwarder")
+    analytic = rig.probe("gas-average")
+    forwarder = rig.probe("alert-forwarder")
     summaries, alerts, late = [], [], []
     for number in range(SUMMARIES):
         message_id, payload = summary_bytes(number, pad=300)
