@@ -4,36 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from schemas.service import Health, Metrics
+from schemas.service import Metrics
 from services.cli.tables import format_table
 from services.cli.top import TopBoard
 from services.common.stage_runner import resident_memory
+from tests.harness.reports import health_of, metrics_of
 
 KEY = ("gw1", "object-detector")
 
 
 def _metrics(ts: float, counters: dict[str, int], rss: float = 80.0) -> Metrics:
-    return Metrics(
-        source="object-detector",
-        stage="object-detector",
-        ts=ts,
-        interval_s=10,
-        counters=counters,
-        gauges={"rss_mb": rss},
-    )
+    return metrics_of("object-detector", counters, {"rss_mb": rss}, ts=ts)
 
 
 def test_rates_drops_and_memory_from_two_reports() -> None:
     board = TopBoard()
     board.observe_status(KEY, "online")
-    health = Health(
-        source="object-detector",
-        stage="object-detector",
-        state="ok",
-        uptime_s=5,
-        connected=True,
-        reconnects=1,
-    )
+    health = health_of("object-detector", uptime_s=5, reconnects=1)
     board.observe_health(KEY, health)
     board.observe_metrics(
         KEY, _metrics(100, {"received": 100, "published": 10, "frames_dropped": 4})

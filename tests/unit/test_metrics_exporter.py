@@ -7,9 +7,10 @@ import time
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from schemas.service import Health, Metrics
+from schemas.service import Metrics
 from services.metrics_exporter.settings import MetricsExporterSettings
 from services.metrics_exporter.stage_samples import StageSamples
+from tests.harness.reports import health_of, metrics_of
 
 
 def _text(samples: StageSamples) -> str:
@@ -19,9 +20,7 @@ def _text(samples: StageSamples) -> str:
 
 
 def _metrics(stage: str, counters: dict[str, int]) -> Metrics:
-    return Metrics(
-        source=stage, stage=stage, interval_s=1, counters=counters, gauges={"rss_mb": 41.5}
-    )
+    return metrics_of(stage, counters, {"rss_mb": 41.5}, interval_s=1)
 
 
 def test_counters_gauges_and_health_of_every_stage_in_the_text_format() -> None:
@@ -29,14 +28,7 @@ def test_counters_gauges_and_health_of_every_stage_in_the_text_format() -> None:
     now = time.monotonic()
     samples.observe_metrics("gas-average", _metrics("gas-average", {"readings": 7}), now=now)
     samples.observe_metrics("gas-replay", _metrics("gas-replay", {"published": 9}), now=now)
-    health = Health(
-        source="gas-average",
-        stage="gas-average",
-        state="degraded",
-        uptime_s=3,
-        connected=True,
-        reconnects=2,
-    )
+    health = health_of("gas-average", "degraded", uptime_s=3, reconnects=2)
     samples.observe_health("gas-average", health, now=now)
     text = _text(samples)
     assert 'edgegw_counter_total{counter="readings",gateway="gw1",stage="gas-average"} 7.0' in text

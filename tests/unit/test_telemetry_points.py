@@ -9,11 +9,11 @@ from influxdb_client.client.write.point import Point as ClientPoint
 
 from schemas.audio import AudioClasses, ClassScore, SoundEvent
 from schemas.gas import GasAverage, GasEvent, GasReading
-from schemas.service import Health, Metrics
 from schemas.video import Box, DetectedObject, Detections
 from services.telemetry_recorder.points import Point, points_for
 from services.telemetry_recorder.settings import TelemetryRecorderSettings
 from services.telemetry_recorder.writer import LineBuffer
+from tests.harness.reports import health_of, metrics_of
 
 # Printable text with the characters line protocol must escape.
 _text = st.text(
@@ -196,24 +196,16 @@ def test_events_carry_kind_label_type_and_their_source_tags() -> None:
 
 
 def test_metrics_and_health_are_tagged_by_stage_and_drop_non_finite_gauges() -> None:
-    metrics = Metrics(
-        source="gas-average",
-        stage="gas-average",
+    metrics = metrics_of(
+        "gas-average",
+        {"readings": 5, "odd name!": 1},
+        {"series": 3.0, "rate": float("nan")},
         interval_s=10,
-        counters={"readings": 5, "odd name!": 1},
-        gauges={"series": 3.0, "rate": float("nan")},
     )
     (point,) = points_for(metrics, "gw1")
     assert point.tags["stage"] == "gas-average"
     assert point.fields == {"interval_s": 10.0, "readings": 5, "odd_name_": 1, "series": 3.0}
-    health = Health(
-        source="gas-average",
-        stage="gas-average",
-        state="ok",
-        uptime_s=3,
-        connected=True,
-        reconnects=0,
-    )
+    health = health_of("gas-average", uptime_s=3, reconnects=0)
     (point,) = points_for(health, "gw1")
     assert point.fields["connected"] is True and point.tags["state"] == "ok"
 
