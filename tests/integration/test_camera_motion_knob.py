@@ -18,6 +18,7 @@ import orjson
 
 from tests.harness.probe import MakeProbe, Probe
 from tests.harness.stage_process import StartStage
+from tests.harness.videos import write_video
 from tests.integration.video_helpers import VIDEO
 
 ACCEPTANCE_S = 2.0
@@ -31,12 +32,7 @@ def still_video(path: Path) -> Path:
     ok, frame = capture.read()
     capture.release()
     assert ok, f"cannot read {VIDEO}"
-    height, width = frame.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (width, height))
-    for _ in range(30):
-        writer.write(np.ascontiguousarray(frame))
-    writer.release()
-    return path
+    return write_video(path, [np.ascontiguousarray(frame)] * 30)
 
 
 def knob(params: dict[str, object]) -> bytes:

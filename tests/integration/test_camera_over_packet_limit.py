@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from tests.harness.probe import MakeProbe
 from tests.harness.stage_process import StartStage
+from tests.harness.videos import write_video
 from tests.integration.video_helpers import wait_online
 
 BROKER_MAX_PACKET = 4 * 1024 * 1024
@@ -21,12 +21,9 @@ BROKER_MAX_PACKET = 4 * 1024 * 1024
 
 def noise_video(path: Path, frames: int = 3) -> Path:
     """A 3840x2160 video of random pixels (MJPG)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 2, (3840, 2160))
     rng = np.random.default_rng(7)
-    for _ in range(frames):
-        writer.write(rng.integers(0, 256, (2160, 3840, 3), dtype=np.uint8))
-    writer.release()
-    return path
+    noise = (rng.integers(0, 256, (2160, 3840, 3), dtype=np.uint8) for _ in range(frames))
+    return write_video(path, noise, fps=2)
 
 
 def test_a_4k_q100_camera_delivers_frames_lowered_to_fit(

@@ -7,7 +7,6 @@ comes back, and SIGTERM still ends the stage with 0 within twice its grace."""
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,8 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.harness.broker import free_port as closed_port
 from tests.harness.probe import MakeProbe, Probe, Seen
 from tests.harness.stage_process import StageProcess, StartStage
+from tests.harness.videos import write_video
 from tests.integration.video_helpers import wait_online
 
 GRACE_S = 1.0
@@ -33,17 +34,7 @@ QUICK = {
 
 def short_video(path: Path, frames: int = 10) -> Path:
     """One second of video at 10 fps."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (160, 120))
-    for index in range(frames):
-        writer.write(np.full((120, 160, 3), 20 * index, np.uint8))
-    writer.release()
-    return path
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return write_video(path, (np.full((120, 160, 3), 20 * i, np.uint8) for i in range(frames)))
 
 
 class MjpegCamera:

@@ -15,6 +15,7 @@ import orjson
 
 from tests.harness.probe import MakeProbe, Seen
 from tests.harness.stage_process import StartStage
+from tests.harness.videos import write_video
 from tests.integration.test_camera_motion_knob import (
     FPS,
     KEYFRAME_S,
@@ -29,11 +30,7 @@ def drawn_still_video(path: Path) -> Path:
     """30 identical frames of a drawn scene (a grey yard, a dark box)."""
     frame = np.full((240, 320, 3), 120, dtype=np.uint8)
     cv2.rectangle(frame, (100, 80), (180, 200), (40, 40, 40), thickness=-1)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (320, 240))
-    for _ in range(30):
-        writer.write(frame)
-    writer.release()
-    return path
+    return write_video(path, [frame] * 30)
 
 
 def test_the_motion_switch_gates_the_camera_within_2s(

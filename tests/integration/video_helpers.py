@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from services.media.jpeg_frame import encode_jpeg, resize_to_fit
-from tests.harness.assets import VIDEO
+from tests.harness.assets import VIDEO as VIDEO  # re-exported: the video tests import it here
 from tests.harness.probe import Probe, Seen
 
 

@@ -25,7 +25,7 @@ from schemas.alerts import Alert, AlertPart
 from tests.harness.broker import MosquittoBroker, free_port
 from tests.harness.probe import Probe, Seen
 from tests.harness.stage_process import StageProcess
-from tests.integration.allocator_helpers import AUDIO, AUDIO_LEVELS, CAMERA, levels_payload
+from tests.integration.allocator_helpers import offer_both
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -75,16 +75,7 @@ class WebGateway:
         observer.subscribe(f"{self.root}/status/+")
         # Offered before the allocator starts: its first plan already has them.
         camera, audio = self.probe("camera-capture"), self.probe("audio-capture")
-        camera.publish(
-            f"{self.root}/qos/{CAMERA}/levels",
-            levels_payload("camera-capture", CAMERA, CAMERA_LEVELS),
-            retain=True,
-        )
-        audio.publish(
-            f"{self.root}/qos/{AUDIO}/levels",
-            levels_payload("audio-capture", AUDIO, AUDIO_LEVELS),
-            retain=True,
-        )
+        offer_both(self.root, camera, audio)
         self.start_stage("bandwidth-allocator", EDGEGW_DEBOUNCE_S="0.1")
         self.start_stage("gas-average")
         self.start_stage(

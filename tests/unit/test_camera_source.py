@@ -4,28 +4,18 @@ stage retries it) instead of ending like a finished file or hanging."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from services.camera_capture.capture import FileSource, LiveSource, SourceError, check_source
+from tests.harness.broker import free_port as closed_port
+from tests.harness.videos import write_video
 
 
 def small_video(path: Path, frames: int = 4) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (64, 48))
-    for index in range(frames):
-        writer.write(np.full((48, 64, 3), 40 * index, np.uint8))
-    writer.release()
-    return path
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return write_video(path, (np.full((48, 64, 3), 40 * i, np.uint8) for i in range(frames)))
 
 
 def test_a_good_file_and_a_well_formed_url_pass(tmp_path: Path) -> None:
