@@ -257,3 +257,14 @@ def each_closed(
     finally:
         for thing in made:
             thing.close()
+
+
+@contextlib.contextmanager
+def probes_on(broker: MosquittoBroker) -> Iterator[MakeProbe]:
+    """The body of a probe fixture: probes of `broker`, closed when the block ends."""
+
+    def make(user: str = "operator", password: str | None = None) -> Probe:
+        return Probe(broker, user, password)
+
+    with each_closed(make) as tracked:
+        yield tracked

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.broker import MosquittoBroker
-from tests.harness.probe import MakeProbe, Probe, each_closed
+from tests.harness.probe import MakeProbe, probes_on
 from tests.harness.stage_process import StageProcess, StartStage
 
 
@@ -44,11 +44,15 @@ def root(gateway_id: str) -> str:
 
 @pytest.fixture
 def probe(broker: MosquittoBroker) -> Iterator[MakeProbe]:
-    def make(user: str = "operator", password: str | None = None) -> Probe:
-        return Probe(broker, user, password)
+    with probes_on(broker) as make:
+        yield make
 
-    with each_closed(make) as tracked:
-        yield tracked
+
+@pytest.fixture
+def own_probe(own_broker: MosquittoBroker) -> Iterator[MakeProbe]:
+    """Probes of `own_broker`, closed at the end of the test."""
+    with probes_on(own_broker) as make:
+        yield make
 
 
 @pytest.fixture

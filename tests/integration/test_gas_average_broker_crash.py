@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from tests.harness.broker import MosquittoBroker
-from tests.harness.probe import Probe
+from tests.harness.probe import MakeProbe, Probe
 from tests.harness.stage_process import StageProcess
 from tests.integration.gas_helpers import reading
 
@@ -28,7 +28,7 @@ def _publish_series(source: Probe, values: list[float], start: float) -> list[st
 
 
 def test_stage_reconnects_resubscribes_and_loses_no_reading_after_restart(
-    own_broker: MosquittoBroker, tmp_path: Path
+    own_broker: MosquittoBroker, own_probe: MakeProbe, tmp_path: Path
 ) -> None:
     stage = StageProcess(
         "gas-average",
@@ -40,16 +40,14 @@ def test_stage_reconnects_resubscribes_and_loses_no_reading_after_restart(
         },
         tmp_path,
     )
-    observers: list[Probe] = []
     try:
-        before = Probe(own_broker, "operator")
-        observers.append(before)
+        before = own_probe("operator")
         before.subscribe(f"{ROOT}/#")
         before.wait_for(
             lambda m: m.topic == f"{ROOT}/status/gas-average" and m.payload == b"online"
         )
         time.sleep(1.5)  # autosave_interval is 1 s: the session is on disk
-        source = Probe(own_broker, "gas-replay")
+        source = own_probe("gas-replay")
         start = time.time()
         # A methane leak opens before the crash...
         _publish_series(source, [100.0] * 5 + [9000.0] * 25, start)
@@ -63,10 +61,9 @@ def test_stage_reconnects_resubscribes_and_loses_no_reading_after_restart(
         own_broker.start()
         back_at = time.monotonic()
 
-        after = Probe(own_broker, "operator")
-        observers.append(after)
+        after = own_probe("operator")
         after.subscribe(f"{ROOT}/#")
-        source = Probe(own_broker, "gas-replay")
+        source = own_probe("gas-replay")
         # ...and closes after it: these readings are published once the broker is back.
         published = _publish_series(source, [9500.0] * 10 + [50.0] * 40, start + 6)
         online = after.wait_for(
@@ -83,7 +80,7 @@ def test_stage_reconnects_resubscribes_and_loses_no_reading_after_restart(
 
         events = [
             m.json()
-            for probe in observers
+            for probe in (before, after)
             for m in probe.received(lambda m: m.topic == f"{ROOT}/event/boiler")
         ]
         message_ids = [e["id"] for e in events]
@@ -93,13 +90,11 @@ def test_stage_reconnects_resubscribes_and_loses_no_reading_after_restart(
         assert end[0].json()["event_id"] == events[0]["event_id"]
         assert stage.poll() is None
     finally:
-        for probe in observers:
-            probe.close()
         stage.stop()
 
 
 def test_stage_stops_in_time_when_the_broker_hangs(
-    own_broker: MosquittoBroker, tmp_path: Path
+    own_broker: MosquittoBroker, own_probe: MakeProbe, tmp_path: Path
 ) -> None:
     """A frozen broker (SIGSTOP: the socket stays open, nothing is acknowledged)
     holds the `offline` publish for a whole operation timeout (10 s); the stage
@@ -110,7 +105,7 @@ def test_stage_stops_in_time_when_the_broker_hangs(
         {**own_broker.env_for("gas-average", GATEWAY), "EDGEGW_SHUTDOWN_GRACE_S": str(grace_s)},
         tmp_path,
     )
-    observer = Probe(own_broker, "operator")
+    observer = own_probe("operator")
     try:
         observer.subscribe(f"{ROOT}/status/gas-average")
         observer.wait_for(lambda m: m.payload == b"online")
@@ -121,5 +116,4 @@ def test_stage_stops_in_time_when_the_broker_hangs(
         assert "door did not close in time" in stage.output()
     finally:
         own_broker.resume()
-        observer.close()
         stage.stop()

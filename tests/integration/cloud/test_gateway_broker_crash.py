@@ -25,7 +25,7 @@ import pytest
 
 from schemas.gas import GasEvent
 from tests.harness.broker import MosquittoBroker
-from tests.harness.probe import Probe
+from tests.harness.probe import MakeProbe, Probe
 from tests.harness.stage_process import StageProcess
 from tests.integration.cloud.cloud_broker import CloudBroker
 from tests.integration.cloud.cloud_helpers import (
@@ -71,6 +71,7 @@ def _wait_for_alert_count(probe: Probe, root: str, count: int, timeout_s: float)
 
 def test_zero_alerts_lost_when_the_gateway_broker_is_killed_right_after_a_burst(
     gateway_broker: MosquittoBroker,
+    own_probe: MakeProbe,
     cloud: CloudBroker,
     cloud_probe: MakeCloudProbe,
     gateway_id: str,
@@ -98,10 +99,8 @@ def test_zero_alerts_lost_when_the_gateway_broker_is_killed_right_after_a_burst(
         {**gateway_broker.env_for("alert-forwarder", gateway_id), **common},
         tmp_path,
     )
-    probes: list[Probe] = []
     try:
-        local = Probe(gateway_broker, "operator")
-        probes.append(local)
+        local = own_probe("operator")
         local.subscribe(f"{root}/alert/#")
         local.subscribe(f"{root}/status/alert-forwarder")
         watcher.wait_for(
@@ -110,8 +109,7 @@ def test_zero_alerts_lost_when_the_gateway_broker_is_killed_right_after_a_burst(
         local.wait_for(
             lambda m: m.topic.endswith("status/alert-forwarder") and m.payload == b"online"
         )
-        gas = Probe(gateway_broker, "gas-average")
-        probes.append(gas)
+        gas = own_probe("gas-average")
         run = uuid.uuid4().hex[:6]
         for number in range(BURST):
             if number == TAKEN_BEFORE_PAUSE:
@@ -132,8 +130,7 @@ def test_zero_alerts_lost_when_the_gateway_broker_is_killed_right_after_a_burst(
         assert set(ids_in_order(alerts)) == set(sent)  # nothing lost, nothing extra
 
         # Every alert confirmed: the forwarder's outbox empties.
-        after = Probe(gateway_broker, "operator")
-        probes.append(after)
+        after = own_probe("operator")
         after.subscribe(f"{root}/metrics/alert-forwarder")
         report = after.wait_for(
             lambda m: m.json().get("gauges", {}).get("outbox_size") == 0, timeout_s=15
@@ -149,8 +146,6 @@ def test_zero_alerts_lost_when_the_gateway_broker_is_killed_right_after_a_burst(
         assert counters.get("alerts_confirmed", 0) >= BURST
         assert bridge.poll() is None and forwarder.poll() is None
     finally:
-        for client in probes:
-            client.close()
         if bridge.poll() is None:
             os.kill(bridge.pid, signal.SIGCONT)
         bridge.stop()
@@ -159,6 +154,7 @@ def test_zero_alerts_lost_when_the_gateway_broker_is_killed_right_after_a_burst(
 
 def test_receipts_name_the_alerts_the_bridge_took(
     gateway_broker: MosquittoBroker,
+    own_probe: MakeProbe,
     cloud: CloudBroker,
     gateway_id: str,
     root: str,
@@ -174,15 +170,12 @@ def test_receipts_name_the_alerts_the_bridge_took(
         },
         tmp_path,
     )
-    probes: list[Probe] = []
     try:
-        local = Probe(gateway_broker, "operator")
-        probes.append(local)
+        local = own_probe("operator")
         local.subscribe(f"{root}/uplink/taken")
         local.subscribe(f"{root}/status/cloud-bridge")
         local.wait_for(lambda m: m.topic.endswith("status/cloud-bridge") and m.payload == b"online")
-        publisher = Probe(gateway_broker, "alert-forwarder")
-        probes.append(publisher)
+        publisher = own_probe("alert-forwarder")
         sent = []
         for number in range(50):
             message_id, payload = alert_bytes(number)
@@ -201,6 +194,4 @@ def test_receipts_name_the_alerts_the_bridge_took(
         assert named.count(sent[0]) == 2  # the repeat is confirmed again
         assert len(receipts) < len(named)  # batched, not one receipt per alert
     finally:
-        for client in probes:
-            client.close()
         bridge.stop()
