@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.broker import MosquittoBroker
+from tests.harness.broker import MosquittoBroker, running_broker
 from tests.harness.probe import Probe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,10 +67,8 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
-    server = MosquittoBroker(tmp_path_factory.mktemp("broker"))
-    server.start()
-    yield server
-    server.stop()
+    with running_broker(tmp_path_factory.mktemp("broker")) as server:
+        yield server
 
 
 def _in_venv(venv: Path, program: str, *args: str) -> subprocess.CompletedProcess[str]:

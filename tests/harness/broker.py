@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -170,3 +172,16 @@ class MosquittoBroker:
         if failed:
             raise RuntimeError(f"dynamic security refused: {failed}")
         return responses
+
+
+@contextlib.contextmanager
+def running_broker(folder: Path) -> Iterator[MosquittoBroker]:
+    """The body of every broker fixture: a broker in `folder`, started, and
+    stopped when the block ends (resumed first: a test may leave it paused)."""
+    server = MosquittoBroker(folder)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.resume()
+        server.stop()

@@ -9,27 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.broker import MosquittoBroker
+from tests.harness.broker import MosquittoBroker, running_broker
 from tests.harness.probe import MakeProbe, probes_on
 from tests.harness.stage_process import StageProcess, StartStage
 
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
-    server = MosquittoBroker(tmp_path_factory.mktemp("broker"))
-    server.start()
-    yield server
-    server.stop()
+    with running_broker(tmp_path_factory.mktemp("broker")) as server:
+        yield server
 
 
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
     """A broker of the test's own, which it may pause, kill and restart."""
-    server = MosquittoBroker(tmp_path / "broker")
-    server.start()
-    yield server
-    server.resume()  # a test that paused it may end with it frozen
-    server.stop()
+    with running_broker(tmp_path / "broker") as server:
+        yield server
 
 
 @pytest.fixture
