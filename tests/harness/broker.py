@@ -13,14 +13,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import SecretStr
 
 from broker import dynsec
 from broker.generate import write_local
 from schemas.topics import STAGES
+from services.common.settings import StageSettings
 
 
 def free_port() -> int:
@@ -125,6 +128,17 @@ class MosquittoBroker:
             "EDGEGW_MQTT_PASSWORD": self.passwords[username],
             "EDGEGW_GATEWAY_ID": gateway_id,
         }
+
+    def door_settings(self, user: str, gateway_id: str, **overrides: Any) -> StageSettings:
+        """Settings for a door of the test's own, as `user` with its password."""
+        return StageSettings(
+            mqtt_host=self.host,
+            mqtt_port=self.port,
+            mqtt_username=user,
+            mqtt_password=SecretStr(self.passwords[user]),
+            gateway_id=gateway_id,
+            **overrides,
+        )
 
     def identity(self, role: str, key: str | None = None) -> str:
         """The username of an identity `<role>.<key>` with `role`'s grants,

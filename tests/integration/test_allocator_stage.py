@@ -15,12 +15,10 @@ from collections.abc import Callable
 
 import orjson
 import pytest
-from pydantic import SecretStr
 
 from schemas.alerts import UplinkUsage
 from schemas.qos import PlanRequest
 from services.cli.qos_command import plan
-from services.common.settings import StageSettings
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import MakeProbe, Probe, Seen
 from tests.harness.stage_process import StartStage
@@ -211,13 +209,7 @@ def test_qos_plan_command_prints_the_dry_run_table(
     observer = _start(stage, probe, root, EDGEGW_BUDGET_KBPS="2000")
     offer_both(root, probe("camera-capture"), probe("audio-capture"))
     observer.wait_for(knob_is(root, CAMERA, "high"))
-    settings = StageSettings(
-        mqtt_host=broker.host,
-        mqtt_port=broker.port,
-        mqtt_username="operator",
-        mqtt_password=SecretStr(broker.passwords["operator"]),
-        gateway_id=gateway_id,
-    )
+    settings = broker.door_settings("operator", gateway_id)
     assert asyncio.run(plan(settings, 300.0, "greedy_hull", 5.0)) == 0
     table = capsys.readouterr().out
     assert "greedy_hull" in table and "budget 300 kbit/s" in table

@@ -7,12 +7,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from pydantic import SecretStr
-
 from schemas.gas import GasAverage, GasEvent
 from schemas.topics import EVENT, GAS_AVERAGE, GAS_AVERAGE_RESULT
 from services.common.door import MqttDoor, PublishFailed
-from services.common.settings import StageSettings
 from tests.harness.broker import MosquittoBroker
 
 OPERATION_TIMEOUT_S = 10.0
@@ -45,12 +42,9 @@ async def _publish_event(door: MqttDoor) -> PublishFailed | None:
 async def test_a_publish_fails_at_once_when_the_connection_drops(
     own_broker: MosquittoBroker,
 ) -> None:
-    settings = StageSettings(
-        mqtt_host=own_broker.host,
-        mqtt_port=own_broker.port,
-        mqtt_username=GAS_AVERAGE,
-        mqtt_password=SecretStr(own_broker.passwords[GAS_AVERAGE]),
-        gateway_id="lost",
+    settings = own_broker.door_settings(
+        GAS_AVERAGE,
+        "lost",
         operation_timeout_s=OPERATION_TIMEOUT_S,
         reconnect_initial_s=0.1,
         reconnect_max_s=0.2,

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from pydantic import SecretStr
-
 from schemas.gas import GasReading
 from schemas.topics import GAS_AVERAGE
 from services.common.door import MqttDoor
-from services.common.settings import StageSettings
 from services.gas_average.summary import GasSummaryPublisher
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import MakeProbe
@@ -20,13 +17,7 @@ async def test_summary_of_each_period_is_published_on_summary_gas_average(
 ) -> None:
     watcher = probe("operator")
     watcher.subscribe(f"{root}/summary/#")
-    settings = StageSettings(
-        mqtt_host=broker.host,
-        mqtt_port=broker.port,
-        mqtt_username=GAS_AVERAGE,
-        mqtt_password=SecretStr(broker.passwords[GAS_AVERAGE]),
-        gateway_id=gateway_id,
-    )
+    settings = broker.door_settings(GAS_AVERAGE, gateway_id)
     door = MqttDoor(settings, GAS_AVERAGE)
     publisher = GasSummaryPublisher(door, period_s=0.5)
     stop = asyncio.Event()

@@ -9,11 +9,9 @@ import asyncio
 import dataclasses
 
 import pytest
-from pydantic import SecretStr
 
 from schemas.topics import CAMERA_CAPTURE, FRAME
 from services.common.door import MqttDoor, TooLarge
-from services.common.settings import StageSettings
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import MakeProbe
 
@@ -25,13 +23,7 @@ async def test_publishes_at_the_broker_limit_arrive_and_over_it_are_refused_loca
 ) -> None:
     watcher = probe("object-detector")  # the frame topic's subscriber
     watcher.subscribe(f"{root}/camera/+/frame", qos=0)
-    settings = StageSettings(
-        mqtt_host=broker.host,
-        mqtt_port=broker.port,
-        mqtt_username=CAMERA_CAPTURE,
-        mqtt_password=SecretStr(broker.passwords[CAMERA_CAPTURE]),
-        gateway_id=gateway_id,
-    )
+    settings = broker.door_settings(CAMERA_CAPTURE, gateway_id)
     door = MqttDoor(settings, CAMERA_CAPTURE)
     # The frame topic with a limit above the broker's: only the broker's counts.
     unbounded = dataclasses.replace(FRAME, max_bytes=16 * 1024 * 1024)
