@@ -68,6 +68,12 @@ class MakeProbe(Protocol):
     def __call__(self, user: str = "operator", password: str | None = None) -> Probe: ...
 
 
+class Watch(Protocol):
+    """The `watch` fixture: an operator subscribed to these topics of the test's tree."""
+
+    def __call__(self, *topics: str) -> Probe: ...
+
+
 class ConnectRefused(Exception):
     pass
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.broker import MosquittoBroker, running_broker
-from tests.harness.probe import MakeProbe, probes_on
+from tests.harness.probe import MakeProbe, Probe, Watch, probes_on
 from tests.harness.stage_process import StageProcess, StartStage
 
 
@@ -41,6 +41,17 @@ def root(gateway_id: str) -> str:
 def probe(broker: MosquittoBroker) -> Iterator[MakeProbe]:
     with probes_on(broker) as make:
         yield make
+
+
+@pytest.fixture
+def watch(probe: MakeProbe, root: str) -> Watch:
+    def make(*topics: str) -> Probe:
+        observer = probe("operator")
+        for topic in topics:
+            observer.subscribe(f"{root}/{topic}")
+        return observer
+
+    return make
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import time
 import orjson
 
 from tests.harness.broker import MosquittoBroker
-from tests.harness.probe import MakeProbe
+from tests.harness.probe import MakeProbe, Watch
 from tests.harness.stage_process import StartStage
 from tests.integration.gas_helpers import reading
 
@@ -30,11 +30,9 @@ def edgegw(
 
 
 def test_config_set_prints_the_stage_answer_and_status_shows_it(
-    broker: MosquittoBroker, stage: StartStage, probe: MakeProbe, root: str, gateway_id: str
+    broker: MosquittoBroker, stage: StartStage, watch: Watch, root: str, gateway_id: str
 ) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/status/#")
-    observer.subscribe(f"{root}/health/#")
+    observer = watch("status/#", "health/#")
     stage("gas-average", EDGEGW_HEALTH_INTERVAL_S="0.5")
     observer.wait_for(lambda m: m.payload == b"online")
 
@@ -63,10 +61,14 @@ def test_config_set_prints_the_stage_answer_and_status_shows_it(
 
 
 def test_alerts_tails_events_readably(
-    broker: MosquittoBroker, stage: StartStage, probe: MakeProbe, root: str, gateway_id: str
+    broker: MosquittoBroker,
+    stage: StartStage,
+    probe: MakeProbe,
+    watch: Watch,
+    root: str,
+    gateway_id: str,
 ) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/status/#")
+    observer = watch("status/#")
     stage("gas-average", EDGEGW_TIME_WINDOW_S="1")
     observer.wait_for(lambda m: m.payload == b"online")
     env = {**os.environ, **broker.env_for("operator", gateway_id)}
@@ -118,11 +120,9 @@ def test_wrong_credentials_give_a_clear_error(broker: MosquittoBroker, gateway_i
 
 
 def test_qos_plan_answers_a_dry_run_from_the_running_allocator(
-    broker: MosquittoBroker, stage: StartStage, probe: MakeProbe, root: str, gateway_id: str
+    broker: MosquittoBroker, stage: StartStage, watch: Watch, root: str, gateway_id: str
 ) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/qos/+/levels")
-    observer.subscribe(f"{root}/status/#")
+    observer = watch("qos/+/levels", "status/#")
     stage("bandwidth-allocator")
     stage("gas-replay", EDGEGW_SENSORS="kitchen:co,garage:lpg")
     observer.wait_for(lambda m: m.topic.endswith("/levels"), count=2)

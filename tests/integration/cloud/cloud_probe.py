@@ -15,7 +15,7 @@ from typing import Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 
-from tests.harness.probe import MakeProbe, PahoCollector, Probe, new_properties
+from tests.harness.probe import MakeProbe, PahoCollector, Watch, new_properties
 from tests.harness.stage_process import StageProcess
 from tests.integration.cloud.cloud_broker import CLOUD_OPERATOR, CloudBroker
 
@@ -104,6 +104,7 @@ class CloudRig:
     root: str
     cloud: CloudBroker
     probe: MakeProbe
+    at_gateway: Watch  # an operator on the gateway broker, subscribed to topics of its tree
     bridge: StartBridge
     cloud_probe: MakeCloudProbe
 
@@ -113,10 +114,3 @@ class CloudRig:
         for topic in topics:
             watcher.subscribe(f"{self.root}/{topic}")
         return watcher
-
-    def at_gateway(self, *topics: str) -> Probe:
-        """An operator on the gateway broker subscribed to these topics of its tree."""
-        local = self.probe("operator")
-        for topic in topics:
-            local.subscribe(f"{self.root}/{topic}")
-        return local

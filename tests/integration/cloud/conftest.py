@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.probe import MakeProbe, each_closed
+from tests.harness.probe import MakeProbe, Watch, each_closed
 from tests.harness.small_disk import tmpfs
 from tests.harness.stage_process import StageProcess, StartStage
 from tests.integration.cloud.cloud_broker import CloudBroker, TestPki
@@ -63,10 +63,11 @@ def rig(
     root: str,
     cloud: CloudBroker,
     probe: MakeProbe,
+    watch: Watch,
     bridge: StartBridge,
     cloud_probe: MakeCloudProbe,
 ) -> CloudRig:
-    return CloudRig(root, cloud, probe, bridge, cloud_probe)
+    return CloudRig(root, cloud, probe, watch, bridge, cloud_probe)
 
 
 @pytest.fixture

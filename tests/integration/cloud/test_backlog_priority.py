@@ -24,8 +24,7 @@ PAST_BURST = BUDGET_KBPS * 1000 // 8 // 200
 
 
 def test_live_alert_reaches_the_cloud_within_2_s_while_a_10000_backlog_drains(
-    rig: CloudRig,
-    tmp_path: Path,
+    rig: CloudRig, tmp_path: Path
 ) -> None:
     root = rig.root
     spool_path = tmp_path / "backlog" / "spool.db"

@@ -12,9 +12,7 @@ from tests.integration.cloud.cloud_probe import CloudRig
 KILLS = 20
 
 
-def test_no_alert_is_lost_when_the_bridge_is_killed_20_times(
-    rig: CloudRig,
-) -> None:
+def test_no_alert_is_lost_when_the_bridge_is_killed_20_times(rig: CloudRig) -> None:
     root = rig.root
     watcher = rig.at_cloud("alert/#")
     forwarder = rig.probe("alert-forwarder")

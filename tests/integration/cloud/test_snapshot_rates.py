@@ -22,11 +22,11 @@ from contextlib import contextmanager
 
 import orjson
 
-from tests.harness.probe import MakeProbe, Probe
+from tests.harness.probe import Probe
 from tests.harness.stage_process import StartStage
 from tests.integration.allocator_helpers import knob_is, levels_payload, set_config
 from tests.integration.cloud.cloud_helpers import cloud_kbps, on_topic
-from tests.integration.cloud.cloud_probe import CloudProbe, MakeCloudProbe, StartBridge
+from tests.integration.cloud.cloud_probe import CloudProbe, CloudRig
 
 ACCEPTANCE_S = 2.0
 WINDOW_S = 4.0
@@ -73,17 +73,12 @@ def camera_kbps(watcher: CloudProbe, root: str, change: float) -> dict[str, floa
 
 
 def test_each_camera_uploads_at_its_allocated_rate_and_follows_the_budget(
-    stage: StartStage,
-    probe: MakeProbe,
-    bridge: StartBridge,
-    cloud_probe: MakeCloudProbe,
-    root: str,
+    stage: StartStage, rig: CloudRig
 ) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/qos/#")
-    observer.subscribe(f"{root}/uplink/usage")
-    operator = probe("operator")
-    detector = probe("object-detector")
+    root = rig.root
+    observer = rig.at_gateway("qos/#", "uplink/usage")
+    operator = rig.probe("operator")
+    detector = rig.probe("object-detector")
     stage("bandwidth-allocator", EDGEGW_DEBOUNCE_S="0.2", EDGEGW_BUDGET_KBPS=str(HIGH_KBPS))
     for camera, levels in (("front", FRONT_LEVELS), ("yard", YARD_LEVELS)):
         analytic = f"detector.{camera}"
@@ -91,9 +86,8 @@ def test_each_camera_uploads_at_its_allocated_rate_and_follows_the_budget(
         detector.publish(f"{root}/qos/{analytic}/levels", payload, retain=True)
     observer.wait_for(knob_is(root, "detector.front", "snapshots"))
     observer.wait_for(knob_is(root, "detector.yard", "snapshots"))
-    watcher = cloud_probe()
-    watcher.subscribe(f"{root}/snapshot/#")
-    bridge(EDGEGW_BUDGET_KBPS=str(HIGH_KBPS))
+    watcher = rig.at_cloud("snapshot/#")
+    rig.bridge(EDGEGW_BUDGET_KBPS=str(HIGH_KBPS))
     with snapshot_flood(detector, root, ["front", "yard"]):
         watcher.wait_for(lambda m: m.topic.endswith("/front/person"), count=3, timeout_s=20)
         high = camera_kbps(watcher, root, time.time() - ACCEPTANCE_S)
@@ -126,21 +120,14 @@ def test_each_camera_uploads_at_its_allocated_rate_and_follows_the_budget(
     assert reported["detector.front"] > 0 and reported["detector.yard"] > 0
 
 
-def test_a_snapshot_that_is_not_a_jpeg_is_dead_lettered_and_the_next_goes_up(
-    probe: MakeProbe,
-    bridge: StartBridge,
-    cloud_probe: MakeCloudProbe,
-    root: str,
-) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/deadletter/cloud-bridge")
-    watcher = cloud_probe()
-    watcher.subscribe(f"{root}/snapshot/#")
-    bridge()
-    detector = probe("object-detector")
+def test_a_snapshot_that_is_not_a_jpeg_is_dead_lettered_and_the_next_goes_up(rig: CloudRig) -> None:
+    root = rig.root
+    observer = rig.at_gateway("deadletter/cloud-bridge")
+    watcher = rig.at_cloud("snapshot/#")
+    rig.bridge()
+    detector = rig.probe("object-detector")
     topic = f"{root}/snapshot/gate/person"
-    wait_online = probe("operator")
-    wait_online.subscribe(f"{root}/status/cloud-bridge")
+    wait_online = rig.at_gateway("status/cloud-bridge")
     wait_online.wait_for(lambda m: m.payload == b"online", timeout_s=20)
     assert detector.publish(topic, b"GIF89a not a picture", retain=True) == 0
     letter = observer.wait_for(lambda m: m.topic.endswith("/deadletter/cloud-bridge"))[0].json()

@@ -19,8 +19,7 @@ PAD = 1400
 
 
 def test_a_full_spool_disk_holds_alerts_upstream_and_loses_none(
-    rig: CloudRig,
-    spool_disk: Path,
+    rig: CloudRig, spool_disk: Path
 ) -> None:
     root, cloud = rig.root, rig.cloud
     watcher = rig.at_cloud("alert/#")
@@ -62,8 +61,7 @@ def test_a_full_spool_disk_holds_alerts_upstream_and_loses_none(
 
 
 def test_a_full_spool_disk_with_the_cloud_up_never_stops_the_bridge(
-    rig: CloudRig,
-    spool_disk: Path,
+    rig: CloudRig, spool_disk: Path
 ) -> None:
     """Delivered messages cannot even be marked (a delete needs the disk too):
     on main the delivery-marking loop crashed the bridge (exit 1)."""
