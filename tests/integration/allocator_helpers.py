@@ -67,3 +67,11 @@ def latest_knobs(observer: Probe, root: str) -> dict[str, str]:
 
 def set_config(operator: Probe, root: str, **values: object) -> None:
     operator.publish(f"{root}/config/bandwidth-allocator", orjson.dumps(values), retain=True)
+
+
+def latency_of(observer: Probe, where: Callable[[Seen], bool], since: float) -> float:
+    """Seconds from `since` to the first message `where` holds for (printed)."""
+    seen = observer.wait_for(lambda m: m.at >= since and where(m), timeout_s=10)
+    latency = float(seen[0].at - since)
+    print(f"effect seen {latency:.3f} s after the change")
+    return latency

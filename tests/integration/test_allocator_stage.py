@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable
 
 import orjson
 import pytest
@@ -20,13 +19,14 @@ from schemas.alerts import UplinkUsage
 from schemas.qos import PlanRequest
 from services.cli.qos_command import plan
 from tests.harness.broker import MosquittoBroker
-from tests.harness.probe import MakeProbe, Probe, Seen
+from tests.harness.probe import MakeProbe, Probe
 from tests.harness.stage_process import StartStage
 from tests.integration.allocator_helpers import (
     AUDIO,
     CAMERA,
     CAMERA_LEVELS,
     knob_is,
+    latency_of,
     latest_knobs,
     levels_payload,
     offer_both,
@@ -44,13 +44,6 @@ def _start(stage: StartStage, probe: MakeProbe, root: str, **env: str) -> Probe:
         lambda m: m.topic == f"{root}/status/bandwidth-allocator" and m.payload == b"online"
     )
     return observer
-
-
-def _time_to(observer: Probe, where: Callable[[Seen], bool], since: float) -> float:
-    seen = observer.wait_for(lambda m: m.at >= since and where(m), timeout_s=10)
-    latency = float(seen[0].at - since)
-    print(f"effect seen {latency:.3f} s after the change")
-    return latency
 
 
 def test_knobs_follow_the_budget_from_retained_config(
@@ -75,15 +68,15 @@ def test_knobs_follow_the_budget_from_retained_config(
     # 300 kbit/s: camera low + audio high (1.3) beats camera mid + audio low (1.1).
     lowered = time.time()
     set_config(operator, root, budget_kbps=300)
-    assert _time_to(observer, knob_is(root, CAMERA, "low"), lowered) < ACCEPTANCE_S
+    assert latency_of(observer, knob_is(root, CAMERA, "low"), lowered) < ACCEPTANCE_S
     # The bridge's rate limit follows on `qos/uplink`.
-    assert _time_to(observer, knob_is(root, "uplink", "300kbps"), lowered) < ACCEPTANCE_S
+    assert latency_of(observer, knob_is(root, "uplink", "300kbps"), lowered) < ACCEPTANCE_S
     audio_knobs = observer.received(lambda m: m.topic == f"{root}/qos/{AUDIO}")
     assert len(audio_knobs) == 1  # unchanged choice: not republished
 
     raised = time.time()
     set_config(operator, root, budget_kbps=2000)
-    assert _time_to(observer, knob_is(root, CAMERA, "high"), raised) < ACCEPTANCE_S
+    assert latency_of(observer, knob_is(root, CAMERA, "high"), raised) < ACCEPTANCE_S
     final = observer.wait_for(
         lambda m: m.topic == f"{root}/allocator/plan" and m.json()["budget_kbps"] == 2000
     )
@@ -114,10 +107,10 @@ def test_a_measured_budget_follows_the_bridge_goodput(
     bridge = probe("cloud-bridge")
     backlog = time.time()
     bridge.publish(f"{root}/uplink/usage", _usage(300, spooled=40), retain=True)
-    assert _time_to(observer, knob_is(root, CAMERA, "low"), backlog) < ACCEPTANCE_S
+    assert latency_of(observer, knob_is(root, CAMERA, "low"), backlog) < ACCEPTANCE_S
     keeping_up = time.time()  # no backlog: the budget probes up by 1.25 to 375
     bridge.publish(f"{root}/uplink/usage", _usage(290, spooled=0), retain=True)
-    assert _time_to(observer, knob_is(root, CAMERA, "mid"), keeping_up) < ACCEPTANCE_S
+    assert latency_of(observer, knob_is(root, CAMERA, "mid"), keeping_up) < ACCEPTANCE_S
     plan = observer.wait_for(
         lambda m: m.topic == f"{root}/allocator/plan" and m.json()["budget_kbps"] == 375
     )
@@ -135,7 +128,7 @@ def test_an_analytic_leaving_frees_its_budget_for_the_others(
 
     left = time.time()
     audio.publish(f"{root}/qos/{AUDIO}/levels", b"", retain=True)  # withdrawn
-    assert _time_to(observer, knob_is(root, CAMERA, "high"), left) < ACCEPTANCE_S
+    assert latency_of(observer, knob_is(root, CAMERA, "high"), left) < ACCEPTANCE_S
     plan = observer.wait_for(
         lambda m: m.topic == f"{root}/allocator/plan" and m.at >= left and m.json()["choices"]
     )
@@ -146,11 +139,11 @@ def test_an_analytic_leaving_frees_its_budget_for_the_others(
 
     gone = time.time()
     audio.publish(f"{root}/status/audio-capture", b"offline", retain=True)  # its stage stops
-    assert _time_to(observer, knob_is(root, CAMERA, "high"), gone) < ACCEPTANCE_S
+    assert latency_of(observer, knob_is(root, CAMERA, "high"), gone) < ACCEPTANCE_S
 
     back = time.time()
     audio.publish(f"{root}/status/audio-capture", b"online", retain=True)
-    assert _time_to(observer, knob_is(root, CAMERA, "mid"), back) < ACCEPTANCE_S
+    assert latency_of(observer, knob_is(root, CAMERA, "mid"), back) < ACCEPTANCE_S
 
 
 def test_a_dry_run_answers_without_changing_the_knobs(

@@ -15,7 +15,7 @@ import time
 from services.audio_classifier.levels import load_profile
 from tests.harness.probe import MakeProbe, Probe
 from tests.harness.stage_process import StartStage
-from tests.integration.allocator_helpers import knob_is, set_config
+from tests.integration.allocator_helpers import knob_is, latency_of, set_config
 from tests.integration.audio_helpers import AUDIO_DIR, require
 
 ACCEPTANCE_S = 2.0
@@ -36,13 +36,6 @@ def _rate_after(observer: Probe, root: str, change: float) -> float:
     rate = len(seen) / RATE_WINDOW_S
     print(f"{rate:.2f} results/s from {ACCEPTANCE_S} s after the change")
     return rate
-
-
-def _knob_latency(observer: Probe, root: str, level: str, since: float) -> float:
-    seen = observer.wait_for(lambda m: m.at >= since and knob_is(root, ANALYTIC, level)(m))
-    latency = float(seen[0].at - since)
-    print(f"knob {level} seen {latency:.3f} s after the change")
-    return latency
 
 
 def test_the_budget_sets_the_classification_rate(
@@ -71,12 +64,12 @@ def test_the_budget_sets_the_classification_rate(
     # A budget only the cheapest level fits in.
     lowered = time.time()
     set_config(operator, root, budget_kbps=costs[8] * 1.05)
-    assert _knob_latency(observer, root, "every-8-patch", lowered) < ACCEPTANCE_S
+    assert latency_of(observer, knob_is(root, ANALYTIC, "every-8-patch"), lowered) < ACCEPTANCE_S
     assert _rate_after(observer, root, lowered) <= LOW_RATE_MAX
 
     raised = time.time()
     set_config(operator, root, budget_kbps=1000)
-    assert _knob_latency(observer, root, "every-1-patch", raised) < ACCEPTANCE_S
+    assert latency_of(observer, knob_is(root, ANALYTIC, "every-1-patch"), raised) < ACCEPTANCE_S
     assert _rate_after(observer, root, raised) >= FULL_RATE_MIN
 
     # A cleared knob (payload None) is back to the config: every patch.
