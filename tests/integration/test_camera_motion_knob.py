@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 
 from tests.harness.probe import MakeProbe, Probe
-from tests.harness.stage_process import StartStage
+from tests.harness.stage_process import StageProcess, StartStage
 from tests.harness.videos import write_video
 from tests.integration.video_helpers import VIDEO
 
@@ -33,6 +33,18 @@ def still_video(path: Path) -> Path:
     capture.release()
     assert ok, f"cannot read {VIDEO}"
     return write_video(path, [np.ascontiguousarray(frame)] * 30)
+
+
+def start_still_camera(stage: StartStage, video: Path) -> StageProcess:
+    """camera-capture `still` on `video`, at FPS with a keyframe every KEYFRAME_S."""
+    return stage(
+        "camera-capture",
+        EDGEGW_CAMERA="still",
+        EDGEGW_SOURCE=str(video),
+        EDGEGW_FPS=str(FPS),
+        EDGEGW_MAX_WIDTH="320",
+        EDGEGW_KEYFRAME_INTERVAL_S=str(KEYFRAME_S),
+    )
 
 
 def knob(params: dict[str, object]) -> bytes:
@@ -56,14 +68,7 @@ def test_the_motion_gate_follows_the_knob(
     topic = f"{root}/camera/still/frame"
     watcher.subscribe(topic, qos=0)
     allocator = probe("bandwidth-allocator")
-    stage(
-        "camera-capture",
-        EDGEGW_CAMERA="still",
-        EDGEGW_SOURCE=str(still_video(tmp_path / "still.avi")),
-        EDGEGW_FPS=str(FPS),
-        EDGEGW_MAX_WIDTH="320",
-        EDGEGW_KEYFRAME_INTERVAL_S=str(KEYFRAME_S),
-    )
+    start_still_camera(stage, still_video(tmp_path / "still.avi"))
     watcher.wait_for(lambda m: m.topic == topic, count=5, timeout_s=20)
     ungated = fps_after(watcher, topic, time.time() - ACCEPTANCE_S)
 

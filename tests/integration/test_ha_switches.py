@@ -17,10 +17,10 @@ from tests.harness.probe import MakeProbe, Seen
 from tests.harness.stage_process import StartStage
 from tests.harness.videos import write_video
 from tests.integration.test_camera_motion_knob import (
-    FPS,
     KEYFRAME_S,
     WINDOW_S,
     fps_after,
+    start_still_camera,
 )
 
 ACCEPTANCE_S = 2.0
@@ -42,14 +42,7 @@ def test_the_motion_switch_gates_the_camera_within_2s(
     watcher = probe("object-detector")  # frames are for detectors only
     watcher.subscribe(f"{root}/camera/still/frame", qos=0)
     stage("ha-discovery", EDGEGW_SETTLE_S="0.5", EDGEGW_DEBOUNCE_S="0.1")
-    stage(
-        "camera-capture",
-        EDGEGW_CAMERA="still",
-        EDGEGW_SOURCE=str(drawn_still_video(tmp_path / "still.avi")),
-        EDGEGW_FPS=str(FPS),
-        EDGEGW_MAX_WIDTH="320",
-        EDGEGW_KEYFRAME_INTERVAL_S=str(KEYFRAME_S),
-    )
+    start_still_camera(stage, drawn_still_video(tmp_path / "still.avi"))
     device = f"homeassistant/device/edgegw_{gateway_id}_camera_still/config"
     discovered = ha.wait_for(lambda m: m.topic == device and bool(m.payload), timeout_s=20)
     switches = orjson.loads(discovered[-1].payload)["cmps"]
