@@ -100,6 +100,7 @@ def render_conf(base: str, *, port: int, directory: Path, run_as: str, bind: str
 
 
 def load_secrets(path: Path) -> dict[str, str]:
+    """The `KEY=value` lines of `path` (none when it does not exist)."""
     found = {}
     if path.exists():
         for line in path.read_text().splitlines():
@@ -147,12 +148,7 @@ def env_name(user: str) -> str:
 def write_compose_env(path: Path) -> None:
     """One password per identity for compose (existing ones are kept), and
     beside it the broker's dynamic security config hashed from them."""
-    found = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key and value:
-                found[key] = value
+    found = load_secrets(path)
     for user in dynsec.identities():
         found.setdefault(env_name(user), secrets.token_urlsafe(18))
     path.write_text("".join(f"{key}={value}\n" for key, value in sorted(found.items())))
