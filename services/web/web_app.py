@@ -206,10 +206,18 @@ def build_app(backend: PageBackend) -> Starlette:
             return _refused(400, "must be a JSON object", "payload")
         return body
 
-    async def login(request: Request) -> Response:
-        body = await checked_body(request, need_login=False)
-        if isinstance(body, Response):
-            return body
+    def posted(
+        handle: Callable[[Request, Json], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """An endpoint that needs no login: `handle` gets the checked JSON body."""
+
+        async def endpoint(request: Request) -> Response:
+            body = await checked_body(request, need_login=False)
+            return body if isinstance(body, Response) else await handle(request, body)
+
+        return endpoint
+
+    async def login(request: Request, body: Json) -> Response:
         password = body.get("password")
         try:
             token = backend.sessions.log_in(password if isinstance(password, str) else "")
@@ -222,19 +230,13 @@ def build_app(backend: PageBackend) -> Starlette:
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict")
         return response
 
-    async def logout(request: Request) -> Response:
-        body = await checked_body(request, need_login=False)
-        if isinstance(body, Response):
-            return body
+    async def logout(request: Request, body: Json) -> Response:
         backend.sessions.log_out(request.cookies.get(SESSION_COOKIE))
         response = JSONResponse({"logged_in": False}, headers=SECURITY_HEADERS)
         response.delete_cookie(SESSION_COOKIE)
         return response
 
-    async def plan(request: Request) -> Response:
-        body = await checked_body(request, need_login=False)
-        if isinstance(body, Response):
-            return body
+    async def plan(request: Request, body: Json) -> Response:
         budget = body.get("budget_kbps")
         if isinstance(budget, bool) or not isinstance(budget, int | float):
             return _refused(400, "a number of kbit/s is required", "budget_kbps")
@@ -263,9 +265,9 @@ def build_app(backend: PageBackend) -> Starlette:
         Route("/api/state", state),
         Route("/events", events),
         Route("/snapshot/{camera}/{label}.jpg", snapshot),
-        Route("/login", login, methods=["POST"]),
-        Route("/logout", logout, methods=["POST"]),
-        Route("/api/plan", plan, methods=["POST"]),
+        Route("/login", posted(login), methods=["POST"]),
+        Route("/logout", posted(logout), methods=["POST"]),
+        Route("/api/plan", posted(plan), methods=["POST"]),
         Route("/api/config/{stage}", config, methods=["POST"]),
     ]
     return Starlette(routes=routes)
