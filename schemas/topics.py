@@ -269,7 +269,8 @@ HEALTH = spec_of(
     qos=0,
     retained=True,
     publishers=(SELF,),
-    subscribers=(OPERATOR, TELEMETRY_RECORDER),
+    # SELF: `edgegw health <stage>` (a container's probe) logs in as the stage.
+    subscribers=(SELF, OPERATOR, TELEMETRY_RECORDER),
 )
 METRICS = spec_of(
     "metrics",
