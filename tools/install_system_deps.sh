@@ -13,6 +13,7 @@ wanted=(
   "victoria-metrics victoria-metrics"
   "arecord alsa-utils"
   "openssl openssl"
+  "kubectl kubernetes-client"
 )
 
 missing=()
