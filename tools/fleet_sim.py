@@ -37,6 +37,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,12 +78,14 @@ class FleetOptions:
     alerts_per_gateway: int = 20
     config_deadline_s: float = 5.0
     squeeze: bool = True
-    squeeze_kbps: int = 1600  # the shared backhaul while squeezed
-    squeeze_s: float = 20.0
-    squeeze_offer: float = 2.0  # each gateway offers this many times its fair share
-    squeeze_alert_bytes: int = 2000
+    squeeze_kbps: int = 4000  # the shared backhaul while squeezed
+    squeeze_s: float = 15.0
+    squeeze_offer: float = 1.25  # each gateway offers this many times its fair share
+    squeeze_alert_bytes: int = 8000
     startup_timeout_s: float = 90.0
     deliver_timeout_s: float = 45.0
+    time_limit_s: float = 180.0  # the whole run, stopping included
+    stop_reserve_s: float = 25.0  # SIGTERM to 50 bridges, then the brokers
 
 
 @dataclass
@@ -115,8 +118,11 @@ def _connect(client: mqtt.Client, host: str, port: int, timeout_s: float = 15.0)
         raise ConnectionError(f"no connection to {host}:{port}")
 
 
-def _wait(condition: Callable[[], bool], timeout_s: float, step_s: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout_s
+def _wait(
+    condition: Callable[[], bool], timeout_s: float, step_s: float = 0.1, until: float = 1e18
+) -> bool:
+    """Poll `condition` for `timeout_s`, never past `until` (the run's deadline)."""
+    deadline = min(time.monotonic() + timeout_s, until)
     while time.monotonic() < deadline:
         if condition():
             return True
@@ -220,6 +226,7 @@ def make_cloud(directory: Path, gateways: list[str], host: str, netns: str | Non
         directory, ca, "cloud-server",
         f"subjectAltName=IP:{host},IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
     )  # fmt: skip
+    # One at a time: openssl's -CAcreateserial updates one serial file.
     certs = {gw: _issue(directory, ca, gw, "extendedKeyUsage=clientAuth\n") for gw in gateways}
     passwords = {gw: secrets.token_urlsafe(12) for gw in gateways}
     passwords[CLOUD_OPERATOR] = secrets.token_urlsafe(12)
@@ -322,19 +329,26 @@ def fleet(
             backhaul.create()
         host = NETNS_CLOUD_IP if backhaul else "127.0.0.1"
         cloud = make_cloud(workdir / "cloud", ids, host, backhaul.netns if backhaul else None)
-        for gw in ids:
+
+        def start_gateway(gw: str) -> Gateway:
+            # Each bridge starts as soon as its broker listens: imports overlap set-up.
             broker = MosquittoBroker(workdir / gw / "broker")
             broker.start()
-            gateways.append(Gateway(gw, broker))
-        for gateway in gateways:
-            directory = workdir / gateway.gateway_id
+            gateway = Gateway(gw, broker)
+            gateways.append(gateway)
+            assert cloud is not None
             gateway.bridge = subprocess.Popen(
                 [sys.executable, "-m", "services.cloud_bridge"],
                 cwd=REPO,
-                env=bridge_env(gateway, cloud, directory),
-                stdout=(directory / "bridge.log").open("wb"),
+                env=bridge_env(gateway, cloud, workdir / gw),
+                stdout=(workdir / gw / "bridge.log").open("wb"),
                 stderr=subprocess.STDOUT,
             )
+            return gateway
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(start_gateway, ids))
+        gateways.sort(key=lambda g: g.gateway_id)
         yield cloud, gateways, backhaul
     finally:
         progress("stopping")
@@ -371,6 +385,7 @@ def progress(what: str) -> None:
 
 def run_fleet(workdir: Path, options: FleetOptions) -> dict[str, object]:
     started = time.monotonic()
+    until = started + options.time_limit_s - options.stop_reserve_s
     result: dict[str, object] = {
         "gateways": options.gateways,
         "topology": "one Mosquitto and one cloud-bridge process per gateway; one TLS cloud "
@@ -417,7 +432,7 @@ def run_fleet(workdir: Path, options: FleetOptions) -> dict[str, object]:
                 broker.passwords["bandwidth-allocator"],
             )
             _connect(gateway.allocator, broker.host, broker.port)
-        up = _wait(lambda: bridges_online() == len(gateways), options.startup_timeout_s, 0.5)
+        up = _wait(lambda: bridges_online() == len(gateways), options.startup_timeout_s, 0.5, until)
         result["startup"] = {
             "bridges_online_at_cloud": bridges_online(),
             "seconds": round(time.monotonic() - started, 1),
@@ -426,12 +441,12 @@ def run_fleet(workdir: Path, options: FleetOptions) -> dict[str, object]:
         if not up:
             result["ok"] = False
             return result
-        result["config"] = push_config(cloud, gateways, options)
+        result["config"] = push_config(cloud, gateways, options, until)
         progress("config pushed")
-        result["alerts"] = send_alerts(gateways, counter, options)
+        result["alerts"] = send_alerts(gateways, counter, options, until)
         progress("alerts counted")
         if backhaul is not None:
-            result["fairness"] = squeeze(gateways, counter, options, backhaul)
+            result["fairness"] = squeeze(gateways, counter, options, backhaul, until)
             progress("squeeze done")
         observer.disconnect()
         observer.loop_stop()
@@ -441,7 +456,9 @@ def run_fleet(workdir: Path, options: FleetOptions) -> dict[str, object]:
     return result
 
 
-def push_config(cloud: Cloud, gateways: list[Gateway], options: FleetOptions) -> dict[str, object]:
+def push_config(
+    cloud: Cloud, gateways: list[Gateway], options: FleetOptions, until: float
+) -> dict[str, object]:
     """The cloud sets `config/<stage>` of every gateway at once; when does each
     gateway broker hold it (retained, republished by its bridge)?"""
     marker = secrets.randbelow(10**6) + 1
@@ -473,7 +490,7 @@ def push_config(cloud: Cloud, gateways: list[Gateway], options: FleetOptions) ->
         sent[gateway.gateway_id] = time.monotonic()
         topic = f"edgegw/{gateway.gateway_id}/config/{CONFIG_STAGE}"
         infos.append(author.publish(topic, payload, qos=1, retain=True))
-    _wait(lambda: len(arrived) == len(gateways), options.config_deadline_s + 5)
+    _wait(lambda: len(arrived) == len(gateways), options.config_deadline_s + 5, until=until)
     for info in infos:
         info.wait_for_publish(5)
     # Clear the retained configs again: the cloud keeps nothing of the run.
@@ -494,7 +511,7 @@ def push_config(cloud: Cloud, gateways: list[Gateway], options: FleetOptions) ->
 
 
 def send_alerts(
-    gateways: list[Gateway], counter: Counter, options: FleetOptions
+    gateways: list[Gateway], counter: Counter, options: FleetOptions, until: float
 ) -> dict[str, object]:
     """Each gateway's alerts (QoS 1 on its own broker); which reach the cloud?"""
     expected: set[tuple[str, str]] = set()
@@ -510,7 +527,7 @@ def send_alerts(
         with counter.lock:
             return expected - counter.seen.keys()
 
-    _wait(lambda: not missing(), options.deliver_timeout_s, 0.2)
+    _wait(lambda: not missing(), options.deliver_timeout_s, 0.2, until)
     lost = missing()
     with counter.lock:
         last = max((counter.seen[k][1] for k in expected - lost), default=t0)
@@ -562,7 +579,11 @@ def delivered_in(
 
 
 def squeeze(
-    gateways: list[Gateway], counter: Counter, options: FleetOptions, backhaul: Backhaul
+    gateways: list[Gateway],
+    counter: Counter,
+    options: FleetOptions,
+    backhaul: Backhaul,
+    until: float,
 ) -> dict[str, object]:
     """Every gateway offers `squeeze_offer` x its fair share of the squeezed
     backhaul, for two periods: first with nothing but TCP sharing the link,
@@ -575,7 +596,8 @@ def squeeze(
     tag = uuid.uuid4().hex[:4]
     backhaul.squeeze(options.squeeze_kbps)
     expected: set[tuple[str, str]] = set()
-    period = options.squeeze_s
+    # Two periods, and time left to drain what the squeeze held back.
+    period = max(4.0, min(options.squeeze_s, (until - time.monotonic() - 20) / 2))
     t0 = time.monotonic()
     budgets_set = False
     number = 0
@@ -605,11 +627,12 @@ def squeeze(
         with counter.lock:
             return expected - counter.seen.keys()
 
-    _wait(lambda: not missing(), options.deliver_timeout_s, 0.2)
+    _wait(lambda: not missing(), options.deliver_timeout_s, 0.2, until)
     lost = missing()
     return {
         "backhaul_kbps": options.squeeze_kbps,
         "offered_kbps": round(size * 8 / 1000 / interval * len(gateways), 1),
+        "period_s": round(period, 1),
         "tcp_only": tcp_only,
         "budget_per_gateway_kbps": round(share_kbps * 0.8, 2),
         "with_equal_budgets": with_budgets,
