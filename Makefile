@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EXTRAS := video,audio,telemetry,deploy,ops,web,dev
 SOURCES := schemas services profiling broker tests tools
 
-.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine
+.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine k8s-validate fleet-sim
 
 setup: system-deps venv
 
@@ -40,8 +40,17 @@ unit: setup assets
 integration: setup
 	$(PY) -m pytest tests/integration -q
 
-test: setup assets lint docker-engine
+test: setup assets lint docker-engine k8s-validate
 	$(PY) -m pytest -q
+
+# deploy/k8s rendered by `kubectl kustomize` (Debian's kubernetes-client) and
+# every object checked against the Kubernetes OpenAPI schema, offline.
+k8s-validate: setup
+	$(PY) -m tools.k8s_validate
+
+# 50 gateway bridges into one TLS cloud broker: alerts, config push, fairness (JSON).
+fleet-sim: setup
+	$(PY) tools/fleet_sim.py --gateways 50
 
 bench: setup assets
 	@mkdir -p bench-results

@@ -277,7 +277,8 @@ HEALTH = spec_of(
     qos=0,
     retained=True,
     publishers=(SELF,),
-    subscribers=(OPERATOR, TELEMETRY_RECORDER, METRICS_EXPORTER, WEB),
+    # SELF: `edgegw health <stage>` (a container's probe) logs in as the stage.
+    subscribers=(SELF, OPERATOR, TELEMETRY_RECORDER, METRICS_EXPORTER, WEB),
 )
 METRICS = spec_of(
     "metrics",

@@ -16,6 +16,7 @@ wanted=(
   "prometheus prometheus"
   "chromium chromium"
   "chromedriver chromium-driver"
+  "kubectl kubernetes-client"
 )
 
 missing=()
