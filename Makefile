@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EXTRAS := video,audio,telemetry,deploy,dev
 SOURCES := schemas services broker tests tools
 
-.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine
+.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine experiment-seed004
 
 setup: system-deps venv
 
@@ -46,6 +46,12 @@ test: setup assets lint docker-engine
 bench: setup assets
 	@mkdir -p bench-results
 	$(PY) -m tests.bench.run --out bench-results/bench.json
+
+# Seed 004's experiment replayed on its own data (../shared/seed004 beside the
+# repo; SEED004_DATA=... to point elsewhere): tables, CSV and PNG in bench-results/seed004.
+SEED004_DATA ?= ../shared/seed004
+experiment-seed004: setup
+	$(PY) -m tools.seed004_experiment --data $(SEED004_DATA) --out bench-results/seed004 --exact-scaling
 
 clean:
 	rm -rf $(VENV) var bench-results .mypy_cache .ruff_cache .pytest_cache

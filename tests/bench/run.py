@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "uplink": ["tests.bench.uplink_bench"],
     "telemetry": ["tests.bench.telemetry_bench"],
     "detector": ["tests.bench.detector_bench"],
+    "seed004": ["tests.bench.seed004_bench"],
 }
 
 
