@@ -13,9 +13,12 @@ smaller of the free disk and what the download link carries in the slot.
 That is a set-union knapsack. Solvers:
 
 - `plan_exact`: a MILP (scipy's HiGHS), optimal. On the seed's catalogue (24
-  images, 247 layers) it answers in a few milliseconds; it stays under 1 s up
-  to a few hundred images over a few thousand layers (measured by
-  `tools.seed004_experiment --exact-scaling`).
+  images, 247 layers) it answers in milliseconds (60 ms for 100 pending
+  requests on an empty disk). Within 1 s (`tools.seed004_experiment
+  --exact-scaling`, this 2-core machine): about 100 images over 1000 layers
+  when images share whole base stacks as Docker images do (200 over 2100
+  took 1.4 s); only about 24 images over 120 layers when every image draws 20
+  layers at random from a common pool (dense, unstructured sharing).
 - `plan_fptas`: profit scaling on each image's new bytes counted whole. When
   the images' new layers are pairwise disjoint the problem is a 0/1 knapsack
   and the answer is >= (1 - eps) x OPT. With shared layers counting an image
@@ -195,30 +198,47 @@ def _split_free(
 
 
 def plan_exact(problem: DownloadProblem, time_limit_s: float | None = None) -> DownloadPlan:
-    """Optimal plan: max sum v_i x_i s.t. x_i <= y_l for every new layer l of
-    image i, sum s_l y_l <= capacity, x and y binary (HiGHS branch and cut)."""
+    """Optimal plan: max sum v_i x_i s.t. x_i <= y_g for every shared layer
+    group g of image i, sum own_i x_i + sum s_g y_g <= capacity, x and y
+    binary (HiGHS branch and cut).
+
+    Layers are grouped by the set of candidate images that need them: a
+    group only one image needs is that image's own cost (no variable); the
+    layers every image of the same set needs become one variable. Docker
+    images share whole base stacks, so this leaves a handful of variables
+    beyond the images."""
     started = time.perf_counter()
     free, paid = _split_free(problem)
     if not paid:
         return _finish("exact", problem, free, "optimal", started)
-    layer_ids = sorted(set().union(*(choice.new_layers for choice in paid)))
-    index = {layer: len(paid) + k for k, layer in enumerate(layer_ids)}
-    n_vars = len(paid) + len(layer_ids)
-    sizes = np.array([problem.catalog.layer_bytes[layer] for layer in layer_ids], dtype=np.float64)
+    owners: dict[str, list[int]] = defaultdict(list)
+    for i, choice in enumerate(paid):
+        for layer in choice.new_layers:
+            owners[layer].append(i)
+    own = np.zeros(len(paid))
+    groups: dict[tuple[int, ...], float] = defaultdict(float)
+    for layer, images in owners.items():
+        size = float(problem.catalog.layer_bytes[layer])
+        if len(images) == 1:
+            own[images[0]] += size
+        else:
+            groups[tuple(sorted(images))] += size
+    shared = sorted(groups)
+    n_vars = len(paid) + len(shared)
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
     row = 0
-    for i, choice in enumerate(paid):
-        for layer in sorted(choice.new_layers):
+    for g, images in enumerate(shared):
+        for i in images:
             rows += [row, row]
-            cols += [i, index[layer]]
+            cols += [i, len(paid) + g]
             vals += [1.0, -1.0]
             row += 1
-    linking = coo_array((vals, (rows, cols)), shape=(row, n_vars))
     capacity_row = np.zeros((1, n_vars))
     scale = float(problem.capacity_bytes) or 1.0  # a unit-scale row keeps HiGHS's tolerances relative
-    capacity_row[0, len(paid) :] = sizes / scale
+    capacity_row[0, : len(paid)] = own / scale
+    capacity_row[0, len(paid) :] = np.array([groups[g] for g in shared]) / scale
     objective = np.zeros(n_vars)
     objective[: len(paid)] = [-choice.value_kbps for choice in paid]
     options: dict[str, float] = {"mip_rel_gap": 0.0}
@@ -226,12 +246,13 @@ def plan_exact(problem: DownloadProblem, time_limit_s: float | None = None) -> D
         options["time_limit"] = time_limit_s
     limit = float(problem.capacity_bytes)
     for _ in range(4):
+        constraints = [LinearConstraint(capacity_row, -np.inf, limit / scale)]
+        if row:
+            linking = coo_array((vals, (rows, cols)), shape=(row, n_vars))
+            constraints.append(LinearConstraint(linking, -np.inf, 0.0))
         result = milp(
             objective,
-            constraints=[
-                LinearConstraint(linking, -np.inf, 0.0),
-                LinearConstraint(capacity_row, -np.inf, limit / scale),
-            ],
+            constraints=constraints,
             integrality=np.ones(n_vars),
             bounds=Bounds(0, 1),
             options=options,
@@ -386,6 +407,26 @@ class CachedLayer:
     height: int
 
 
+def eviction_order(
+    cache: Mapping[str, CachedLayer], keep: frozenset[str], policy: EvictionPolicy
+) -> list[str]:
+    """Cached layers not in `keep`, first to go first: least/most recently
+    used (LRU/MRU) or least/most often used (LFU/MFU); ties: the layer higher
+    in its image first, then by id."""
+    sign = {EvictionPolicy.LRU: 1, EvictionPolicy.MRU: -1}
+    by_count = {EvictionPolicy.LFU: 1, EvictionPolicy.MFU: -1}
+
+    def key(layer_id: str) -> tuple[float, int, str]:
+        layer = cache[layer_id]
+        if policy in sign:
+            primary = sign[policy] * layer.last_used
+        else:
+            primary = float(by_count[policy] * layer.uses)
+        return primary, -layer.height, layer_id
+
+    return sorted((lid for lid in cache if lid not in keep), key=key)
+
+
 def choose_evictions(
     cache: Mapping[str, CachedLayer],
     in_use: frozenset[str],
@@ -403,22 +444,22 @@ def choose_evictions(
     used = sum(layer.size_bytes for layer in cache.values())
     if used <= trigger_fraction * disk_bytes:
         return ()
-    target = target_fraction * disk_bytes
-    sign = {EvictionPolicy.LRU: 1, EvictionPolicy.MRU: -1}
-    by_count = {EvictionPolicy.LFU: 1, EvictionPolicy.MFU: -1}
+    return make_room(cache, in_use, policy, used - math.floor(target_fraction * disk_bytes))
 
-    def key(layer_id: str) -> tuple[float, int, str]:
-        layer = cache[layer_id]
-        if policy in sign:
-            primary = sign[policy] * layer.last_used
-        else:
-            primary = float(by_count[policy] * layer.uses)
-        return primary, -layer.height, layer_id
 
+def make_room(
+    cache: Mapping[str, CachedLayer],
+    keep: frozenset[str],
+    policy: EvictionPolicy,
+    bytes_to_free: int,
+) -> tuple[str, ...]:
+    """Layers to remove, in policy order, until `bytes_to_free` are freed (or
+    every layer outside `keep` is gone)."""
     evicted: list[str] = []
-    for layer_id in sorted((lid for lid in cache if lid not in in_use), key=key):
-        if used <= target:
+    freed = 0
+    for layer_id in eviction_order(cache, keep, policy):
+        if freed >= bytes_to_free:
             break
         evicted.append(layer_id)
-        used -= cache[layer_id].size_bytes
+        freed += cache[layer_id].size_bytes
     return tuple(evicted)
