@@ -59,7 +59,9 @@ def load_catalog(folder: Path) -> LayerCatalog:
         layers[row["image"]].append((int(row["position"]), row["layer_id"]))
     return LayerCatalog(
         layer_bytes=sizes,
-        image_layers={image: tuple(lid for _, lid in sorted(rows)) for image, rows in layers.items()},
+        image_layers={
+            image: tuple(lid for _, lid in sorted(rows)) for image, rows in layers.items()
+        },
     )
 
 

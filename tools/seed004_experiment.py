@@ -92,8 +92,10 @@ class ReplaySettings:
         if match is None:
             raise ValueError(f"not a seed request file name: {path.name}")
         rate, _, _, total, version = (int(g) for g in match.groups())
-        era = Era.MAY_2020 if rate == models["requests"]["globecom2020"]["rate_per_min"] else (
-            Era.AUG_2020
+        era = (
+            Era.MAY_2020
+            if rate == models["requests"]["globecom2020"]["rate_per_min"]
+            else (Era.AUG_2020)
         )
         optical = models["network_presets_kbps"]["optical"]  # every logged run's preset
         replacement = models["replacement"]
@@ -108,7 +110,11 @@ class ReplaySettings:
             first_slot_minute=int(models["ida"]["first_slot_minute"]),
             trigger_fraction=float(replacement["trigger_usage_fraction"]),
             target_fraction=float(replacement["target_usage_fraction"]),
-            extraction_s={k: float(v) for k, v in models["extraction_time_s"].items() if k != "source" and k != "meaning"},
+            extraction_s={
+                k: float(v)
+                for k, v in models["extraction_time_s"].items()
+                if k != "source" and k != "meaning"
+            },
         )
 
 
@@ -200,11 +206,15 @@ class ValueModel:
         for a in waiting:
             image = a.analytic_type
             if image not in delay:
-                new = catalog.bytes_of(l for l in catalog.image_layers[image] if l not in disk.layers)
+                new = catalog.bytes_of(
+                    lid for lid in catalog.image_layers[image] if lid not in disk.layers
+                )
                 seconds = new * 8 / (settings.downlink_kbps * 1000) + settings.extraction_s[image]
                 delay[image] = max(1, math.ceil(seconds / 60))
                 if self.future:
-                    arrivals = self.rate_per_min / self.types * max(0, self.horizon_minutes - delay[image])
+                    arrivals = (
+                        self.rate_per_min / self.types * max(0, self.horizon_minutes - delay[image])
+                    )
                     saving = models.saving_kbps[_kind(image)]
                     out.append(PendingRequest(image, saving * arrivals * mean_life))
             minutes = max(0.0, self.remaining(minute - a.arrives) - delay[image])
@@ -305,8 +315,10 @@ def replay_placement(
             # Making room: layers no container needs are as good as free disk
             # (evicted below if the plan needs their space); without it, the
             # planner sees only the free disk the threshold eviction left.
-            kept = frozenset(lid for lid in disk.layers if lid in in_use) if room else frozenset(
-                disk.layers
+            kept = (
+                frozenset(lid for lid in disk.layers if lid in in_use)
+                if room
+                else frozenset(disk.layers)
             )
             capacity = slot_capacity_bytes(
                 settings.disk_bytes,
@@ -329,7 +341,10 @@ def replay_placement(
             # Best saving per byte first, the same download order for every planner.
             order = sorted(
                 plan.images,
-                key=lambda im: (-choices[im].value_kbps / max(1, problem.new_bytes(choices[im])), im),
+                key=lambda im: (
+                    -choices[im].value_kbps / max(1, problem.new_bytes(choices[im])),
+                    im,
+                ),
             )
             elapsed_s = 0.0
             for image in order:
@@ -409,15 +424,14 @@ class Allocations:
             ("greedy_hull", solve_greedy_hull),
         ):
             allocation = solve(analytics, budget)
-            knobs[name] = [
-                level_knobs[i][choice] for i, choice in enumerate(allocation.choices)
-            ]
+            knobs[name] = [level_knobs[i][choice] for i, choice in enumerate(allocation.choices)]
             seconds[name] = allocation.solve_seconds
-        for name, baseline in (
+        baselines: tuple[tuple[str, Callable[[], list[float]]], ...] = (
             ("wa_seed", lambda: seed_weighted_split(instances, budget, models, weights)),
             ("ua_seed", lambda: seed_equal_split(instances, budget, models)),
             ("raa_seed", lambda: seed_raa_greedy(instances, budget, models, weights)),
-        ):
+        )
+        for name, baseline in baselines:
             started = time.perf_counter()
             knobs[name] = baseline()
             seconds[name] = time.perf_counter() - started
@@ -484,12 +498,12 @@ def replay_file(
     rows: list[MinuteRow] = []
     for planner in planners:
         for policy in policies:
-            states = replay_placement(
-                requests, catalog, models, settings, planner, policy, values
-            )
+            states = replay_placement(requests, catalog, models, settings, planner, policy, values)
             for state in states:
                 saved = sum(models.saving_kbps[i.kind] for i in state.instances if i.on_gateway)
-                seed_saved = sum(models.parser_saving_kbps[_kind(t)] for t in state.moved_to_gateway)
+                seed_saved = sum(
+                    models.parser_saving_kbps[_kind(t)] for t in state.moved_to_gateway
+                )
                 for budget in budgets or (settings.uplink_kbps,):
                     suffix = "" if budget == settings.uplink_kbps else f"@{budget:g}"
                     if state.instances:
@@ -585,7 +599,7 @@ def comparison_table(summary: Sequence[dict[str, Any]], folder: Path) -> str:
         eps = f" ε={run['epsilon']}" if run["epsilon"] else ""
         lines.append(
             f"| {run['ida']}{eps} {run['raa']} {run['lrp']} | {run['request_file']}"
-            f" | {run['measured_qos_mean'] or '–'} | {run['expected_qos_mean']}"
+            f" | {run['measured_qos_mean'] or '-'} | {run['expected_qos_mean']}"
             f" | {mine['expected_qos']:.4f} | {mine['measured_qos']:.4f}"
             f" | {best['expected_qos']:.4f} | {run['saved_bw_kbps_mean']}"
             f" | {mine['saved_kbps_seed_metric']:.1f} | {best['saved_kbps_seed_metric']:.1f}"
@@ -616,7 +630,12 @@ def plot(rows: Sequence[MinuteRow], path: Path) -> None:
         saved: dict[str, dict[int, float]] = defaultdict(dict)
         measured: dict[str, dict[int, float]] = defaultdict(dict)
         for r in mine:
-            if r.planner == "exact" and r.policy == "LRU" and r.instances and "@" not in r.allocator:
+            if (
+                r.planner == "exact"
+                and r.policy == "LRU"
+                and r.instances
+                and "@" not in r.allocator
+            ):
                 qos[r.allocator][r.minute] = r.expected_qos
                 measured[r.allocator][r.minute] = r.measured_qos
             if r.allocator == "dp":

@@ -15,7 +15,7 @@ surplus over a full-rate analytic wasted; `seed_raa_greedy`: the RAA greedy).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
@@ -156,9 +156,7 @@ class Seed004Models:
             raa_step=float(step),
             audio_min_useful=float(models["knobs"]["audio"]["minimum_useful"]),
             saving_kbps={k: float(ida[k]) for k in KINDS},
-            parser_saving_kbps={
-                k: float(models["saved_bandwidth_parser_kbps"][k]) for k in KINDS
-            },
+            parser_saving_kbps={k: float(models["saved_bandwidth_parser_kbps"][k]) for k in KINDS},
         )
 
     # ------------------------------------------------------------ pricing
@@ -239,10 +237,10 @@ def weighted_qos(
     instances: Sequence[Instance],
     knobs: Sequence[float],
     weights: Sequence[float],
-    accuracy: Any,
+    accuracy: Callable[[Kind, float], float],
 ) -> float:
     """sum(w x accuracy(kind, knob)) / sum(w) with the scored weights; the
-    seed's "overall weighted QoS". `accuracy(kind, knob) -> float`."""
+    seed's "overall weighted QoS"."""
     total = 0.0
     weight_sum = 0.0
     for instance, knob in zip(instances, knobs, strict=True):
@@ -301,7 +299,10 @@ def seed_split(
 
 
 def seed_weighted_split(
-    instances: Sequence[Instance], budget_kbps: float, models: Seed004Models, weights: Sequence[float]
+    instances: Sequence[Instance],
+    budget_kbps: float,
+    models: Seed004Models,
+    weights: Sequence[float],
 ) -> list[float]:
     """WA: shares in proportion to the scored weights, over every instance
     (cloud and gateway)."""

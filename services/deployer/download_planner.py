@@ -229,14 +229,16 @@ def plan_exact(problem: DownloadProblem, time_limit_s: float | None = None) -> D
     cols: list[int] = []
     vals: list[float] = []
     row = 0
-    for g, images in enumerate(shared):
-        for i in images:
+    for g, sharing in enumerate(shared):
+        for i in sharing:
             rows += [row, row]
             cols += [i, len(paid) + g]
             vals += [1.0, -1.0]
             row += 1
     capacity_row = np.zeros((1, n_vars))
-    scale = float(problem.capacity_bytes) or 1.0  # a unit-scale row keeps HiGHS's tolerances relative
+    scale = (
+        float(problem.capacity_bytes) or 1.0
+    )  # a unit-scale row keeps HiGHS's tolerances relative
     capacity_row[0, : len(paid)] = own / scale
     capacity_row[0, len(paid) :] = np.array([groups[g] for g in shared]) / scale
     objective = np.zeros(n_vars)
@@ -268,9 +270,7 @@ def plan_exact(problem: DownloadProblem, time_limit_s: float | None = None) -> D
     raise RuntimeError("HiGHS kept exceeding the capacity within its tolerance")
 
 
-def _knapsack_by_profit(
-    values: Sequence[int], weights: Sequence[int], capacity: int
-) -> list[int]:
+def _knapsack_by_profit(values: Sequence[int], weights: Sequence[int], capacity: int) -> list[int]:
     """Exact 0/1 knapsack over integer profits: the least weight per profit."""
     top = sum(values)
     least = np.full(top + 1, np.inf)
@@ -364,7 +364,7 @@ def plan_seed_dp(
     front: list[tuple[int, float, tuple[int, ...]]] = [(0, 0.0, ())]
     for k, (_, value, weight) in enumerate(entries):
         grown = [
-            (w + weight, v + value, picked + (k,))
+            (w + weight, v + value, (*picked, k))
             for w, v, picked in front
             if w + weight <= problem.capacity_bytes
         ]

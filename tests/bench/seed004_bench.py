@@ -131,9 +131,9 @@ def per_slot_planner_check(folder: Path) -> dict[str, Any]:
 def greedy_timing(folder: Path) -> dict[str, float]:
     raw = seed004_data.load_models(folder)
     catalog = seed004_data.load_catalog(folder)
-    models = Seed004Models.from_json(raw, ReplaySettings.for_file(
-        folder / "requests" / f"{FILES[0]}.csv", raw
-    ).era)
+    models = Seed004Models.from_json(
+        raw, ReplaySettings.for_file(folder / "requests" / f"{FILES[0]}.csv", raw).era
+    )
     rng = random.Random(4)
     images = sorted(catalog.image_layers)
     requests = tuple(

@@ -29,7 +29,9 @@ def problems(draw: st.DrawFn, disjoint: bool = False) -> DownloadProblem:
     if disjoint:
         per_image = [draw(st.integers(1, 4)) for _ in range(n_images)]
         ids = iter(f"l{k}" for k in range(sum(per_image)))
-        image_layers = {f"i{i}": tuple(next(ids) for _ in range(c)) for i, c in enumerate(per_image)}
+        image_layers = {
+            f"i{i}": tuple(next(ids) for _ in range(c)) for i, c in enumerate(per_image)
+        }
     else:
         pool = [f"l{k}" for k in range(draw(st.integers(1, 10)))]
         image_layers = {
@@ -85,9 +87,10 @@ def test_no_plan_exceeds_the_budget_and_shared_layers_count_once(
         plan_seed_dp(problem),
         plan_fptas(problem, eps),
     ):
-        wanted = set().union(
-            *(set(problem.catalog.image_layers[image]) for image in plan.images)
-        ) - problem.on_disk
+        wanted = (
+            set().union(*(set(problem.catalog.image_layers[image]) for image in plan.images))
+            - problem.on_disk
+        )
         assert set(plan.layers) == wanted  # each needed layer once, nothing on disk
         assert len(plan.layers) == len(set(plan.layers))
         assert plan.new_bytes == sum(problem.catalog.layer_bytes[lid] for lid in wanted)

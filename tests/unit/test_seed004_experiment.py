@@ -5,7 +5,6 @@ and against an independent solver."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 from collections import defaultdict
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from services.bandwidth_allocator.solvers import solve_dp
 from services.deployer.download_planner import EvictionPolicy
 from tools import seed004_data
 from tools.seed004_experiment import (
+    MinuteRow,
     ReplaySettings,
     replay_file,
     replay_placement,
@@ -38,21 +38,18 @@ FOLDER = seed004_data.data_dir()
 FILE = FOLDER / "requests" / "requests_5_1_10_25_1.csv"
 
 
-def _without_timings(rows: list[object]) -> list[tuple[object, ...]]:
+def _without_timings(rows: list[MinuteRow]) -> list[tuple[object, ...]]:
     timed = {"allocate_ms", "plan_ms"}
-    return [
-        tuple(v for k, v in dataclasses.asdict(row).items() if k not in timed)  # type: ignore[call-overload]
-        for row in rows
-    ]
+    return [tuple(getattr(row, k) for k in MinuteRow.__slots__ if k not in timed) for row in rows]
 
 
 def test_one_request_file_replays_to_the_same_numbers_twice() -> None:
-    kwargs = {"planners": ("exact", "seed_dp"), "policies": (EvictionPolicy.LRU,)}
-    first = replay_file(FILE, FOLDER, **kwargs)  # type: ignore[arg-type]
-    second = replay_file(FILE, FOLDER, **kwargs)  # type: ignore[arg-type]
-    assert _without_timings(first) == _without_timings(second)  # type: ignore[arg-type]
+    planners, policies = ("exact", "seed_dp"), (EvictionPolicy.LRU,)
+    first = replay_file(FILE, FOLDER, planners=planners, policies=policies)
+    second = replay_file(FILE, FOLDER, planners=planners, policies=policies)
+    assert len(first) == 2 * 6 * 26  # planners x allocators x minutes 0-25
+    assert _without_timings(first) == _without_timings(second)
     summary = {(s["planner"], s["allocator"]): s for s in summarise(first)}
-    # 26 minutes (0-25) per configuration, as the seed's globecom2020 runs.
     assert {s["minutes"] for s in summary.values()} == {26}
     for planner in ("exact", "seed_dp"):
         dp = summary[(planner, "dp")]
@@ -76,10 +73,9 @@ def test_minute_zero_by_hand() -> None:
         EvictionPolicy.LRU,
     )
     first = states[0]
-    assert sorted(i.analytic_type for i in first.instances) == sorted(
-        ["audio11", "audio3", "audio7", "audio8", "yolo1", "yolo10", "yolo11", "yolo2"]
-        + ["yolo4", "yolo7"]
-    )
+    minute_zero = ["audio11", "audio3", "audio7", "audio8", "yolo1", "yolo10", "yolo11"]
+    minute_zero += ["yolo2", "yolo4", "yolo7"]
+    assert sorted(i.analytic_type for i in first.instances) == sorted(minute_zero)
     assert not any(i.on_gateway for i in first.instances)
     assert all(s.plan is None for s in states[:5]) and states[5].plan is not None
     # At 5000 kbit/s every one fits at knob 1 (4 x 688.611 + 6 x 56.834 =
@@ -213,6 +209,5 @@ def test_seed_raa_reimplementation_reproduces_the_logged_knobs() -> None:
 
 
 def test_data_folder_defaults_beside_the_repo() -> None:
-    assert seed004_data.DEFAULT_DATA_DIR == Path(seed004_data.__file__).resolve().parents[
-        2
-    ] / "shared" / "seed004"
+    beside = Path(seed004_data.__file__).resolve().parents[2] / "shared" / "seed004"
+    assert beside == seed004_data.DEFAULT_DATA_DIR
