@@ -67,7 +67,15 @@ from tools import seed004_data
 
 PLANNER_NAMES = ("exact", "fptas", "greedy", "seed_dp")
 POLICIES = tuple(EvictionPolicy)
-ALLOCATORS = ("dp", "fptas", "greedy_hull", "wa_seed", "ua_seed", "raa_seed")
+ALLOCATORS = (
+    "dp",
+    "fptas",
+    "greedy_hull",
+    "wa_seed",
+    "ua_seed",
+    "raa_seed",
+    "dp_measured_table",  # our DP optimising the measured fallback table
+)
 PLANNER_EPS = 0.1  # models.json -> ida.fptas.epsilon_default
 FILE_NAME = re.compile(r"requests_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)\.csv$")
 
@@ -426,6 +434,13 @@ class Allocations:
             allocation = solve(analytics, budget)
             knobs[name] = [level_knobs[i][choice] for i, choice in enumerate(allocation.choices)]
             seconds[name] = allocation.solve_seconds
+        # The same DP given the measured table's utilities instead.
+        measured_input, measured_knobs = solver_input(instances, models, weights, measured=True)
+        allocation = solve_dp(measured_input, budget)
+        knobs["dp_measured_table"] = [
+            measured_knobs[i][choice] for i, choice in enumerate(allocation.choices)
+        ]
+        seconds["dp_measured_table"] = allocation.solve_seconds
         baselines: tuple[tuple[str, Callable[[], list[float]]], ...] = (
             ("wa_seed", lambda: seed_weighted_split(instances, budget, models, weights)),
             ("ua_seed", lambda: seed_equal_split(instances, budget, models)),

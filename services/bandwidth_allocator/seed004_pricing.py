@@ -180,9 +180,12 @@ class Seed004Models:
                 return rule.accuracy
         return self.audio_fallback_else
 
-    def knob_levels(self, kind: Kind, on_gateway: bool) -> tuple[tuple[float, LevelPoint], ...]:
+    def knob_levels(
+        self, kind: Kind, on_gateway: bool, measured: bool = False
+    ) -> tuple[tuple[float, LevelPoint], ...]:
         """(knob, level) pairs for our solvers: off (0 kbit/s, utility 0), then
-        for each accuracy step the cheapest knob on the 0.001 grid reaching it.
+        for each accuracy step the cheapest knob on the 0.001 grid reaching it,
+        under the expected tables (or, `measured`, the measured fallback table).
         The whole knob range is offered, as to the seed's WA/UA: the expected
         table credits audio below its useful minimum (0.4) with 0.2-0.25,
         though the gateway sends nothing useful there (models.json ->
@@ -192,7 +195,7 @@ class Seed004Models:
         steps = round((1.0 - lowest) / KNOB_STEP)
         for i in range(steps + 1):
             knob = round(lowest + i * KNOB_STEP, 3)
-            utility = self.expected_accuracy(kind, knob)
+            utility = (self.measured_accuracy if measured else self.expected_accuracy)(kind, knob)
             cost = max(0.0, self.upload_kbps(kind, on_gateway, knob))
             if utility not in best or cost < best[utility][1]:
                 best[utility] = (knob, cost)
@@ -215,17 +218,21 @@ class Instance:
 
 
 def solver_input(
-    instances: Sequence[Instance], models: Seed004Models, weights: Sequence[float]
+    instances: Sequence[Instance],
+    models: Seed004Models,
+    weights: Sequence[float],
+    measured: bool = False,
 ) -> tuple[list[Analytic], list[tuple[float, ...]]]:
     """`Analytic`s for the allocator's solvers (weights by the scored mapping)
-    and, per instance, the knob of each of its levels."""
+    and, per instance, the knob of each of its levels; utilities from the
+    expected tables, or from the measured fallback table when `measured`."""
     analytics: list[Analytic] = []
     knobs: list[tuple[float, ...]] = []
     cache: dict[tuple[Kind, bool], tuple[tuple[float, LevelPoint], ...]] = {}
     for instance in instances:
         key = (instance.kind, instance.on_gateway)
         if key not in cache:
-            cache[key] = models.knob_levels(*key)
+            cache[key] = models.knob_levels(*key, measured=measured)
         pairs = cache[key]
         weight = weight_of(instance.analytic_type, weights, WeightMapping.SCORED)
         analytics.append(Analytic(instance.name, weight, tuple(p for _, p in pairs)))

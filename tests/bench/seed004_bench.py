@@ -79,6 +79,10 @@ def allocation_ratios(rows: list[MinuteRow]) -> dict[str, Any]:
             entry[f"dp_vs_{short}_measured_table"] = entry["dp_measured_table_qos"] / _mean(
                 other, "measured_qos"
             )
+        tuned = by[("dp_measured_table", b)]
+        entry["dp_measured_table_vs_seed_raa_measured_table"] = _mean(
+            tuned, "measured_qos"
+        ) / _mean(by[("raa_seed", b)], "measured_qos")
         worst = 0
         for name in HEURISTICS:
             for mine, theirs in zip(dp, by[(name, b)], strict=True):

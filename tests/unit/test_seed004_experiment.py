@@ -47,7 +47,7 @@ def test_one_request_file_replays_to_the_same_numbers_twice() -> None:
     planners, policies = ("exact", "seed_dp"), (EvictionPolicy.LRU,)
     first = replay_file(FILE, FOLDER, planners=planners, policies=policies)
     second = replay_file(FILE, FOLDER, planners=planners, policies=policies)
-    assert len(first) == 2 * 6 * 26  # planners x allocators x minutes 0-25
+    assert len(first) == 2 * 7 * 26  # planners x allocators x minutes 0-25
     assert _without_timings(first) == _without_timings(second)
     summary = {(s["planner"], s["allocator"]): s for s in summarise(first)}
     assert {s["minutes"] for s in summary.values()} == {26}
@@ -56,6 +56,9 @@ def test_one_request_file_replays_to_the_same_numbers_twice() -> None:
         for other in ("fptas", "greedy_hull", "wa_seed", "ua_seed", "raa_seed"):
             assert dp["expected_qos"] >= summary[(planner, other)]["expected_qos"] - 1e-12
         assert dp["expected_qos"] <= dp["lp_qos"] + 1e-12
+        tuned = summary[(planner, "dp_measured_table")]
+        for other in ("dp", "wa_seed", "ua_seed", "raa_seed"):
+            assert tuned["measured_qos"] >= summary[(planner, other)]["measured_qos"] - 1e-12
 
 
 def test_minute_zero_by_hand() -> None:
