@@ -12,6 +12,7 @@ all run-minutes with an analytic, all from the same run. The data folder is
 from __future__ import annotations
 
 import argparse
+import csv
 import random
 import statistics
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from services.bandwidth_allocator.seed004_pricing import Seed004Models
+from services.bandwidth_allocator.seed004_pricing import Era, Instance, Seed004Models
 from services.deployer.download_planner import (
     DownloadProblem,
     EvictionPolicy,
@@ -34,6 +35,7 @@ from services.deployer.download_planner import (
 )
 from tools import seed004_data
 from tools.seed004_experiment import (
+    Allocations,
     MinuteRow,
     ReplaySettings,
     ValueModel,
@@ -91,6 +93,38 @@ def allocation_ratios(rows: list[MinuteRow]) -> dict[str, Any]:
         entry["minutes_a_heuristic_beats_dp"] = worst
         out[b] = entry
     return out
+
+
+def snapshot_ratios(folder: Path) -> dict[str, float]:
+    """The same allocators on the analytics the seed's allocator logged
+    (snapshots/globecom2020_*.csv: every run-minute, cloud and gateway, at
+    5000 kbit/s), scored with the expected tables and the scored weights."""
+    raw = seed004_data.load_models(folder)
+    models = Seed004Models.from_json(raw, Era.MAY_2020)
+    weights = seed004_data.load_weights(folder)
+    runs = {r["run_id"]: r for r in seed004_data.load_results(folder)}
+    qos: dict[str, list[float]] = defaultdict(list)
+    for path in sorted((folder / "snapshots").glob("globecom2020_*.csv")):
+        minutes: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                minutes[(row["run_id"], row["minute"])].append(row)
+        for (run, _), rows in sorted(minutes.items()):
+            instances = [
+                Instance(f"{r['analytic']}-{i}", r["analytic"], r["on_gateway"] == "1")
+                for i, r in enumerate(rows)
+            ]
+            outcome = Allocations(models, weights[int(runs[run]["version"])]).run(
+                instances, SEED_UPLINK_KBPS
+            )
+            for name, result in outcome.items():
+                qos[name].append(result.expected_qos)
+    dp = statistics.fmean(qos["dp"])
+    return {
+        "run_minutes": float(len(qos["dp"])),
+        "dp_qos": dp,
+        **{f"dp_vs_{short}": dp / statistics.fmean(qos[name]) for short, name in BASELINES.items()},
+    }
 
 
 def per_slot_planner_check(folder: Path) -> dict[str, Any]:
@@ -212,6 +246,7 @@ def main() -> None:
             "planner_vs_seed_dp_per_slot": per_slot["exact_vs_seed_dp"],
             "greedy_ms_100": greedy["greedy_ms_median"],
             "by_budget_kbps": ratios,
+            "on_logged_snapshots": snapshot_ratios(folder),
             "planner_saved": saved,
             "per_slot": per_slot,
             "greedy_timing": greedy,
