@@ -598,6 +598,14 @@ def comparison_table(summary: Sequence[dict[str, Any]], folder: Path) -> str:
     configuration on the same request file, and our exact planner + DP."""
     ours = {(s["request_file"], s["planner"], s["policy"], s["allocator"]): s for s in summary}
     lines = [
+        "Replay columns: the same configuration in this replay (DP = the seed's DP planner,"
+        " Greedy = our greedy by saving per new byte, FPTAS = ours at eps 0.1 whatever eps"
+        " the seed logged; RAA/WA/UA = the seed's allocators re-implemented). QoS in the"
+        " replay uses the weights the seed scores with (audio k -> p_k, yolo k -> p_{12+k});"
+        " the seed's own expected QoS for RAA and UA used other weights (README of seed004)."
+        " Saved bandwidth in the seed's metric: 688/23 kbit/s per analytic moved to the"
+        " gateway in that minute, averaged over minutes.",
+        "",
         "| seed run | request file | seed measured QoS | seed expected QoS | replay expected QoS"
         " | replay measured-table QoS | exact+DP expected QoS | seed saved kbit/s/min"
         " | replay saved (seed metric) | exact planner saved (seed metric) | seed edge"
