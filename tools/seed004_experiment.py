@@ -36,7 +36,9 @@ from typing import Any
 from services.bandwidth_allocator.seed004_pricing import (
     Era,
     Instance,
+    Kind,
     Seed004Models,
+    kind_of,
     seed_equal_split,
     seed_raa_greedy,
     seed_weighted_split,
@@ -381,8 +383,8 @@ def replay_placement(
     return states
 
 
-def _kind(analytic_type: str) -> Any:
-    return "yolo" if analytic_type.startswith("yolo") else "audio"
+def _kind(analytic_type: str) -> Kind:
+    return kind_of(analytic_type)
 
 
 # ------------------------------------------------------------ allocation

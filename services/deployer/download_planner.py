@@ -45,8 +45,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_array
 
 # The seed's replacement thresholds (models.json -> replacement): eviction
 # starts above 80 % of the disk and frees down to 60 %.
@@ -207,6 +205,11 @@ def plan_exact(problem: DownloadProblem, time_limit_s: float | None = None) -> D
     layers every image of the same set needs become one variable. Docker
     images share whole base stacks, so this leaves a handful of variables
     beyond the images."""
+    # scipy is in the audio and dev extras, not the deploy one: only the exact
+    # solver needs it, so the other planners run without it.
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import coo_array
+
     started = time.perf_counter()
     free, paid = _split_free(problem)
     if not paid:
