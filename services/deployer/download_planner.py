@@ -381,6 +381,27 @@ def plan_seed_dp(
     return _finish("seed_dp", problem, images.values(), "none", started, believed)
 
 
+def without_low_density(problem: DownloadProblem, fraction: float) -> DownloadProblem:
+    """The problem without the images whose saving per new byte is below
+    `fraction` x the best candidate's (images with nothing to download stay).
+
+    A slot's optimum spends any spare disk on images that save little per
+    byte; their layers then hold disk that later, denser requests need. This
+    floor keeps them out (0 keeps everything)."""
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    density: dict[str, float] = {}
+    for choice in problem.choices():
+        size = problem.new_bytes(choice)
+        if size > 0:
+            density[choice.image] = choice.value_kbps / size
+    if not density or fraction == 0:
+        return problem
+    floor = fraction * max(density.values())
+    kept = tuple(r for r in problem.requests if density.get(r.image, math.inf) >= floor)
+    return DownloadProblem(problem.catalog, kept, problem.on_disk, problem.capacity_bytes)
+
+
 PLANNERS = {
     "exact": plan_exact,
     "fptas": plan_fptas,

@@ -20,6 +20,7 @@ from services.deployer.download_planner import (
     plan_greedy,
     plan_seed_dp,
     slot_capacity_bytes,
+    without_low_density,
 )
 
 
@@ -131,6 +132,25 @@ def test_a_layer_on_disk_costs_nothing() -> None:
     assert plan.images == ("x",)
     assert plan.layers == ("top",)
     assert plan.new_bytes == 50
+
+
+def test_density_floor_drops_only_images_below_the_fraction_of_the_best() -> None:
+    catalog = LayerCatalog(
+        {"a": 100, "b": 100, "c": 1000, "d": 50},
+        {"dense": ("a",), "half": ("b",), "sparse": ("c",), "cached": ("d",)},
+    )
+    requests = (
+        PendingRequest("dense", 100.0),  # 1 kbit/s per byte
+        PendingRequest("half", 50.0),  # 0.5: kept at a 0.5 floor
+        PendingRequest("sparse", 400.0),  # 0.4: dropped
+        PendingRequest("cached", 1.0),  # nothing to download: always kept
+    )
+    problem = DownloadProblem(catalog, requests, frozenset({"d"}), 10_000)
+    kept = without_low_density(problem, 0.5)
+    assert [r.image for r in kept.requests] == ["dense", "half", "cached"]
+    assert without_low_density(problem, 0.0) == problem
+    assert plan_exact(problem).images == ("cached", "dense", "half", "sparse")
+    assert plan_exact(kept).images == ("cached", "dense", "half")
 
 
 def test_slot_capacity_is_the_smaller_of_free_disk_and_link_bytes() -> None:
