@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EXTRAS := video,audio,telemetry,deploy,ops,web,dev
 SOURCES := schemas services profiling broker tests tools
 
-.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine k8s-validate fleet-sim
+.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine k8s-validate fleet-sim experiment-seed004
 
 setup: system-deps venv
 
@@ -55,6 +55,12 @@ fleet-sim: setup
 bench: setup assets
 	@mkdir -p bench-results
 	$(PY) -m tests.bench.run --out bench-results/bench.json
+
+# Seed 004's experiment replayed on its own data (../shared/seed004 beside the
+# repo; SEED004_DATA=... to point elsewhere): tables, CSV and PNG in bench-results/seed004.
+SEED004_DATA ?= ../shared/seed004
+experiment-seed004: setup
+	$(PY) -m tools.seed004_experiment --data $(SEED004_DATA) --out bench-results/seed004 --exact-scaling
 
 clean:
 	rm -rf $(VENV) var bench-results .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""deployer: runs requested analytics as containers on the gateway."""
