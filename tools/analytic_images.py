@@ -41,7 +41,7 @@ NOBODY = "nobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n"
 
 PUBLISHER = r"""#!/bin/sh
 # An example analytic: publishes a small JSON result on its declared output
-# topic every EDGEGW_EXAMPLE_PERIOD_S seconds with its own broker identity.
+# topic every PERIOD_S seconds with its own broker identity.
 n=0
 echo "analytic $EDGEGW_ANALYTIC version $VERSION publishing on $EDGEGW_TOPIC_ANALYTIC_OUTPUT"
 while true; do
@@ -51,7 +51,7 @@ while true; do
     -q 1 -t "$EDGEGW_TOPIC_ANALYTIC_OUTPUT" \
     -m "{\"analytic\":\"$EDGEGW_ANALYTIC\",\"version\":$VERSION,\"n\":$n}" \
     || echo "publish $n failed"
-  sleep "${EDGEGW_EXAMPLE_PERIOD_S:-0.5}"
+  sleep "${PERIOD_S:-0.5}"
 done
 """
 CRASHER = """#!/bin/sh

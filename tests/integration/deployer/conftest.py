@@ -1,0 +1,155 @@
+"""The deployer against a real Docker engine, a real registry (Debian's
+`docker-registry` on a free loopback port) and a real Mosquitto.
+
+Analytics run on an internal bridge network with no traffic between
+containers; the only host address they reach is the bridge's, where this
+session's broker listens (and where the deployer connects to it too). The
+example images (tools/analytic_images.py) are built and pushed once per
+session; the analytics' own tags are then dropped from the engine, so a
+deploy pulls at least their top layer from the registry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import docker
+import docker.errors
+import pytest
+
+from broker.generate import write_local
+from schemas.topics import DEPLOYED_ANALYTIC
+from tests.harness.broker import MosquittoBroker
+from tests.harness.stage_process import StageProcess
+from tools.analytic_images import PREFIX, build_and_push, example_images
+from tools.local_registry import LocalRegistry
+
+ANALYTIC_IMAGES = ("hello", "crash", "hog", "solo")
+
+
+@dataclass(frozen=True)
+class AnalyticsNetwork:
+    name: str
+    gateway: str
+
+
+class BridgeBroker(MosquittoBroker):
+    """The project's broker, listening on the analytics network's bridge
+    address (reachable from the host and from the analytics' containers)."""
+
+    def __init__(self, directory: Path, bind: str) -> None:
+        super().__init__(directory)
+        self.passwords = write_local(directory, self.port, bind=bind)
+        self.host = bind
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Any]:
+    client = docker.from_env(version="auto", timeout=120)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def analytics_network(engine: Any) -> Iterator[AnalyticsNetwork]:
+    name = f"edgegw-test-{uuid.uuid4().hex[:8]}"
+    network = engine.networks.create(
+        name,
+        driver="bridge",
+        internal=True,
+        options={"com.docker.network.bridge.enable_icc": "false"},
+    )
+    network.reload()
+    yield AnalyticsNetwork(name, network.attrs["IPAM"]["Config"][0]["Gateway"])
+    network.reload()
+    for container in network.containers:
+        container.remove(force=True)
+    network.remove()
+
+
+@pytest.fixture(scope="session")
+def broker(
+    tmp_path_factory: pytest.TempPathFactory, analytics_network: AnalyticsNetwork
+) -> Iterator[MosquittoBroker]:
+    server = BridgeBroker(tmp_path_factory.mktemp("broker"), analytics_network.gateway)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    server = LocalRegistry(tmp_path_factory.mktemp("registry"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def drop_local(engine: Any, registry: LocalRegistry, name: str) -> None:
+    """Forget every local tag of one example analytic (its layers shared
+    with images still tagged stay on disk)."""
+    for image in example_images():
+        if image.name != name:
+            continue
+        for tag in (image.local, f"{registry.address}/{image.local}"):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                engine.images.remove(tag, force=True)
+
+
+@pytest.fixture(scope="session")
+def images(engine: Any, registry: LocalRegistry) -> dict[str, dict[str, Any]]:
+    pushed = build_and_push(registry.address, engine)
+    for name in ANALYTIC_IMAGES:
+        drop_local(engine, registry, name)
+    return pushed
+
+
+class StartDeployer(Protocol):
+    def __call__(self, **env: str) -> StageProcess: ...
+
+
+@pytest.fixture
+def deployer(
+    broker: MosquittoBroker,
+    registry: LocalRegistry,
+    images: dict[str, dict[str, Any]],
+    analytics_network: AnalyticsNetwork,
+    engine: Any,
+    gateway_id: str,
+    tmp_path: Path,
+) -> Iterator[StartDeployer]:
+    started: list[StageProcess] = []
+
+    def start(**env: str) -> StageProcess:
+        full = {
+            **broker.env_for("deployer", gateway_id),
+            "EDGEGW_REGISTRY": registry.address,
+            "EDGEGW_ANALYTICS_NETWORK": analytics_network.name,
+            "EDGEGW_ANALYTIC_MQTT_PASSWORD": broker.passwords[DEPLOYED_ANALYTIC],
+            "EDGEGW_RECONCILE_SETTLE_S": "0.5",
+            "EDGEGW_WATCH_INTERVAL_S": "0.2",
+            "EDGEGW_PULL_RETRY_INITIAL_S": "0.5",
+            "EDGEGW_PULL_RETRY_MAX_S": "1.5",
+            "EDGEGW_STOP_TIMEOUT_S": "1",
+            **env,
+        }
+        process = StageProcess("deployer", full, tmp_path)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+    for container in engine.containers.list(
+        all=True, filters={"label": f"edgegw.gateway={gateway_id}"}
+    ):
+        container.remove(force=True)
+
+
+def registry_reference(registry: LocalRegistry, name: str, tag: str = "1") -> str:
+    return f"{registry.address}/{PREFIX}/{name}:{tag}"
