@@ -19,7 +19,9 @@ from schemas.qos import ANALYTIC_NAME_PATTERN
 # A Docker image reference: [host[:port]/]path[:tag][@sha256:digest]. The
 # grammar is docker/distribution's, narrowed to what a gateway accepts.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_HOST = r"(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*(?::[0-9]{1,5})?/)"
+# A host has a dot or a port, or is localhost (docker's rule): "a/b" is a path.
+_DOMAIN = r"[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)"
+_HOST = rf"(?:(?:localhost|{_DOMAIN}+|{_DOMAIN}*:[0-9]{{1,5}})/)"
 IMAGE_REFERENCE = re.compile(
     rf"^{_HOST}?{_COMPONENT}(?:/{_COMPONENT})*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"

@@ -115,8 +115,16 @@ def _mqtt_runtime() -> dict[str, str | bytes]:
     return files
 
 
+def _static_busybox() -> bytes:
+    path = shutil.which("busybox") or "/bin/busybox"
+    ldd = subprocess.run(["ldd", path], capture_output=True, text=True, check=False, timeout=30)
+    if "not a dynamic executable" not in ldd.stdout + ldd.stderr:
+        raise RuntimeError(f"{path} is not static: install Debian's busybox-static")
+    return Path(path).read_bytes()
+
+
 def example_images() -> list[ExampleImage]:
-    busybox = Path(shutil.which("busybox") or "/bin/busybox").read_bytes()
+    busybox = _static_busybox()
     base = ExampleImage(
         "analytic-base",
         "1",

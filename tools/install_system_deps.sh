@@ -13,6 +13,8 @@ wanted=(
   "victoria-metrics victoria-metrics"
   "arecord alsa-utils"
   "openssl openssl"
+  "docker-registry docker-registry"
+  "busybox busybox-static"
 )
 
 missing=()
