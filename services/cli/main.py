@@ -10,6 +10,7 @@ from pathlib import Path
 
 from schemas.topics import STAGES
 from services.bandwidth_allocator import profile_audio, profile_gas, profile_video
+from services.cli import deploy_command
 from services.cli.config_command import set_config
 from services.cli.qos_command import plan as qos_plan
 from services.cli.session import operator_settings
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--solver", default=None, help="dp, fptas, greedy_hull, weighted_split, equal_split"
     )
     qos_plan_args.add_argument("--wait", type=float, default=5.0, help="seconds to wait")
+    deploy_command.add_arguments(commands.add_parser("deploy", help="deployed analytics"))
     profile = commands.add_parser("profile", help="measure the utility of QoS levels")
     profile_targets = profile.add_subparsers(dest="target", required=True)
     profile_gas.add_arguments(
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
             code = 0
         elif args.command == "status":
             code = asyncio.run(show_status(settings, f"{settings.topic_root}/{args.gateway}"))
+        elif args.command == "deploy":
+            code = asyncio.run(deploy_command.run(settings, args))
         elif args.command == "qos":
             code = asyncio.run(qos_plan(settings, args.budget, args.solver, args.wait))
         else:
