@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "uplink": ["tests.bench.uplink_bench"],
     "telemetry": ["tests.bench.telemetry_bench"],
     "detector": ["tests.bench.detector_bench"],
+    "deploy": ["tests.bench.deploy_bench"],
 }
 
 

@@ -11,41 +11,27 @@ deploy pulls at least their top layer from the registry.
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import docker
-import docker.errors
 import pytest
 
-from broker.generate import write_local
 from schemas.topics import DEPLOYED_ANALYTIC
 from tests.harness.broker import MosquittoBroker
 from tests.harness.stage_process import StageProcess
-from tools.analytic_images import PREFIX, build_and_push, example_images
+from tests.integration.deployer.environment import (
+    AnalyticsNetwork,
+    BridgeBroker,
+    create_network,
+    drop_local,
+    remove_network,
+)
+from tools.analytic_images import build_and_push
 from tools.local_registry import LocalRegistry
 
 ANALYTIC_IMAGES = ("hello", "crash", "hog", "solo")
-
-
-@dataclass(frozen=True)
-class AnalyticsNetwork:
-    name: str
-    gateway: str
-
-
-class BridgeBroker(MosquittoBroker):
-    """The project's broker, listening on the analytics network's bridge
-    address (reachable from the host and from the analytics' containers)."""
-
-    def __init__(self, directory: Path, bind: str) -> None:
-        super().__init__(directory)
-        self.passwords = write_local(directory, self.port, bind=bind)
-        self.host = bind
 
 
 @pytest.fixture(scope="session")
@@ -57,19 +43,9 @@ def engine() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def analytics_network(engine: Any) -> Iterator[AnalyticsNetwork]:
-    name = f"edgegw-test-{uuid.uuid4().hex[:8]}"
-    network = engine.networks.create(
-        name,
-        driver="bridge",
-        internal=True,
-        options={"com.docker.network.bridge.enable_icc": "false"},
-    )
-    network.reload()
-    yield AnalyticsNetwork(name, network.attrs["IPAM"]["Config"][0]["Gateway"])
-    network.reload()
-    for container in network.containers:
-        container.remove(force=True)
-    network.remove()
+    network = create_network(engine)
+    yield network
+    remove_network(engine, network.name)
 
 
 @pytest.fixture(scope="session")
@@ -88,17 +64,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry
     server.start()
     yield server
     server.stop()
-
-
-def drop_local(engine: Any, registry: LocalRegistry, name: str) -> None:
-    """Forget every local tag of one example analytic (its layers shared
-    with images still tagged stay on disk)."""
-    for image in example_images():
-        if image.name != name:
-            continue
-        for tag in (image.local, f"{registry.address}/{image.local}"):
-            with contextlib.suppress(docker.errors.ImageNotFound):
-                engine.images.remove(tag, force=True)
 
 
 @pytest.fixture(scope="session")
@@ -149,7 +114,3 @@ def deployer(
         all=True, filters={"label": f"edgegw.gateway={gateway_id}"}
     ):
         container.remove(force=True)
-
-
-def registry_reference(registry: LocalRegistry, name: str, tag: str = "1") -> str:
-    return f"{registry.address}/{PREFIX}/{name}:{tag}"

@@ -10,7 +10,8 @@ import pytest
 
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import MakeProbe
-from tests.integration.deployer.conftest import AnalyticsNetwork, StartDeployer, drop_local
+from tests.integration.deployer.conftest import StartDeployer
+from tests.integration.deployer.environment import AnalyticsNetwork, drop_local
 from tests.integration.deployer.helpers import (
     OUTPUT_TOPIC,
     deploy,

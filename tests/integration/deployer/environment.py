@@ -1,0 +1,69 @@
+"""What the deployer's tests and bench run in: an internal analytics network
+(no route out, no traffic between containers), a broker listening on that
+network's bridge address, and helpers to forget the example images."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+
+from broker.generate import write_local
+from tests.harness.broker import MosquittoBroker
+from tools.analytic_images import PREFIX, example_images
+from tools.local_registry import LocalRegistry
+
+
+@dataclass(frozen=True)
+class AnalyticsNetwork:
+    name: str
+    gateway: str
+
+
+class BridgeBroker(MosquittoBroker):
+    """The project's broker, listening on the analytics network's bridge
+    address (reachable from the host and from the analytics' containers)."""
+
+    def __init__(self, directory: Path, bind: str) -> None:
+        super().__init__(directory)
+        self.passwords = write_local(directory, self.port, bind=bind)
+        self.host = bind
+
+
+def create_network(engine: Any, prefix: str = "edgegw-test") -> AnalyticsNetwork:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    network = engine.networks.create(
+        name,
+        driver="bridge",
+        internal=True,
+        options={"com.docker.network.bridge.enable_icc": "false"},
+    )
+    network.reload()
+    return AnalyticsNetwork(name, network.attrs["IPAM"]["Config"][0]["Gateway"])
+
+
+def remove_network(engine: Any, name: str) -> None:
+    network = engine.networks.get(name)
+    network.reload()
+    for container in network.containers:
+        container.remove(force=True)
+    network.remove()
+
+
+def drop_local(engine: Any, registry: LocalRegistry, name: str, tag: str | None = None) -> None:
+    """Forget the local tags of one example analytic (its layers shared with
+    images still tagged stay on disk)."""
+    for image in example_images():
+        if image.name != name or (tag is not None and image.tag != tag):
+            continue
+        for reference in (image.local, f"{registry.address}/{image.local}"):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                engine.images.remove(reference, force=True)
+
+
+def registry_reference(registry: LocalRegistry, name: str, tag: str = "1") -> str:
+    return f"{registry.address}/{PREFIX}/{name}:{tag}"
