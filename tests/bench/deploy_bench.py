@@ -1,8 +1,8 @@
 """`deploy`: request -> `running` latency of the deployer for an image already
 on disk, one sharing all but its top layer with an image on disk, and one
 pulled whole from the local registry; each next to `docker run -d` of the
-same image from the CLI (same limits, same network, the same layers on disk
-first) in the same run, rounds interleaved, medians compared. Also the
+same image from the CLI (the same limits, mounts, restart policy and network
+the deployer gives it, the same layers on disk first) in the same run, rounds interleaved, medians compared. Also the
 deployer's idle RSS.
 
     python -m tests.bench.deploy_bench [--rounds 5] [--phases]
@@ -94,7 +94,9 @@ def docker_run(reference: str, network: str) -> float:
         "docker", "run", "-d", "--name", name, "--network", network,
         "--read-only", "--user", "65534:65534", "--cpus", "0.5", "--memory", "64m",
         "--memory-swap", "64m", "--pids-limit", "64", "--cap-drop", "ALL",
-        "--security-opt", "no-new-privileges", reference,
+        "--security-opt", "no-new-privileges", "--tmpfs", "/tmp:rw,noexec,nosuid,size=16m",
+        "--log-opt", "max-size=1m", "--log-opt", "max-file=2",
+        "--restart", "on-failure:2", "--label", "edgegw.bench=1", reference,
     ]  # fmt: skip
     started = time.time()
     subprocess.run(command, check=True, capture_output=True, timeout=300)
