@@ -236,3 +236,46 @@ def test_a_pull_over_the_image_disk_budget_is_refused_before_it_starts(
     assert "image disk budget" in refused.reason, refused.reason
     assert "downloading" not in [s.state for s in states(observer, root, "big")]
     assert engine.images.list(name=f"{registry.address}/edgegw-analytics/solo") == []
+
+
+def test_deployer_killed_mid_pull_resumes_it_after_restart(
+    deployer: StartDeployer,
+    probe: MakeProbe,
+    root: str,
+    engine: Any,
+    registry: LocalRegistry,
+) -> None:
+    drop_local(engine, registry, "solo")
+    observer = probe("operator")
+    observer.subscribe(f"{root}/deploy/state/#")
+    first = deployer()
+    wait_online(observer, root)
+    registry.stop()  # the pull cannot finish: it is still on when the deployer dies
+    try:
+        deploy(observer, root, analytic="resumed", image="edgegw-analytics/solo:1")
+        wait_state(observer, root, "resumed", "downloading")
+        first.kill()
+        first.wait(10)
+    finally:
+        registry.start()
+    observer.clear()
+    deployer()
+    running = wait_state(observer, root, "resumed", "running", timeout_s=60)
+    seen = [s.state for s in states(observer, root, "resumed")]
+    assert seen[0] == "queued", seen  # taken up again from its retained state
+    assert running.request_id and running.spec is not None
+    assert len(engine.containers.list(filters={"label": "edgegw.analytic=resumed"})) == 1
+
+
+def test_an_analytic_is_removed_when_its_lifetime_ends(
+    deployer: StartDeployer, probe: MakeProbe, root: str, engine: Any
+) -> None:
+    observer = probe("operator")
+    observer.subscribe(f"{root}/deploy/state/#")
+    deployer()
+    wait_online(observer, root)
+    deploy(observer, root, analytic="brief", image="edgegw-analytics/hello:1", lifetime_s=1.5)
+    wait_state(observer, root, "brief", "running")
+    removed = wait_state(observer, root, "brief", "removed")
+    assert removed.reason == "lifetime of 1.5 s ended"
+    assert not engine.containers.list(all=True, filters={"label": "edgegw.analytic=brief"})
