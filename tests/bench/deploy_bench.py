@@ -2,8 +2,8 @@
 on disk, one sharing all but its top layer with an image on disk, and one
 pulled whole from the local registry; each next to `docker run -d` of the
 same image from the CLI (the same limits, mounts, restart policy and network
-the deployer gives it, the same layers on disk first) in the same run, rounds interleaved, medians compared. Also the
-deployer's idle RSS.
+the deployer gives it, the same layers on disk first) in the same run, rounds
+interleaved, medians compared. Also the deployer's idle RSS.
 
     python -m tests.bench.deploy_bench [--rounds 5] [--phases]
 """
