@@ -208,6 +208,9 @@ def build_and_push(registry: str, client: Any | None = None) -> dict[str, dict[s
         for line in client.api.push(remote, image.tag, stream=True, decode=True):
             if "error" in line:
                 raise RuntimeError(f"push {remote}:{image.tag}: {line['error']}")
+        # The registry's name was only needed to push: untag it, so the engine
+        # holds the image once under its own name (a deploy pulls it back).
+        client.images.remove(f"{remote}:{image.tag}", noprune=True)
         found = manifest(registry, image.repository, image.tag)
         pushed[image.local] = {
             "reference": f"{remote}:{image.tag}",

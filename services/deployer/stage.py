@@ -178,13 +178,21 @@ class DeployerStage:
         while not stop.is_set() and not self._door.connected.is_set():
             await _sleep(stop, POLL_S)
         await _sleep(stop, self._settings.reconcile_settle_s)
-        if stop.is_set():
-            return
-        await self._engine.connect()
-        gateway_address = await self._engine.ensure_network(self._settings.analytics_network)
-        self._broker_host = self._broker_host or gateway_address
-        await self._reconcile()
-        self.reconciled.set()
+        backoff = Backoff(self._settings.pull_retry_initial_s, self._settings.pull_retry_max_s)
+        while not stop.is_set() and not self.reconciled.is_set():
+            try:
+                await self._engine.connect()
+                network = self._settings.analytics_network
+                gateway_address = await self._engine.ensure_network(network)
+                self._broker_host = self._broker_host or gateway_address
+                await self._reconcile()
+            except EngineError as error:  # no engine yet: requests wait in their queue
+                log.warning("engine not answering", extra={"error": str(error)})
+                self._door.metrics.degraded = f"engine: {error}"
+                await _sleep(stop, backoff.next_delay())
+            else:
+                self._door.metrics.degraded = None
+                self.reconciled.set()
         while (command := await _next(self._commands, stop)) is not None:
             try:
                 await self._apply(command.message)
@@ -214,6 +222,8 @@ class DeployerStage:
     async def _deploy(self, message: Received[Any], request: DeployRequest) -> None:
         spec = request.request
         known = self._tracked.get(spec.analytic)
+        if known is not None and known.request_id == request.id:
+            return  # a redelivery of the request in force (QoS 1, after a restart)
         busy = known is not None and known.state not in ("failed", "orphaned", "removed")
         if known is not None and busy and known.desired in ("running", "stopped"):
             reason = f"{spec.analytic} is {known.state}: remove it before deploying it again"

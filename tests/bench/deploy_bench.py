@@ -180,6 +180,8 @@ def main() -> None:
         ):
             container.remove(force=True)
         remove_network(engine, network.name)
+        for name in ("hello", "solo"):
+            drop_local(engine, registry, name)
         broker.stop()
         registry.stop()
 

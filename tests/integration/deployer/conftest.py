@@ -67,11 +67,13 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry
 
 
 @pytest.fixture(scope="session")
-def images(engine: Any, registry: LocalRegistry) -> dict[str, dict[str, Any]]:
+def images(engine: Any, registry: LocalRegistry) -> Iterator[dict[str, dict[str, Any]]]:
     pushed = build_and_push(registry.address, engine)
     for name in ANALYTIC_IMAGES:
         drop_local(engine, registry, name)
-    return pushed
+    yield pushed
+    for name in ANALYTIC_IMAGES:  # what the tests pulled, under this session's registry
+        drop_local(engine, registry, name)
 
 
 class StartDeployer(Protocol):

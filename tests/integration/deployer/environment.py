@@ -55,14 +55,16 @@ def remove_network(engine: Any, name: str) -> None:
 
 
 def drop_local(engine: Any, registry: LocalRegistry, name: str, tag: str | None = None) -> None:
-    """Forget the local tags of one example analytic (its layers shared with
-    images still tagged stay on disk)."""
-    for image in example_images():
-        if image.name != name or (tag is not None and image.tag != tag):
-            continue
-        for reference in (image.local, f"{registry.address}/{image.local}"):
-            with contextlib.suppress(docker.errors.ImageNotFound):
-                engine.images.remove(reference, force=True)
+    """Forget every local tag of one example analytic, whatever registry it
+    came from (its layers shared with images still tagged stay on disk)."""
+    wanted = {image.local for image in example_images() if image.name == name}
+    if tag is not None:
+        wanted = {local for local in wanted if local.endswith(f":{tag}")}
+    for image in engine.images.list():
+        for reference in image.tags:
+            if reference in wanted or any(reference.endswith(f"/{w}") for w in wanted):
+                with contextlib.suppress(docker.errors.ImageNotFound):
+                    engine.images.remove(reference, force=True)
 
 
 def registry_reference(registry: LocalRegistry, name: str, tag: str = "1") -> str:

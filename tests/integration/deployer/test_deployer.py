@@ -3,6 +3,7 @@ Mosquitto, the deployer as its own process."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -279,3 +280,21 @@ def test_an_analytic_is_removed_when_its_lifetime_ends(
     removed = wait_state(observer, root, "brief", "removed")
     assert removed.reason == "lifetime of 1.5 s ended"
     assert not engine.containers.list(all=True, filters={"label": "edgegw.analytic=brief"})
+
+
+def test_without_an_engine_the_deployer_stays_up_degraded_and_requests_wait(
+    deployer: StartDeployer, probe: MakeProbe, root: str, tmp_path: Path
+) -> None:
+    observer = probe("operator")
+    observer.subscribe(f"{root}/health/deployer")
+    process = deployer(
+        EDGEGW_DOCKER_URL=f"unix://{tmp_path}/no-engine.sock", EDGEGW_HEALTH_INTERVAL_S="0.3"
+    )
+    wait_online(observer, root)
+    deploy(observer, root, analytic="patient", image="edgegw-analytics/hello:1")
+    health = observer.wait_for(
+        lambda m: m.topic == f"{root}/health/deployer" and b"degraded" in m.payload, timeout_s=20
+    )
+    assert "engine" in health[-1].json()["detail"]
+    assert process.poll() is None, process.output()[-2000:]
+    assert states(observer, root, "patient") == []  # waiting, not failed
