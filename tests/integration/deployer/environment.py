@@ -4,6 +4,7 @@ network's bridge address, and helpers to forget the example images."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from typing import Any
 import docker.errors
 
 from broker.generate import write_local
+from services.deployer.engine import Engine
+from services.deployer.settings import DeployerSettings
 from tests.harness.broker import MosquittoBroker
 from tools.analytic_images import PREFIX, example_images
 from tools.local_registry import LocalRegistry
@@ -35,15 +38,19 @@ class BridgeBroker(MosquittoBroker):
 
 
 def create_network(engine: Any, prefix: str = "edgegw-test") -> AnalyticsNetwork:
+    """A fresh analytics network, made by the deployer's own code (the broker
+    must listen on its bridge address before the deployer starts)."""
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    network = engine.networks.create(
-        name,
-        driver="bridge",
-        internal=True,
-        options={"com.docker.network.bridge.enable_icc": "false"},
-    )
-    network.reload()
-    return AnalyticsNetwork(name, network.attrs["IPAM"]["Config"][0]["Gateway"])
+    deployer_engine = Engine(DeployerSettings.model_fields["docker_url"].default, 60)
+
+    async def ensure() -> str:
+        await deployer_engine.connect()
+        try:
+            return await deployer_engine.ensure_network(name)
+        finally:
+            deployer_engine.close()
+
+    return AnalyticsNetwork(name, asyncio.run(ensure()))
 
 
 def remove_network(engine: Any, name: str) -> None:

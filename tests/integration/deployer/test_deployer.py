@@ -34,6 +34,7 @@ def test_deploy_pulls_starts_with_limits_publishes_then_remove_clears_it(
     engine: Any,
     registry: LocalRegistry,
     analytics_network: AnalyticsNetwork,
+    images: dict[str, dict[str, Any]],
 ) -> None:
     drop_local(engine, registry, "hello")
     observer = probe("operator")
@@ -59,8 +60,10 @@ def test_deploy_pulls_starts_with_limits_publishes_then_remove_clears_it(
     assert seen[:3] == ["requested", "queued", "downloading"], seen
     assert seen.index("starting") < seen.index("running")
     download = next(s.download for s in states(observer, root, "counter") if s.download)
-    assert download is not None and download.bytes_total > 0  # its top layer, at least
-    assert download.layers_cached >= 1  # the shared ones were on disk
+    # Only the top layer is downloaded: the registry's manifest says its size.
+    layers = images["edgegw-analytics/hello:1"]["layers"]
+    assert download is not None and download.bytes_total == layers[-1]["size"]
+    assert (download.layers_total, download.layers_cached) == (len(layers), len(layers) - 1)
 
     container = engine.containers.get(running.container_id)
     host = container.attrs["HostConfig"]
@@ -70,6 +73,9 @@ def test_deploy_pulls_starts_with_limits_publishes_then_remove_clears_it(
     assert host["ReadonlyRootfs"] is True and host["Privileged"] is False
     assert host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]
     assert host["NetworkMode"] == analytics_network.name
+    network = engine.networks.get(analytics_network.name).attrs
+    assert network["Internal"] is True
+    assert network["Options"]["com.docker.network.bridge.enable_icc"] == "false"
     assert not host.get("Binds") and not container.attrs["Mounts"]
     assert container.attrs["Config"]["User"] == "65534:65534"
     assert container.labels["edgegw.analytic"] == "counter"
@@ -195,6 +201,7 @@ def test_registry_down_during_a_pull_is_retried_with_backoff_until_it_returns(
     root: str,
     engine: Any,
     registry: LocalRegistry,
+    images: dict[str, dict[str, Any]],
 ) -> None:
     drop_local(engine, registry, "solo")
     observer = probe("operator")
@@ -215,6 +222,10 @@ def test_registry_down_during_a_pull_is_retried_with_backoff_until_it_returns(
         registry.start()
     running = wait_state(observer, root, "loner", "running", timeout_s=60)
     assert running.container_id is not None
+    pulled = [s.download for s in states(observer, root, "loner") if s.download]
+    whole = sum(layer["size"] for layer in images["edgegw-analytics/solo:1"]["layers"])
+    assert pulled[-1] is not None and pulled[-1].bytes_total == whole  # shares no layer
+    assert pulled[-1].attempt >= 3
 
 
 def test_a_pull_over_the_image_disk_budget_is_refused_before_it_starts(
