@@ -29,6 +29,7 @@ from schemas.deploy import (
     LifecycleRequest,
     State,
 )
+from schemas.topic_spec import is_valid_level
 from schemas.topics import DEPLOY_REQUEST, DEPLOY_STATE, DEPLOYER
 from services.common.backoff import Backoff
 from services.common.door import MqttDoor, PublishFailed, Received
@@ -314,7 +315,10 @@ class DeployerStage:
             view = containers.pop(analytic, None)
             await self._reconcile_one(tracked, state, view)
         for view in containers.values():
-            tracked = Tracked(view.analytic or view.id[:12], None, None, container_id=view.id)
+            if not is_valid_level(view.analytic):
+                log.warning("container with an unusable analytic label", extra={"id": view.id})
+                continue
+            tracked = Tracked(view.analytic, None, None, container_id=view.id)
             self._tracked[tracked.analytic] = tracked
             self._door.metrics.count("orphans")
             await self._publish(
@@ -396,6 +400,8 @@ class DeployerStage:
                     tracked, "failed", f"{problem}; gave up after {settings.pull_give_up_s} s"
                 )
                 return False
+            if tracked.desired != "running":
+                return False
             delay = backoff.next_delay()
             self._door.metrics.count("pull_retries")
             tracked.download = (
@@ -456,7 +462,9 @@ class DeployerStage:
             sent = -1
             while not pulling.done():
                 await asyncio.wait({pulling}, timeout=settings.progress_interval_s)
-                if done[0] != sent and not pulling.done() and tracked.download is not None:
+                if tracked.desired != "running" or tracked.download is None:
+                    continue  # stopped or removed meanwhile: that state stands
+                if done[0] != sent and not pulling.done():
                     sent = done[0]
                     tracked.download = tracked.download.model_copy(update={"bytes_done": sent})
                     await self._publish(tracked, "downloading")

@@ -206,7 +206,7 @@ def test_registry_down_during_a_pull_is_retried_with_backoff_until_it_returns(
     drop_local(engine, registry, "solo")
     observer = probe("operator")
     observer.subscribe(f"{root}/deploy/state/#")
-    deployer()
+    deployer(EDGEGW_PROGRESS_INTERVAL_S="0.005")
     wait_online(observer, root)
     registry.stop()
     try:
@@ -226,6 +226,9 @@ def test_registry_down_during_a_pull_is_retried_with_backoff_until_it_returns(
     whole = sum(layer["size"] for layer in images["edgegw-analytics/solo:1"]["layers"])
     assert pulled[-1] is not None and pulled[-1].bytes_total == whole  # shares no layer
     assert pulled[-1].attempt >= 3
+    # Progress from the pull stream: bytes done grow up to the total.
+    done = [d.bytes_done for d in pulled if d is not None and d.attempt == pulled[-1].attempt]
+    assert done == sorted(done) and 0 < done[-1] <= whole, done
 
 
 def test_a_pull_over_the_image_disk_budget_is_refused_before_it_starts(
