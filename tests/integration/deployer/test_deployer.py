@@ -3,6 +3,7 @@ Mosquitto, the deployer as its own process."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -218,9 +219,18 @@ def test_registry_down_during_a_pull_is_retried_with_backoff_until_it_returns(
         waiting = states(observer, root, "loner")[-1]
         assert waiting.state == "downloading"
         assert waiting.reason.startswith("registry unreachable"), waiting.reason
+        # One download slot, first come first served: the next one waits its turn.
+        deploy(observer, root, analytic="next", image="edgegw-analytics/hello:1")
+        queued = wait_state(observer, root, "next", "queued")
+        assert queued.queue_position == 0
+        time.sleep(1.5)
+        assert [s.state for s in states(observer, root, "next")] == ["requested", "queued"]
     finally:
         registry.start()
     running = wait_state(observer, root, "loner", "running", timeout_s=60)
+    after = wait_state(observer, root, "next", "running", timeout_s=60)
+    assert after.started_ts is not None and running.started_ts is not None
+    assert after.started_ts > running.started_ts
     assert running.container_id is not None
     pulled = [s.download for s in states(observer, root, "loner") if s.download]
     whole = sum(layer["size"] for layer in images["edgegw-analytics/solo:1"]["layers"])
