@@ -292,15 +292,26 @@ def test_deployer_killed_mid_pull_resumes_it_after_restart(
     assert len(engine.containers.list(filters={"label": "edgegw.analytic=resumed"})) == 1
 
 
-def test_an_analytic_is_removed_when_its_lifetime_ends(
-    deployer: StartDeployer, probe: MakeProbe, root: str, engine: Any
+def test_an_analytic_pinned_by_digest_is_removed_when_its_lifetime_ends(
+    deployer: StartDeployer,
+    probe: MakeProbe,
+    root: str,
+    engine: Any,
+    registry: LocalRegistry,
+    images: dict[str, dict[str, Any]],
 ) -> None:
+    drop_local(engine, registry, "hello")
+    digest = images["edgegw-analytics/hello:2"]["digest"]
     observer = probe("operator")
     observer.subscribe(f"{root}/deploy/state/#")
     deployer()
     wait_online(observer, root)
-    deploy(observer, root, analytic="brief", image="edgegw-analytics/hello:1", lifetime_s=1.5)
-    wait_state(observer, root, "brief", "running")
+    pinned = f"edgegw-analytics/hello@{digest}"
+    deploy(observer, root, analytic="brief", image=pinned, lifetime_s=1.5)
+    running = wait_state(observer, root, "brief", "running")
+    container = engine.containers.get(running.container_id)
+    assert container.attrs["Config"]["Image"].endswith(f"/edgegw-analytics/hello@{digest}")
+    assert container.attrs["Config"]["Env"].count("VERSION=2") == 1
     removed = wait_state(observer, root, "brief", "removed")
     assert removed.reason == "lifetime of 1.5 s ended"
     assert not engine.containers.list(all=True, filters={"label": "edgegw.analytic=brief"})
