@@ -32,7 +32,7 @@ def edgegw(
 def test_an_operator_adds_lists_stops_starts_and_removes_an_analytic(
     deployer: StartDeployer, probe: MakeProbe, broker: MosquittoBroker, root: str, gateway_id: str
 ) -> None:
-    deployer()
+    process = deployer()
     wait_online(probe("operator"), root)
 
     added = edgegw(
@@ -65,3 +65,6 @@ def test_an_operator_adds_lists_stops_starts_and_removes_an_analytic(
 
     refused = edgegw(broker, gateway_id, "add", "big", "edgegw-analytics/hello:1", "--cpus", "64")
     assert refused.returncode == 1 and "limits.cpus" in refused.stdout
+
+    process.terminate()  # SIGTERM: stops in order, exit 0
+    assert process.wait(20) == 0, process.output()[-2000:]
