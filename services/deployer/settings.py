@@ -4,23 +4,30 @@ network analytics run on, and the gateway's ceilings a request must fit."""
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from schemas.envelope import Model
-from services.common.settings import StageSettings
+from services.common.settings import ENV_PREFIX, StageSettings
 
 
 class Ceilings(Model):
     """The most one analytic may ask for on this gateway; a request above
     one of them is refused naming the field."""
 
-    max_cpus: float = Field(default=2.0, gt=0)
-    max_memory_mb: int = Field(default=512, ge=6)
-    max_pids: int = Field(default=256, ge=8)
-    max_lifetime_s: float | None = Field(default=None, gt=0)
-    max_environment_bytes: int = Field(default=32_768, ge=0)
+    max_cpus: float = Field(default=2.0, gt=0, le=1024, allow_inf_nan=False)
+    max_memory_mb: int = Field(default=512, ge=6, le=1_048_576)
+    max_pids: int = Field(default=256, ge=8, le=65_536)
+    max_lifetime_s: float | None = Field(default=None, gt=0, le=3.2e8, allow_inf_nan=False)
+    max_environment_bytes: int = Field(default=32_768, ge=0, le=1_048_576)
 
 
-class DeployerSettings(StageSettings):
+class DeployerSettings(StageSettings, Ceilings):
+    """Start-up settings; the ceilings are inherited from `Ceilings` (one
+    definition each), read from EDGEGW_MAX_* like every other setting."""
+
+    # The settings' own config, not the ceilings' extra="forbid".
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
     docker_url: str = Field(default="unix:///var/run/docker.sock", min_length=1)
     engine_timeout_s: float = Field(default=30.0, gt=0, description="one Docker API call")
     pull_timeout_s: float = Field(default=900.0, gt=0, description="one whole pull")
@@ -46,10 +53,6 @@ class DeployerSettings(StageSettings):
     # The shared broker identity of deployed analytics (see identities.py).
     analytic_mqtt_username: str = "analytic"
     analytic_mqtt_password: SecretStr = SecretStr("")
-    max_cpus: float = Field(default=2.0, gt=0)
-    max_memory_mb: int = Field(default=512, ge=6)
-    max_pids: int = Field(default=256, ge=8)
-    max_lifetime_s: float | None = Field(default=None, gt=0)
     image_disk_budget_mb: float = Field(
         default=20_480, gt=0, description="all the engine's image layers, on disk"
     )
