@@ -3,6 +3,8 @@ network analytics run on, and the gateway's ceilings a request must fit."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -50,7 +52,11 @@ class DeployerSettings(StageSettings, Ceilings):
     analytic_user: str = Field(
         default="65534:65534", pattern=r"^[1-9][0-9]*(:[1-9][0-9]*)?$", description="non-root"
     )
-    # The shared broker identity of deployed analytics (see identities.py).
+    # How analytics get their broker identity (identities.py): one each from
+    # the dynamic security plugin, or the registry's shared `analytic` user.
+    broker_identities: Literal["dynsec", "shared"] = "shared"
+    dynsec_admin_username: str = Field(default="dynsec-admin", min_length=1)
+    dynsec_admin_password: SecretStr = SecretStr("")
     analytic_mqtt_username: str = "analytic"
     analytic_mqtt_password: SecretStr = SecretStr("")
     image_disk_budget_mb: float = Field(

@@ -33,6 +33,7 @@ from schemas.topic_spec import is_valid_level
 from schemas.topics import DEPLOY_REQUEST, DEPLOY_STATE, DEPLOYER
 from services.common.backoff import Backoff
 from services.common.door import MqttDoor, PublishFailed, Received
+from services.common.dynsec_control import DynsecControl
 from services.common.stage_runner import serve
 from services.deployer.admission import (
     LABEL_ANALYTIC,
@@ -48,7 +49,12 @@ from services.deployer.admission import (
     parse_image,
 )
 from services.deployer.engine import ContainerView, Engine, EngineError, PullFailed, RunSpec
-from services.deployer.identities import BrokerIdentities, SharedAnalyticIdentity
+from services.deployer.identities import (
+    BrokerIdentities,
+    DynsecIdentities,
+    IdentityRefused,
+    SharedAnalyticIdentity,
+)
 from services.deployer.layers import (
     ManifestUnknown,
     RegistryUnreachable,
@@ -290,7 +296,11 @@ class DeployerStage:
             for view in await self._engine.managed(self._settings.gateway_id):
                 if view.analytic == tracked.analytic or view.id == tracked.container_id:
                     await self._engine.remove(view.id, self._settings.stop_timeout_s)
-            await self._identities.revoke(tracked.analytic)
+            try:
+                await self._identities.revoke(tracked.analytic)
+            except IdentityRefused as error:  # reported; the container is gone anyway
+                reason = f"{reason}; broker identity not revoked: {error}"
+                self._door.metrics.count("revoke_failures")
             tracked.container_id = None
             await self._publish(tracked, "removed", reason)
 
@@ -487,7 +497,11 @@ class DeployerStage:
                 return
             await self._publish(tracked, "starting")
             image, topics = self._admit(spec)
-            identity = await self._identities.create(spec.analytic, topics)
+            try:
+                identity = await self._identities.create(spec.analytic, topics)
+            except IdentityRefused as error:
+                await self._publish(tracked, "failed", f"broker identity: {error}")
+                return
             environment = {
                 **spec.environment,
                 "EDGEGW_ANALYTIC": spec.analytic,
@@ -582,6 +596,20 @@ class DeployerStage:
         await self._publish(tracked, "failed", reason, exit=exit)
 
 
+def identities_of(settings: DeployerSettings) -> BrokerIdentities:
+    if settings.broker_identities == "dynsec":
+        admin_password = settings.dynsec_admin_password.get_secret_value()
+        control = DynsecControl(
+            settings, settings.dynsec_admin_username, admin_password, settings.operation_timeout_s
+        )
+        return DynsecIdentities(control, settings.gateway_id, admin_password)
+    return SharedAnalyticIdentity(
+        settings.analytic_mqtt_username,
+        settings.analytic_mqtt_password.get_secret_value(),
+        settings.gateway_id,
+    )
+
+
 def container_name(gateway_id: str, analytic: str) -> str:
     return f"edgegw-{gateway_id}-{analytic}"
 
@@ -593,11 +621,7 @@ async def run(
 ) -> None:
     door = MqttDoor(settings, DEPLOYER)
     engine = Engine(settings.docker_url, settings.engine_timeout_s)
-    identities = identities or SharedAnalyticIdentity(
-        settings.analytic_mqtt_username,
-        settings.analytic_mqtt_password.get_secret_value(),
-        settings.gateway_id,
-    )
+    identities = identities or identities_of(settings)
     stage = DeployerStage(door, settings, engine, identities)
     downloads = [stage.download] * settings.download_slots
     try:

@@ -24,13 +24,13 @@ import docker
 import orjson
 
 from schemas.deploy import AnalyticState, DeployRequest, DeploySpec, LifecycleRequest
-from schemas.topics import DEPLOYED_ANALYTIC
 from tests.harness.probe import Probe
 from tests.harness.stage_process import StageProcess
 from tests.integration.deployer.environment import (
     BridgeBroker,
     create_network,
     drop_local,
+    identity_env,
     registry_reference,
     remove_network,
 )
@@ -134,7 +134,7 @@ def main() -> None:
             **broker.env_for("deployer", GATEWAY),
             "EDGEGW_REGISTRY": registry.address,
             "EDGEGW_ANALYTICS_NETWORK": network.name,
-            "EDGEGW_ANALYTIC_MQTT_PASSWORD": broker.passwords[DEPLOYED_ANALYTIC],
+            **identity_env(broker),
             "EDGEGW_RECONCILE_SETTLE_S": "0.2",
             "EDGEGW_STOP_TIMEOUT_S": "0",
             "EDGEGW_LOG_LEVEL": "WARNING",

@@ -18,7 +18,6 @@ from typing import Any, Protocol
 import docker
 import pytest
 
-from schemas.topics import DEPLOYED_ANALYTIC
 from tests.harness.broker import MosquittoBroker
 from tests.harness.stage_process import StageProcess
 from tests.integration.deployer.environment import (
@@ -26,6 +25,7 @@ from tests.integration.deployer.environment import (
     BridgeBroker,
     create_network,
     drop_local,
+    identity_env,
     remove_network,
 )
 from tools.analytic_images import build_and_push
@@ -97,7 +97,7 @@ def deployer(
             **broker.env_for("deployer", gateway_id),
             "EDGEGW_REGISTRY": registry.address,
             "EDGEGW_ANALYTICS_NETWORK": analytics_network.name,
-            "EDGEGW_ANALYTIC_MQTT_PASSWORD": broker.passwords[DEPLOYED_ANALYTIC],
+            **identity_env(broker),
             "EDGEGW_RECONCILE_SETTLE_S": "0.5",
             "EDGEGW_WATCH_INTERVAL_S": "0.2",
             "EDGEGW_PULL_RETRY_INITIAL_S": "0.5",

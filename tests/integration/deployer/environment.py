@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker.errors
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from broker.generate import write_local
+from schemas.topics import DEPLOYED_ANALYTIC
 from services.deployer.engine import Engine
 from services.deployer.settings import DeployerSettings
 from tests.harness.broker import MosquittoBroker
@@ -76,3 +81,61 @@ def drop_local(engine: Any, registry: LocalRegistry, name: str, tag: str | None 
 
 def registry_reference(registry: LocalRegistry, name: str, tag: str = "1") -> str:
     return f"{registry.address}/{PREFIX}/{name}:{tag}"
+
+
+DYNSEC_ADMIN = "dynsec-admin"
+
+
+def uses_dynsec(broker: MosquittoBroker) -> bool:
+    """Whether the project's broker runs the dynamic security plugin (its
+    admin identity exists): then each analytic gets its own identity."""
+    return DYNSEC_ADMIN in broker.passwords
+
+
+def identity_env(broker: MosquittoBroker) -> dict[str, str]:
+    """How the deployer gives analytics a broker identity on this broker."""
+    if uses_dynsec(broker):
+        return {
+            "EDGEGW_BROKER_IDENTITIES": "dynsec",
+            "EDGEGW_DYNSEC_ADMIN_PASSWORD": broker.passwords[DYNSEC_ADMIN],
+        }
+    return {
+        "EDGEGW_BROKER_IDENTITIES": "shared",
+        "EDGEGW_ANALYTIC_MQTT_PASSWORD": broker.passwords[DEPLOYED_ANALYTIC],
+    }
+
+
+def publish_as(
+    broker: MosquittoBroker, username: str, password: str, client_id: str, topic: str
+) -> str:
+    """Connect with these credentials and client id, publish once at QoS 1:
+    'refused: <reason>' for a refused connect, else the PUBACK reason code."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set(username, password)
+    outcome: list[str] = []
+    done = threading.Event()
+
+    def on_connect(c: mqtt.Client, u: object, f: object, code: ReasonCode, p: object) -> None:
+        if code.is_failure:
+            outcome.append(f"refused: {code}")
+            done.set()
+        else:
+            c.publish(topic, b"{}", qos=1)
+
+    def on_publish(c: mqtt.Client, u: object, mid: int, code: ReasonCode, p: object) -> None:
+        outcome.append(str(code.value))
+        done.set()
+
+    client.on_connect = on_connect
+    client.on_publish = on_publish
+    try:
+        client.connect(broker.host, broker.port, keepalive=10)
+    except OSError as error:
+        return f"refused: {error}"
+    client.loop_start()
+    try:
+        done.wait(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return outcome[0] if outcome else "refused: no answer"

@@ -13,7 +13,12 @@ import pytest
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import MakeProbe
 from tests.integration.deployer.conftest import StartDeployer
-from tests.integration.deployer.environment import AnalyticsNetwork, drop_local
+from tests.integration.deployer.environment import (
+    AnalyticsNetwork,
+    drop_local,
+    publish_as,
+    uses_dynsec,
+)
 from tests.integration.deployer.helpers import (
     OUTPUT_TOPIC,
     deploy,
@@ -31,6 +36,8 @@ MIB = 1024 * 1024
 def test_deploy_pulls_starts_with_limits_publishes_then_remove_clears_it(
     deployer: StartDeployer,
     probe: MakeProbe,
+    broker: MosquittoBroker,
+    gateway_id: str,
     root: str,
     engine: Any,
     registry: LocalRegistry,
@@ -81,8 +88,23 @@ def test_deploy_pulls_starts_with_limits_publishes_then_remove_clears_it(
     assert container.attrs["Config"]["User"] == "65534:65534"
     assert container.labels["edgegw.analytic"] == "counter"
 
-    output = observer.wait_for(lambda m: m.topic == f"{root}/analytic/counter/output", count=2)
+    output_topic = f"{root}/analytic/counter/output"
+    output = observer.wait_for(lambda m: m.topic == output_topic, count=2)
     assert orjson.loads(output[0].payload)["analytic"] == "counter"
+
+    # Its credentials: its declared topic only, and (one identity per
+    # analytic) only under its own client id.
+    env = dict(item.split("=", 1) for item in container.attrs["Config"]["Env"])
+    user, password = env["EDGEGW_MQTT_USERNAME"], env["EDGEGW_MQTT_PASSWORD"]
+    client_id = env["EDGEGW_MQTT_CLIENT_ID"]
+    assert env["EDGEGW_TOPIC_ANALYTIC_OUTPUT"] == output_topic
+    assert publish_as(broker, user, password, client_id, output_topic) == "0"
+    assert publish_as(broker, user, password, client_id, f"{root}/alert/counter") == "135"
+    if uses_dynsec(broker):
+        assert client_id == user == f"analytic.{gateway_id}.counter"
+        assert publish_as(broker, user, password, "analytic.x.other", output_topic).startswith(
+            "refused"
+        )
 
     # No way out of the analytics network, and no way to another container.
     probe_run = container.exec_run(["sh", "-c", "nc -w 2 8.8.8.8 53 </dev/null; echo rc=$?"])
@@ -92,6 +114,8 @@ def test_deploy_pulls_starts_with_limits_publishes_then_remove_clears_it(
     removed = wait_state(observer, root, "counter", "removed")
     assert removed.desired == "removed"
     assert not engine.containers.list(all=True, filters={"name": container.name})
+    if uses_dynsec(broker):  # revoked with the container
+        assert publish_as(broker, user, password, client_id, output_topic).startswith("refused")
 
 
 def test_bad_reference_foreign_registry_and_limits_above_ceilings_fail_naming_why(
