@@ -3,13 +3,14 @@ ceilings, declared topics) and the download plan against the disk budget."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas.deploy import DeploySpec
-from schemas.topics import ANALYTIC_FACING, DEPLOY_REQUEST
+from schemas.topics import ANALYTIC_FACING, DEPLOY_REQUEST, DEPLOY_STATE
 from services.deployer.admission import (
     Refused,
     granted_topics,
@@ -18,6 +19,7 @@ from services.deployer.admission import (
 )
 from services.deployer.layers import Layer, RemoteImage, disk_refusal, plan_download
 from services.deployer.settings import Ceilings
+from tests.unit.deploy_examples import DEPLOY_EXAMPLES
 
 REGISTRY = "127.0.0.1:5000"
 ROOT = "edgegw/gw1"
@@ -128,6 +130,15 @@ def test_every_analytic_facing_template_is_open_to_deployed_analytics() -> None:
     for spec_, direction in ANALYTIC_FACING.values():
         users = spec_.publishers if direction == "publish" else spec_.subscribers
         assert "analytic" in users, spec_.name
+
+
+def test_every_deploy_message_has_a_valid_example_that_round_trips() -> None:
+    for spec in (DEPLOY_REQUEST, DEPLOY_STATE):
+        for model in spec.models:
+            example = orjson.dumps({"ts": 1.8e9, "id": "m1", **DEPLOY_EXAMPLES[model.__name__]})
+            message = spec.decode(example)
+            assert isinstance(message, model)
+            assert spec.decode(message.to_bytes()) == message
 
 
 def test_requests_decode_by_action() -> None:
