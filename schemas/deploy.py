@@ -31,6 +31,11 @@ ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 # declared topics): a request may not override them.
 RESERVED_ENV_PREFIX = "EDGEGW_"
 
+# Bounds every number here stays within (finite; an integer fits 64 bits).
+MAX_KBPS = 1e8
+MAX_SECONDS = 1e11
+MAX_COUNT = 2**63 - 1
+
 Direction = Literal["publish", "subscribe"]
 RestartPolicy = Literal["no", "on-failure"]
 
@@ -60,10 +65,17 @@ class DeploySpec(Model):
         min_length=1, max_length=512, description="tag or digest, in the gateway's registry"
     )
     upload_saving_kbps: float = Field(
-        ge=0, allow_inf_nan=False, description="upload saved by running here, not in the cloud"
+        ge=0,
+        le=MAX_KBPS,
+        allow_inf_nan=False,
+        description="upload saved by running here, not in the cloud",
     )
     lifetime_s: float | None = Field(
-        default=None, gt=0, allow_inf_nan=False, description="removed after this long running"
+        default=None,
+        gt=0,
+        le=MAX_SECONDS,
+        allow_inf_nan=False,
+        description="removed after this long running",
     )
     limits: Limits = Limits()
     environment: dict[str, str] = Field(default_factory=dict, max_length=64)
@@ -120,15 +132,19 @@ Desired = Literal["running", "stopped", "removed"]
 
 
 class Download(Model):
-    bytes_done: int = Field(ge=0)
-    bytes_total: int = Field(ge=0, description="compressed bytes of the layers not on disk")
-    layers_total: int = Field(ge=0)
-    layers_cached: int = Field(ge=0, description="layers already on disk, not downloaded")
-    attempt: int = Field(default=1, ge=1)
+    bytes_done: int = Field(ge=0, le=MAX_COUNT)
+    bytes_total: int = Field(
+        ge=0, le=MAX_COUNT, description="compressed bytes of the layers not on disk"
+    )
+    layers_total: int = Field(ge=0, le=MAX_COUNT)
+    layers_cached: int = Field(
+        ge=0, le=MAX_COUNT, description="layers already on disk, not downloaded"
+    )
+    attempt: int = Field(default=1, ge=1, le=MAX_COUNT)
 
 
 class Exit(Model):
-    code: int
+    code: int = Field(ge=-(2**31), le=2**31 - 1)
     oom_killed: bool
     log_tail: list[str] = Field(default_factory=list, max_length=50)
 
@@ -143,8 +159,8 @@ class AnalyticState(Envelope):
     spec: DeploySpec | None = None
     request_id: str = Field(default="", max_length=128, description="id of the request in force")
     container_id: str | None = None
-    queue_position: int | None = Field(default=None, ge=0)
+    queue_position: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     download: Download | None = None
     exit: Exit | None = None
-    restarts: int = Field(default=0, ge=0)
-    started_ts: float | None = None
+    restarts: int = Field(default=0, ge=0, le=MAX_COUNT)
+    started_ts: float | None = Field(default=None, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
