@@ -67,7 +67,7 @@ class DynsecIdentities:
     def username(self, analytic: str) -> str:
         return f"analytic.{self._gateway_id}.{analytic}"
 
-    def _password(self, username: str) -> str:
+    def password(self, username: str) -> str:
         # Derived, not stored: the same analytic gets the same password after a
         # deployer restart, so a container it finds again still connects.
         digest = hmac.new(self._secret, username.encode(), hashlib.sha256).digest()
@@ -75,26 +75,8 @@ class DynsecIdentities:
 
     async def create(self, analytic: str, topics: Sequence[GrantedTopic]) -> BrokerIdentity:
         username = self.username(analytic)
-        password = self._password(username)
-        acls: list[dict[str, Any]] = []
-        for grant in topics:
-            if grant.direction == "publish":
-                acls.append(_acl("publishClientSend", grant.topic))
-            else:
-                acls.append(_acl("subscribePattern", grant.topic))
-                acls.append(_acl("publishClientReceive", grant.topic))
-        commands: list[dict[str, Any]] = [
-            {"command": "deleteClient", "username": username},  # a leftover: made anew
-            {"command": "deleteRole", "rolename": username},
-            {"command": "createRole", "rolename": username, "acls": acls},
-            {
-                "command": "createClient",
-                "username": username,
-                "password": password,
-                "clientid": username,
-                "roles": [{"rolename": username}],
-            },
-        ]
+        password = self.password(username)
+        commands = create_commands(username, password, topics)
         try:
             responses = await self._control.send(commands)
         except DynsecRefused as error:
@@ -115,6 +97,32 @@ class DynsecIdentities:
             )
         except DynsecRefused as error:
             raise IdentityRefused(str(error)) from error
+
+
+def create_commands(
+    username: str, password: str, topics: Sequence[GrantedTopic]
+) -> list[dict[str, Any]]:
+    """Dynamic security commands that (re)make `username`: bound to that client
+    id, with a role of its own granting exactly `topics`."""
+    acls: list[dict[str, Any]] = []
+    for grant in topics:
+        if grant.direction == "publish":
+            acls.append(_acl("publishClientSend", grant.topic))
+        else:
+            acls.append(_acl("subscribePattern", grant.topic))
+            acls.append(_acl("publishClientReceive", grant.topic))
+    return [
+        {"command": "deleteClient", "username": username},  # a leftover: made anew
+        {"command": "deleteRole", "rolename": username},
+        {"command": "createRole", "rolename": username, "acls": acls},
+        {
+            "command": "createClient",
+            "username": username,
+            "password": password,
+            "clientid": username,
+            "roles": [{"rolename": username}],
+        },
+    ]
 
 
 def _acl(acltype: str, topic: str) -> dict[str, Any]:

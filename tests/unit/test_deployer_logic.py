@@ -11,12 +11,15 @@ from pydantic import ValidationError
 
 from schemas.deploy import DeploySpec
 from schemas.topics import ANALYTIC_FACING, DEPLOY_REQUEST, DEPLOY_STATE
+from services.common.dynsec_control import DynsecControl
+from services.common.settings import StageSettings
 from services.deployer.admission import (
     Refused,
     granted_topics,
     limit_refusals,
     parse_image,
 )
+from services.deployer.identities import DynsecIdentities, create_commands
 from services.deployer.layers import Layer, RemoteImage, disk_refusal, plan_download
 from services.deployer.settings import Ceilings
 from tests.unit.deploy_examples import DEPLOY_EXAMPLES
@@ -175,3 +178,36 @@ def test_the_disk_check_refuses_exactly_the_pulls_over_budget(
     assert plan.bytes_total == sum(s for i, s in enumerate(sizes) if i not in cached)
     refusal = disk_refusal(plan, used, budget, expansion)
     assert (refusal is None) == (used + int(plan.bytes_total * expansion) <= budget)
+
+
+def test_an_analytics_dynsec_identity_is_bound_to_its_client_id_and_grants_its_topics() -> None:
+    granted = granted_topics(
+        spec(
+            topics=[
+                {"spec": "analytic_output", "direction": "publish"},
+                {"spec": "qos_knob", "direction": "subscribe"},
+            ]
+        ),
+        ROOT,
+    )
+    commands = create_commands("analytic.gw1.counter", "pw", granted)
+    role = next(c for c in commands if c["command"] == "createRole")
+    assert [(acl["acltype"], acl["topic"]) for acl in role["acls"]] == [
+        ("publishClientSend", f"{ROOT}/analytic/counter/output"),
+        ("subscribePattern", f"{ROOT}/qos/counter"),
+        ("publishClientReceive", f"{ROOT}/qos/counter"),
+    ]
+    client = commands[-1]
+    assert client["command"] == "createClient"
+    assert client["clientid"] == client["username"] == "analytic.gw1.counter"
+    assert client["roles"] == [{"rolename": "analytic.gw1.counter"}]
+
+
+def test_an_analytics_password_is_stable_and_its_own() -> None:
+    control = DynsecControl(StageSettings(), "dynsec-admin", "secret")
+    identities = DynsecIdentities(control, "gw1", "secret")
+    first = identities.password(identities.username("a"))
+    assert first == DynsecIdentities(control, "gw1", "secret").password("analytic.gw1.a")
+    assert first != identities.password(identities.username("b"))
+    assert first != DynsecIdentities(control, "gw1", "other").password("analytic.gw1.a")
+    assert len(first) >= 40
