@@ -72,9 +72,15 @@ def drop_local(engine: Any, registry: LocalRegistry, name: str, tag: str | None 
     wanted = {image.local for image in example_images() if image.name == name}
     if tag is not None:
         wanted = {local for local in wanted if local.endswith(f":{tag}")}
+    pinned = f"/{PREFIX}/{name}@" if tag is None else None  # pulled by digest
     for image in engine.images.list():
-        for reference in image.tags:
-            if reference in wanted or any(reference.endswith(f"/{w}") for w in wanted):
+        digests = image.attrs.get("RepoDigests") or []
+        for reference in [*image.tags, *digests]:
+            if (
+                reference in wanted
+                or any(reference.endswith(f"/{w}") for w in wanted)
+                or (pinned is not None and pinned in reference and not image.tags)
+            ):
                 with contextlib.suppress(docker.errors.ImageNotFound):
                     engine.images.remove(reference, force=True)
 
