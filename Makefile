@@ -5,8 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS := video,audio,telemetry,deploy,ops,web,dev
 SOURCES := schemas services profiling broker tests tools
+REGISTRY_PORT ?= 5000
 
-.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine k8s-validate fleet-sim experiment-seed004
+.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine k8s-validate fleet-sim experiment-seed004 registry images
 
 setup: system-deps venv
 
@@ -68,6 +69,17 @@ clean:
 # A Docker engine for the container test and `make compose`.
 docker-engine:
 	@bash tools/docker_engine.sh >/dev/null
+
+# The local image registry analytics are deployed from (Debian's
+# docker-registry on 127.0.0.1:$(REGISTRY_PORT), storage in var/registry),
+# started in the background unless one answers there.
+registry: setup
+	$(PY) -m tools.local_registry --dir var/registry --port $(REGISTRY_PORT)
+
+# The example analytics images (layered: base -> runtime -> model -> code),
+# built and pushed to the local registry; prints each one's layers.
+images: setup docker-engine registry
+	$(PY) -m tools.analytic_images --registry 127.0.0.1:$(REGISTRY_PORT)
 
 # Containers on a gateway: installs Debian's docker.io (and docker-compose when
 # the plugin is missing), starts dockerd if none runs, makes the base image.

@@ -17,6 +17,8 @@ wanted=(
   "chromium chromium"
   "chromedriver chromium-driver"
   "kubectl kubernetes-client"
+  "docker-registry docker-registry"
+  "busybox busybox-static"
 )
 
 missing=()

@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure the utility of QoS levels",
         description="`edgegw profile <target> --help` lists the target's own arguments",
     )
+    from services.cli import deploy_command  # argparse only; the client is imported to run
+
+    deploy_command.add_arguments(commands.add_parser("deploy", help="deployed analytics"))
     profile_targets = profile.add_subparsers(dest="target", required=True)
     for target, purpose in PROFILE_TARGETS.items():
         # The target's own arguments (and its --help) are parsed by profiling.
@@ -141,6 +144,10 @@ def _operate(args: argparse.Namespace) -> int:
 
             root = f"{settings.topic_root}/{args.gateway}"
             code = asyncio.run(run_top(settings, root, args.interval, args.count))
+        elif args.command == "deploy":
+            from services.cli import deploy_command
+
+            code = asyncio.run(deploy_command.run(settings, args))
         elif args.command == "qos":
             from services.cli.qos_command import plan as qos_plan
 

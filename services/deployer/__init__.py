@@ -1,1 +1,2 @@
-"""deployer: runs requested analytics as containers on the gateway."""
+"""deployer: analytics packaged as container images, deployed, stopped and
+removed at run time through the Docker Engine API, from a local registry."""

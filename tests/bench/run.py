@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "memory": ["tests.bench.memory_bench"],
     "web": ["tests.bench.web_bench"],
     "seed004": ["tests.bench.seed004_bench"],
+    "deploy": ["tests.bench.deploy_bench"],
 }
 
 
