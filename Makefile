@@ -5,8 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS := video,audio,telemetry,deploy,ops,web,dev
 SOURCES := schemas services profiling broker tests tools
+REGISTRY_PORT ?= 5000
 
-.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine
+.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine k8s-validate fleet-sim experiment-seed004 registry images
 
 setup: system-deps venv
 
@@ -40,12 +41,27 @@ unit: setup assets
 integration: setup
 	$(PY) -m pytest tests/integration -q
 
-test: setup assets lint docker-engine
+test: setup assets lint docker-engine k8s-validate
 	$(PY) -m pytest -q
+
+# deploy/k8s rendered by `kubectl kustomize` (Debian's kubernetes-client) and
+# every object checked against the Kubernetes OpenAPI schema, offline.
+k8s-validate: setup
+	$(PY) -m tools.k8s_validate
+
+# 50 gateway bridges into one TLS cloud broker: alerts, config push, fairness (JSON).
+fleet-sim: setup
+	$(PY) tools/fleet_sim.py --gateways 50
 
 bench: setup assets
 	@mkdir -p bench-results
 	$(PY) -m tests.bench.run --out bench-results/bench.json
+
+# Seed 004's experiment replayed on its own data (../shared/seed004 beside the
+# repo; SEED004_DATA=... to point elsewhere): tables, CSV and PNG in bench-results/seed004.
+SEED004_DATA ?= ../shared/seed004
+experiment-seed004: setup
+	$(PY) -m tools.seed004_experiment --data $(SEED004_DATA) --out bench-results/seed004 --exact-scaling
 
 clean:
 	rm -rf $(VENV) var bench-results .mypy_cache .ruff_cache .pytest_cache
@@ -53,6 +69,17 @@ clean:
 # A Docker engine for the container test and `make compose`.
 docker-engine:
 	@bash tools/docker_engine.sh >/dev/null
+
+# The local image registry analytics are deployed from (Debian's
+# docker-registry on 127.0.0.1:$(REGISTRY_PORT), storage in var/registry),
+# started in the background unless one answers there.
+registry: setup
+	$(PY) -m tools.local_registry --dir var/registry --port $(REGISTRY_PORT)
+
+# The example analytics images (layered: base -> runtime -> model -> code),
+# built and pushed to the local registry; prints each one's layers.
+images: setup docker-engine registry
+	$(PY) -m tools.analytic_images --registry 127.0.0.1:$(REGISTRY_PORT)
 
 # Containers on a gateway: installs Debian's docker.io (and docker-compose when
 # the plugin is missing), starts dockerd if none runs, makes the base image.

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from schemas.alerts import Alert, Summary, TakenReceipt, UplinkUsage
 from schemas.audio import AudioClasses, SoundEvent
+from schemas.deploy import DEPLOY_MODELS, AnalyticState, DeployRequest, LifecycleRequest
 from schemas.gas import GasAverage, GasEvent, GasReading
 from schemas.qos import PlanRequest, QosKnob, QosLevels, QosPlan
 from schemas.service import ConfigState, DeadLetter, Health, Metrics
@@ -43,6 +44,9 @@ METRICS_EXPORTER: Final = "metrics-exporter"
 WEB: Final = "web"
 # The operator's CLI (`edgegw alerts|status|config`) and any dashboard.
 OPERATOR: Final = "operator"
+# Analytics the deployer runs in containers share this user until each gets
+# its own broker identity; they are limited to the ANALYTIC_FACING topics.
+DEPLOYED_ANALYTIC: Final = "analytic"
 
 STAGES: Final = (
     GAS_REPLAY,
@@ -60,10 +64,13 @@ STAGES: Final = (
     METRICS_EXPORTER,
     WEB,
 )
+# Deployed analytics are not a broker user of their own: the deployer creates a
+# dynamic-security identity per analytic (its declared topics only).
 USERS: Final = (*STAGES, OPERATOR)
 
 # Every lifecycle event on `event/<source>`, told apart by `kind`.
 AnyEvent = Annotated[GasEvent | ObjectEvent | SoundEvent, Field(discriminator="kind")]
+AnyDeployRequest = Annotated[DeployRequest | LifecycleRequest, Field(discriminator="action")]
 EVENT_MODELS: Final = (GasEvent, ObjectEvent, SoundEvent)
 
 
@@ -174,7 +181,7 @@ SUMMARY = spec_of(
     "summary/{analytic}",
     Summary,
     qos=1,
-    publishers=ANALYTIC_STAGES,
+    publishers=(*ANALYTIC_STAGES, DEPLOYED_ANALYTIC),
     subscribers=(CLOUD_BRIDGE, TELEMETRY_RECORDER, OPERATOR),
 )
 QOS_LEVELS = spec_of(
@@ -183,7 +190,7 @@ QOS_LEVELS = spec_of(
     QosLevels,
     qos=1,
     retained=True,
-    publishers=(*ANALYTIC_STAGES, CLOUD_BRIDGE),
+    publishers=(*ANALYTIC_STAGES, CLOUD_BRIDGE, DEPLOYED_ANALYTIC),
     subscribers=(BANDWIDTH_ALLOCATOR, OPERATOR, HA_DISCOVERY, WEB),
 )
 QOS_KNOB = spec_of(
@@ -193,7 +200,7 @@ QOS_KNOB = spec_of(
     qos=1,
     retained=True,
     publishers=(BANDWIDTH_ALLOCATOR,),
-    subscribers=(*ANALYTIC_STAGES, CLOUD_BRIDGE, OPERATOR, WEB),
+    subscribers=(*ANALYTIC_STAGES, CLOUD_BRIDGE, OPERATOR, WEB, DEPLOYED_ANALYTIC),
     max_bytes=8 * KIB,
 )
 TAKEN = spec_of(
@@ -277,7 +284,8 @@ HEALTH = spec_of(
     qos=0,
     retained=True,
     publishers=(SELF,),
-    subscribers=(OPERATOR, TELEMETRY_RECORDER, METRICS_EXPORTER, WEB),
+    # SELF: `edgegw health <stage>` (a container's probe) logs in as the stage.
+    subscribers=(SELF, OPERATOR, TELEMETRY_RECORDER, METRICS_EXPORTER, WEB),
 )
 METRICS = spec_of(
     "metrics",
@@ -294,6 +302,36 @@ DEAD_LETTER = spec_of(
     qos=1,
     publishers=(SELF,),
     subscribers=(OPERATOR, TELEMETRY_RECORDER),
+)
+DEPLOY_REQUEST = spec_of(
+    "deploy_request",
+    "deploy/request",
+    AnyDeployRequest,
+    models=DEPLOY_MODELS,
+    qos=1,
+    publishers=(OPERATOR, CLOUD_BRIDGE),
+    subscribers=(DEPLOYER,),
+    max_bytes=64 * KIB,
+)
+DEPLOY_STATE = spec_of(
+    "deploy_state",
+    "deploy/state/{analytic}",
+    AnalyticState,
+    qos=1,
+    retained=True,
+    publishers=(DEPLOYER,),
+    # DEPLOYER: after a restart it reads its own retained states back as the
+    # desired state of every analytic.
+    subscribers=(DEPLOYER, OPERATOR, CLOUD_BRIDGE, BANDWIDTH_ALLOCATOR),
+)
+ANALYTIC_OUTPUT = spec_of(
+    "analytic_output",
+    "analytic/{analytic}/output",
+    RAW,  # a deployed analytic's results, in its own format
+    qos=1,
+    publishers=(DEPLOYED_ANALYTIC,),
+    subscribers=(OPERATOR, CLOUD_BRIDGE, TELEMETRY_RECORDER),
+    max_bytes=256 * KIB,
 )
 
 # -- Home Assistant (ha-discovery) ---------------------------------------------
@@ -391,7 +429,18 @@ REGISTRY: Final[tuple[AnyTopicSpec, ...]] = (
     CAMERA_SWITCH_STATE,
     BUDGET_SET,
     LEVEL_SET,
+    DEPLOY_REQUEST,
+    DEPLOY_STATE,
+    ANALYTIC_OUTPUT,
 )
+
+# What a deployed analytic may declare in its request, and in which direction.
+ANALYTIC_FACING: Final[dict[str, tuple[AnyTopicSpec, str]]] = {
+    ANALYTIC_OUTPUT.name: (ANALYTIC_OUTPUT, "publish"),
+    SUMMARY.name: (SUMMARY, "publish"),
+    QOS_LEVELS.name: (QOS_LEVELS, "publish"),
+    QOS_KNOB.name: (QOS_KNOB, "subscribe"),
+}
 
 
 def gateway_root(topic_root: str, gateway_id: str) -> str:

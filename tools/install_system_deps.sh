@@ -16,6 +16,9 @@ wanted=(
   "prometheus prometheus"
   "chromium chromium"
   "chromedriver chromium-driver"
+  "kubectl kubernetes-client"
+  "docker-registry docker-registry"
+  "busybox busybox-static"
 )
 
 missing=()

@@ -39,7 +39,6 @@ from schemas.topics import (
     AUDIO_CHUNK,
     AUDIO_CLASSES,
     AUDIO_CLASSIFIER,
-    EVENT,
     QOS_KNOB,
     QOS_LEVELS,
 )
@@ -67,6 +66,7 @@ from services.common.periodic_summary import Tally, publish_summaries
 from services.common.runtime_config import RuntimeConfig
 from services.common.settings import ENV_PREFIX
 from services.common.stage_runner import serve
+from services.common.unsent_events import UnsentEvents
 from services.inference import ModelLoadError
 from services.media.pcm_chunk import BadChunkError
 
@@ -86,6 +86,9 @@ class AudioClassifierStage:
         self._settings = settings
         self._classifier = classifier
         self.summary = Tally(time.time())
+        self._unsent = UnsentEvents[SoundEvent](
+            door, lambda event: event.mic, settings.max_unsent_events, self._sent
+        )
         self.config = RuntimeConfig(door, config_model_for(classifier.class_names), startup)
         self.config.on_change(self._config_changed)
         self._config_pending = False
@@ -153,6 +156,8 @@ class AudioClassifierStage:
                 if time.monotonic() >= next_silence_check:
                     next_silence_check = time.monotonic() + IDLE_CHECK_S
                     await self._close_silent_mics()
+                    if self._unsent and self._door.connected.is_set():
+                        await self._unsent.send()  # what a lost connection held back
                 chunk = self._backlog.take()
                 if chunk is None:
                     self._ready.clear()
@@ -204,25 +209,26 @@ class AudioClassifierStage:
         return stream
 
     async def _publish_events(self, events: list[SoundEvent]) -> None:
-        for event in events:
-            try:
-                await self._door.publish(EVENT, event, source=event.mic)
-                self._door.metrics.count(f"events_{event.type}")
-                if event.type == "new":
-                    self.summary.add("sound_events", f"{event.mic}.{event.label}")
-                log.info(
-                    "sound event",
-                    extra={
-                        "event_id": event.event_id,
-                        "type": event.type,
-                        "label": event.label,
-                        "mic": event.mic,
-                        "score": round(event.score, 3),
-                    },
-                )
-            except PublishFailed as error:
-                self._door.metrics.count("events_lost")
-                log.warning("sound event not published", extra={"error": str(error)})
+        """Queue `events` and send what is queued; what the broker does not
+        confirm stays queued (same ids) for the next try after a reconnect."""
+        self._unsent.extend(events)
+        if self._unsent:
+            await self._unsent.send()
+
+    def _sent(self, event: SoundEvent) -> None:
+        self._door.metrics.count(f"events_{event.type}")
+        if event.type == "new":
+            self.summary.add("sound_events", f"{event.mic}.{event.label}")
+        log.info(
+            "sound event",
+            extra={
+                "event_id": event.event_id,
+                "type": event.type,
+                "label": event.label,
+                "mic": event.mic,
+                "score": round(event.score, 3),
+            },
+        )
 
     async def _announce_levels(self, mic: str) -> None:
         levels = QosLevels(

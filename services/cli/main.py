@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--gateway", default="+")
     top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
     top.add_argument("--count", type=int, help="exit after this many refreshes")
+    health = commands.add_parser("health", help="exit 0 if a stage is online and healthy")
+    health.add_argument("stage", help=", ".join(STAGES))
+    health.add_argument("--max-age-s", type=float, help="oldest health report taken as current")
+    health.add_argument("--wait", type=float, default=3.0, help="seconds to wait for the broker")
+    health.add_argument("--fail-degraded", action="store_true", help="degraded is unhealthy")
+    health.add_argument(
+        "--broker-down-ok", action="store_true", help="exit 0 when no broker answers (liveness)"
+    )
     config = commands.add_parser("config", help="runtime config of a stage")
     config_commands = config.add_subparsers(dest="action", required=True)
     config_set = config_commands.add_parser("set", help="publish retained config and wait")
@@ -78,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure the utility of QoS levels",
         description="`edgegw profile <target> --help` lists the target's own arguments",
     )
+    from services.cli import deploy_command  # argparse only; the client is imported to run
+
+    deploy_command.add_arguments(commands.add_parser("deploy", help="deployed analytics"))
     profile_targets = profile.add_subparsers(dest="target", required=True)
     for target, purpose in PROFILE_TARGETS.items():
         # The target's own arguments (and its --help) are parsed by profiling.
@@ -96,6 +107,19 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "run":
         raise SystemExit(_run_stage(args.stage))
+    if args.command == "health":
+        from services.cli.health_command import check_health
+
+        raise SystemExit(
+            check_health(
+                args.stage,
+                args.secrets,
+                max_age_s=args.max_age_s,
+                wait_s=args.wait,
+                fail_degraded=args.fail_degraded,
+                broker_down_ok=args.broker_down_ok,
+            )
+        )
     raise SystemExit(_operate(args))
 
 
@@ -120,6 +144,10 @@ def _operate(args: argparse.Namespace) -> int:
 
             root = f"{settings.topic_root}/{args.gateway}"
             code = asyncio.run(run_top(settings, root, args.interval, args.count))
+        elif args.command == "deploy":
+            from services.cli import deploy_command
+
+            code = asyncio.run(deploy_command.run(settings, args))
         elif args.command == "qos":
             from services.cli.qos_command import plan as qos_plan
 

@@ -15,10 +15,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 
 from schemas.gas import GasEvent, GasReading
-from schemas.topics import EVENT, GAS_AVERAGE, GAS_AVERAGE_RESULT, GAS_READING
+from schemas.topics import GAS_AVERAGE, GAS_AVERAGE_RESULT, GAS_READING
 from services.common.dedup import SeenIds
 from services.common.door import (
     InvalidMessage,
@@ -30,6 +29,7 @@ from services.common.door import (
 from services.common.pacing import wait_set
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
+from services.common.unsent_events import UnsentEvents
 from services.gas_average.series import SeriesBook, TooManySeries
 from services.gas_average.settings import GasAverageConfig, GasAverageSettings
 from services.gas_average.summary import GasSummaryPublisher
@@ -44,9 +44,9 @@ class GasAverageStage:
         self.config = RuntimeConfig(door, GasAverageConfig, settings.startup_config())
         self._book = SeriesBook(self.config.current, settings.max_series)
         self._seen = SeenIds()
-        self._unsent: deque[GasEvent] = deque()
-        self._max_unsent = settings.max_unsent_events
-        self._sending = asyncio.Lock()
+        self._unsent = UnsentEvents[GasEvent](
+            door, lambda event: event.sensor, settings.max_unsent_events, self._sent
+        )
         self.summary = GasSummaryPublisher(
             door, settings.summary_period_s, settings.summary_max_series
         )
@@ -55,7 +55,7 @@ class GasAverageStage:
 
     async def on_reading(self, message: Received[GasReading]) -> None:
         reading = message.payload
-        if len(self._unsent) >= self._max_unsent and not await self._send_unsent():
+        if self._unsent.full and not await self._unsent.send():
             # Before the reading changes any state: the broker keeps it.
             raise LeaveUnacknowledged(f"{len(self._unsent)} events unsent")
         if not self._seen.first_time(reading.id):
@@ -76,41 +76,16 @@ class GasAverageStage:
             with contextlib.suppress(PublishFailed):  # QoS 0: a lost average is replaced soon
                 await self._door.publish(GAS_AVERAGE_RESULT, outcome.average, sensor=reading.sensor)
         if outcome.event is not None:
-            self._unsent.append(outcome.event)
+            self._unsent.extend([outcome.event])
         # Awaited at QoS 1 before the reading is acknowledged: if we die here
         # the reading is redelivered and the event computed again, same id.
         await self._send_unsent_or_hold()
 
     async def _send_unsent_or_hold(self) -> None:
-        if self._unsent and not await self._send_unsent():
+        if self._unsent and not await self._unsent.send():
             raise LeaveUnacknowledged(f"{len(self._unsent)} events unsent")
 
-    async def _send_unsent(self) -> bool:
-        """Publish the unsent events oldest first; False if one is still unsent."""
-        async with self._sending:
-            while self._unsent:
-                event = self._unsent[0]
-                try:
-                    await self._publish_event(event)
-                except PublishFailed as error:
-                    self._door.metrics.count("event_publish_failed")
-                    self._door.metrics.gauge("events_unsent", len(self._unsent))
-                    log.warning(
-                        "event not published yet: kept",
-                        extra={"event_id": event.event_id, "error": str(error)},
-                    )
-                    return False
-                except Exception:
-                    # Never publishable (refused before it reached the
-                    # broker): it must not hold back every later event.
-                    log.exception("event dropped", extra={"event_id": event.event_id})
-                    self._door.metrics.count("events_dropped")
-                self._unsent.popleft()
-            self._door.metrics.gauge("events_unsent", 0)
-            return True
-
-    async def _publish_event(self, event: GasEvent) -> None:
-        await self._door.publish(EVENT, event, source=event.sensor)
+    def _sent(self, event: GasEvent) -> None:
         self._door.metrics.count(f"events_{event.type}")
         log.info(
             "gas event",
@@ -124,10 +99,10 @@ class GasAverageStage:
             await wait_set(stop, SILENCE_CHECK_S)
             self._unsent.extend(self._book.close_silent(time.time()))
             if self._unsent and self._door.connected.is_set():
-                await self._send_unsent()
+                await self._unsent.send()
         if self._unsent:
             # Stopping: the door still publishes while workers finish.
-            await self._send_unsent()
+            await self._unsent.send()
 
 
 async def run(settings: GasAverageSettings, stop: asyncio.Event | None = None) -> None:

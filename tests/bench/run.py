@@ -23,6 +23,8 @@ BENCHMARKS: dict[str, list[str]] = {
     "detector": ["tests.bench.detector_bench"],
     "memory": ["tests.bench.memory_bench"],
     "web": ["tests.bench.web_bench"],
+    "seed004": ["tests.bench.seed004_bench"],
+    "deploy": ["tests.bench.deploy_bench"],
 }
 
 

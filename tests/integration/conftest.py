@@ -64,12 +64,22 @@ def own_probe(own_broker: MosquittoBroker) -> Iterator[MakeProbe]:
 @pytest.fixture
 def stage(broker: MosquittoBroker, gateway_id: str, tmp_path: Path) -> Iterator[StartStage]:
     started: list[StageProcess] = []
+    running: dict[str, StageProcess] = {}  # identity key -> the process using it
 
     def start(name: str, **env: str) -> StageProcess:
         # The forwarder's outbox file in the test's own folder, not the repo's var/.
         own = {"EDGEGW_OUTBOX_PATH": str(tmp_path / "outbox.db")}
-        identity = broker.env_for(name, gateway_id, env.get("EDGEGW_INSTANCE", "0"))
+        # A restarted stage gets its identity (and session) back; a second copy
+        # running at the same time (two microphones' captures) gets its own,
+        # or the bound client id would make them take over each other.
+        key = env.get("EDGEGW_INSTANCE", "0")
+        copy = 1
+        while (holder := running.get(f"{name}/{key}")) is not None and holder.poll() is None:
+            copy += 1
+            key = f"{env.get('EDGEGW_INSTANCE', '0')}-{copy}"
+        identity = broker.env_for(name, gateway_id, key)
         process = StageProcess(name, {**identity, **own, **env}, tmp_path)
+        running[f"{name}/{key}"] = process
         started.append(process)
         return process
 

@@ -45,7 +45,9 @@ class Client:
         self._topics: list[str] = []
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"{user}-{uuid.uuid4().hex[:8]}",
+            # A stage identity is bound to its own client id (dynamic security);
+            # the operator is not.
+            client_id=f"{user}-{uuid.uuid4().hex[:8]}" if user == "operator" else user,
             protocol=mqtt.MQTTv5,
         )
         self.client.username_pw_set(user, broker.passwords[user])

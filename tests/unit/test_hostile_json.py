@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from schemas.envelope import Envelope
 from schemas.topics import GAS_READING, REGISTRY, AnyTopicSpec
+from tests.unit.deploy_examples import DEPLOY_EXAMPLES
 
 TS = 1_800_000_000.0
 _LEVEL = {"name": "full", "params": {"fps": 10, "width": 640}, "cost_kbps": 800.0, "utility": 1}
@@ -111,6 +112,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "source": "gas-average", "stage": "gas-average", "topic": "edgegw/gw1/x",
         "reason": "bad", "payload_bytes": 3, "excerpt": "abc",
     },
+    **DEPLOY_EXAMPLES,
 }  # fmt: skip
 
 JSON_MODELS: list[tuple[AnyTopicSpec, type[Envelope]]] = [
