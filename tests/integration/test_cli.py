@@ -10,6 +10,7 @@ import time
 import orjson
 
 from tests.harness.broker import MosquittoBroker
+from tests.harness.cli import run_edgegw
 from tests.harness.probe import MakeProbe, Watch
 from tests.harness.stage_process import StartStage
 from tests.integration.gas_helpers import reading
@@ -18,15 +19,7 @@ from tests.integration.gas_helpers import reading
 def edgegw(
     broker: MosquittoBroker, gateway_id: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **broker.env_for("operator", gateway_id)}
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_edgegw(broker.env_for("operator", gateway_id), *args)
 
 
 def test_config_set_prints_the_stage_answer_and_status_shows_it(
@@ -106,15 +99,8 @@ def test_alerts_tails_events_readably(
 
 
 def test_wrong_credentials_give_a_clear_error(broker: MosquittoBroker, gateway_id: str) -> None:
-    env = {**os.environ, **broker.env_for("operator", gateway_id), "EDGEGW_MQTT_PASSWORD": "nope"}
-    done = subprocess.run(
-        [sys.executable, "-m", "services.cli.main", "status"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = {**broker.env_for("operator", gateway_id), "EDGEGW_MQTT_PASSWORD": "nope"}
+    done = run_edgegw(env, "status")
     assert done.returncode == 3
     assert "refused the operator's credentials" in done.stderr
 

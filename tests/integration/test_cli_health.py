@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 
 from tests.harness.broker import MosquittoBroker
+from tests.harness.cli import run_edgegw
 from tests.harness.probe import MakeProbe
 from tests.harness.stage_process import StartStage
 
 
 def health(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", "health", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_edgegw(env, "health", *args)
 
 
 def test_health_says_whether_the_stage_is_online_and_reporting(

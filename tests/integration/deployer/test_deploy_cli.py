@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import pytest
 
 from tests.harness.broker import MosquittoBroker
+from tests.harness.cli import run_edgegw
 from tests.harness.probe import MakeProbe
 from tests.integration.deployer.conftest import StartDeployer
 from tests.integration.deployer.helpers import wait_online
@@ -19,14 +18,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
 def edgegw(
     broker: MosquittoBroker, gateway_id: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", "deploy", *args],
-        env={**os.environ, **broker.env_for("operator", gateway_id)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_edgegw(broker.env_for("operator", gateway_id), "deploy", *args, timeout_s=120)
 
 
 def test_an_operator_adds_lists_stops_starts_and_removes_an_analytic(
