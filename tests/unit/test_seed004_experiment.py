@@ -7,8 +7,10 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+import pytest
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from services.bandwidth_allocator.seed004_pricing import (
@@ -28,6 +30,7 @@ from services.deployer.download_planner import EvictionPolicy
 from tools import seed004_data
 from tools.seed004_experiment import (
     MinuteRow,
+    MinuteState,
     ReplaySettings,
     replay_file,
     replay_placement,
@@ -36,6 +39,29 @@ from tools.seed004_experiment import (
 
 FOLDER = seed004_data.data_dir()
 FILE = FOLDER / "requests" / "requests_5_1_10_25_1.csv"
+
+
+class ExactLru(NamedTuple):
+    models: Seed004Models
+    settings: ReplaySettings
+    states: list[MinuteState]
+
+
+@pytest.fixture(scope="module")
+def exact_lru() -> ExactLru:
+    """FILE's placement replayed with the exact download planner and LRU eviction."""
+    raw = seed004_data.load_models(FOLDER)
+    settings = ReplaySettings.for_file(FILE, raw)
+    models = Seed004Models.from_json(raw, settings.era)
+    states = replay_placement(
+        seed004_data.load_requests(FILE),
+        seed004_data.load_catalog(FOLDER),
+        models,
+        settings,
+        "exact",
+        EvictionPolicy.LRU,
+    )
+    return ExactLru(models, settings, states)
 
 
 def _without_timings(rows: list[MinuteRow]) -> list[tuple[object, ...]]:
@@ -61,20 +87,10 @@ def test_one_request_file_replays_to_the_same_numbers_twice() -> None:
             assert tuned["measured_qos"] >= summary[(planner, other)]["measured_qos"] - 1e-12
 
 
-def test_minute_zero_by_hand() -> None:
+def test_minute_zero_by_hand(exact_lru: ExactLru) -> None:
     # Minute 0 of requests_5_1_10_25_1: the ten requests of minute 0, all in
     # the cloud, nothing downloaded before the first slot (minute 5).
-    raw = seed004_data.load_models(FOLDER)
-    settings = ReplaySettings.for_file(FILE, raw)
-    models = Seed004Models.from_json(raw, settings.era)
-    states = replay_placement(
-        seed004_data.load_requests(FILE),
-        seed004_data.load_catalog(FOLDER),
-        models,
-        settings,
-        "exact",
-        EvictionPolicy.LRU,
-    )
+    models, settings, states = exact_lru
     first = states[0]
     minute_zero = ["audio11", "audio3", "audio7", "audio8", "yolo1", "yolo10", "yolo11"]
     minute_zero += ["yolo2", "yolo4", "yolo7"]
@@ -110,18 +126,8 @@ def test_minute_zero_by_hand() -> None:
     assert abs(qos - expected) < 1e-12
 
 
-def test_dp_matches_an_independent_milp_on_a_busy_minute() -> None:
-    raw = seed004_data.load_models(FOLDER)
-    settings = ReplaySettings.for_file(FILE, raw)
-    models = Seed004Models.from_json(raw, settings.era)
-    states = replay_placement(
-        seed004_data.load_requests(FILE),
-        seed004_data.load_catalog(FOLDER),
-        models,
-        settings,
-        "exact",
-        EvictionPolicy.LRU,
-    )
+def test_dp_matches_an_independent_milp_on_a_busy_minute(exact_lru: ExactLru) -> None:
+    models, settings, states = exact_lru
     busiest = max(states, key=lambda s: len(s.instances))
     weights = seed004_data.load_weights(FOLDER)[1]
     analytics, _ = solver_input(busiest.instances, models, weights)
