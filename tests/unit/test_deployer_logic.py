@@ -14,6 +14,7 @@ from schemas.topics import ANALYTIC_FACING, DEPLOY_REQUEST, DEPLOY_STATE
 from services.common.dynsec_control import DynsecControl
 from services.common.settings import StageSettings
 from services.deployer.admission import (
+    GrantedTopic,
     Refused,
     granted_topics,
     limit_refusals,
@@ -35,6 +36,15 @@ def spec(**fields: object) -> DeploySpec:
         "upload_saving_kbps": 10,
     }
     return DeploySpec.model_validate({**base, **fields})
+
+
+def _output_and_knob_granted() -> list[GrantedTopic]:
+    """The topics of an analytic that publishes its output and follows its knob."""
+    declared = [
+        {"spec": "analytic_output", "direction": "publish"},
+        {"spec": "qos_knob", "direction": "subscribe"},
+    ]
+    return granted_topics(spec(topics=declared), ROOT)
 
 
 @pytest.mark.parametrize(
@@ -92,15 +102,7 @@ def test_environment_the_deployer_sets_cannot_be_overridden() -> None:
 
 
 def test_declared_topics_become_the_analytics_own_concrete_topics() -> None:
-    granted = granted_topics(
-        spec(
-            topics=[
-                {"spec": "analytic_output", "direction": "publish"},
-                {"spec": "qos_knob", "direction": "subscribe"},
-            ]
-        ),
-        ROOT,
-    )
+    granted = _output_and_knob_granted()
     assert [(g.env_name, g.topic) for g in granted] == [
         ("EDGEGW_TOPIC_ANALYTIC_OUTPUT", f"{ROOT}/analytic/counter/output"),
         ("EDGEGW_TOPIC_QOS_KNOB", f"{ROOT}/qos/counter"),
@@ -181,15 +183,7 @@ def test_the_disk_check_refuses_exactly_the_pulls_over_budget(
 
 
 def test_an_analytics_dynsec_identity_is_bound_to_its_client_id_and_grants_its_topics() -> None:
-    granted = granted_topics(
-        spec(
-            topics=[
-                {"spec": "analytic_output", "direction": "publish"},
-                {"spec": "qos_knob", "direction": "subscribe"},
-            ]
-        ),
-        ROOT,
-    )
+    granted = _output_and_knob_granted()
     commands = create_commands("analytic.gw1.counter", "pw", granted)
     role = next(c for c in commands if c["command"] == "createRole")
     assert [(acl["acltype"], acl["topic"]) for acl in role["acls"]] == [
