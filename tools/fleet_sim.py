@@ -49,11 +49,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python tools/fleet_sim.py` from anywhere
     sys.path.insert(0, str(REPO))
 
-from schemas.alerts import Alert, AlertPart  # noqa: E402
-from schemas.envelope import lifecycle_message_id  # noqa: E402
 from schemas.qos import QosKnob, QosLevel  # noqa: E402
 from tests.harness.broker import MosquittoBroker, free_port, stop_process  # noqa: E402
 from tests.integration.cloud.cloud_broker import _issue, _make_ca  # noqa: E402
+from tests.integration.cloud.cloud_helpers import alert_bytes  # noqa: E402
 
 CLOUD_OPERATOR = "cloud-operator"
 CONFIG_STAGE = "gas-average"  # whose config the cloud changes (no such stage runs: the
@@ -134,22 +133,6 @@ def jain_index(values: list[float]) -> float:
     """(sum x)^2 / (n * sum x^2): 1 when all are equal, 1/n when one takes all."""
     square_sum = sum(v * v for v in values)
     return (sum(values) ** 2) / (len(values) * square_sum) if square_sum else 0.0
-
-
-def alert_payload(gateway: str, number: int, pad: int = 0) -> tuple[str, bytes]:
-    alert_id = f"{gateway}-a{number:06d}"
-    alert = Alert(
-        source="alert-forwarder",
-        id=lifecycle_message_id(alert_id, 0),
-        type="new",
-        alert_id=alert_id,
-        label="co_high",
-        severity="critical",
-        parts=[AlertPart(source="kitchen", kind="gas", event_id=f"e{number}", label="co_high")],
-        start_ts=time.time(),
-        summary="x" * pad,
-    )
-    return alert.id, alert.to_bytes()
 
 
 # -- the squeezed backhaul: a network namespace for the cloud broker ------------
@@ -519,7 +502,7 @@ def send_alerts(
     for gateway in gateways:
         assert gateway.publisher is not None
         for number in range(options.alerts_per_gateway):
-            alert_id, payload = alert_payload(gateway.gateway_id, number)
+            alert_id, payload = alert_bytes(number, prefix=f"{gateway.gateway_id}-")
             expected.add((gateway.gateway_id, alert_id))
             gateway.publisher.publish(f"edgegw/{gateway.gateway_id}/alert/kitchen", payload, 1)
 
@@ -591,7 +574,7 @@ def squeeze(
     knob (what a fleet-level allocator would do). Jain's index of the bytes
     each gateway delivered in the steady part of each period."""
     share_kbps = options.squeeze_kbps / len(gateways)
-    size = len(alert_payload("gw000-s", 0, options.squeeze_alert_bytes)[1])
+    size = len(alert_bytes(0, pad=options.squeeze_alert_bytes, prefix="gw000-s-")[1])
     interval = size * 8 / 1000 / (share_kbps * options.squeeze_offer)
     tag = uuid.uuid4().hex[:4]
     backhaul.squeeze(options.squeeze_kbps)
@@ -609,8 +592,8 @@ def squeeze(
             t_budgets = time.monotonic()
         for gateway in gateways:
             assert gateway.publisher is not None
-            alert_id, payload = alert_payload(
-                f"{gateway.gateway_id}-{tag}", number, options.squeeze_alert_bytes
+            alert_id, payload = alert_bytes(
+                number, pad=options.squeeze_alert_bytes, prefix=f"{gateway.gateway_id}-{tag}-"
             )
             expected.add((gateway.gateway_id, alert_id))
             gateway.publisher.publish(f"edgegw/{gateway.gateway_id}/alert/kitchen", payload, 1)

@@ -15,9 +15,11 @@ from tests.harness.probe import Probe, Seen
 from tests.integration.cloud.cloud_probe import CloudProbe
 
 
-def alert_bytes(number: int, source: str = "kitchen", pad: int = 0) -> tuple[str, bytes]:
-    """(message id, payload) of the `number`-th test alert."""
-    alert_id = f"a{number:06d}"
+def alert_bytes(
+    number: int, source: str = "kitchen", pad: int = 0, prefix: str = ""
+) -> tuple[str, bytes]:
+    """(message id, payload) of the `number`-th test alert (`prefix`: of its alert id)."""
+    alert_id = f"{prefix}a{number:06d}"
     alert = Alert(
         source="alert-forwarder",
         id=lifecycle_message_id(alert_id, 0),
