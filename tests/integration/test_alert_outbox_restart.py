@@ -10,21 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from schemas.alerts import TakenReceipt
-from schemas.gas import GasEvent
 from schemas.topics import CLOUD_BRIDGE
+from tests.harness.events import methane_high
 from tests.harness.probe import Probe
 from tests.harness.stage_process import StageProcess
 
 ALERTS = 20
 CONFIRMED = 5
-
-
-def _gas_event(event_id: str) -> GasEvent:
-    return GasEvent(
-        source="gas-average", type="new", event_id=event_id, sensor="boiler", gas="methane",
-        label="methane_high", severity="critical", value=6000.0, peak=6000.0,
-        threshold=5000.0, start_ts=time.time() - 5,
-    )  # fmt: skip
 
 
 def test_unconfirmed_alerts_are_sent_again_after_a_restart(
@@ -51,7 +43,7 @@ def test_unconfirmed_alerts_are_sent_again_after_a_restart(
     )
     gas = probe("gas-average")
     for _ in range(ALERTS):
-        event = _gas_event(f"boiler-{uuid.uuid4().hex[:8]}")
+        event = methane_high(f"boiler-{uuid.uuid4().hex[:8]}")
         assert gas.publish(f"{root}/event/boiler", event.to_bytes()) == 0
     first = watcher.wait_for(lambda m: m.topic == f"{root}/alert/boiler", count=ALERTS)
     ids = [m.json()["id"] for m in first]

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from schemas.gas import GasAverage, GasEvent
+from schemas.gas import GasAverage
 from schemas.topics import EVENT, GAS_AVERAGE, GAS_AVERAGE_RESULT
 from services.common.door import MqttDoor, PublishFailed
 from tests.harness.broker import MosquittoBroker
+from tests.harness.events import co_high
 
 OPERATION_TIMEOUT_S = 10.0
 
@@ -23,17 +24,9 @@ def _average() -> GasAverage:
     )  # fmt: skip
 
 
-def _event() -> GasEvent:
-    return GasEvent(
-        source=GAS_AVERAGE, type="new", event_id="kitchen-co-1", sensor="kitchen", gas="co",
-        label="co_high", severity="critical", value=60.0, peak=60.0, threshold=50.0,
-        start_ts=time.time(),
-    )  # fmt: skip
-
-
 async def _publish_event(door: MqttDoor) -> PublishFailed | None:
     try:
-        await door.publish(EVENT, _event(), source="kitchen")  # QoS 1
+        await door.publish(EVENT, co_high("kitchen-co-1"), source="kitchen")  # QoS 1
     except PublishFailed as error:
         return error
     return None

@@ -8,11 +8,12 @@ from hypothesis import strategies as st
 from influxdb_client.client.write.point import Point as ClientPoint
 
 from schemas.audio import AudioClasses, ClassScore, SoundEvent
-from schemas.gas import GasAverage, GasEvent, GasReading
+from schemas.gas import GasAverage, GasReading
 from schemas.video import Box, DetectedObject, Detections
 from services.telemetry_recorder.points import Point, points_for
 from services.telemetry_recorder.settings import TelemetryRecorderSettings
 from services.telemetry_recorder.writer import LineBuffer
+from tests.harness.events import co_high
 from tests.harness.reports import health_of, metrics_of
 
 # Printable text with the characters line protocol must escape.
@@ -177,19 +178,7 @@ def test_events_carry_kind_label_type_and_their_source_tags() -> None:
     assert point.tags["kind"] == "sound" and point.tags["mic"] == "hall"
     assert point.tags["class"] == "Buzzer" and point.tags["type"] == "end"
     assert point.fields["duration_s"] == pytest.approx(4.5)
-    gas = GasEvent(
-        source="gas-average",
-        type="new",
-        event_id="g",
-        sensor="kitchen",
-        gas="co",
-        label="co_high",
-        severity="critical",
-        value=60,
-        peak=60,
-        threshold=50,
-        start_ts=1.0,
-    )
+    gas = co_high("g", sensor="kitchen", start_ts=1.0)
     (point,) = points_for(gas, "gw1")
     assert point.tags["sensor"] == "kitchen" and point.tags["severity"] == "critical"
     assert "duration_s" not in point.fields

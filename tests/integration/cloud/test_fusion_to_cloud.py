@@ -8,10 +8,10 @@ import uuid
 
 import orjson
 
-from schemas.audio import SoundEvent
 from schemas.gas import GasEvent
 from schemas.qos import QosKnob, QosLevel
 from schemas.video import Box, ObjectEvent
+from tests.harness.events import smoke_alarm
 from tests.harness.stage_process import StartStage
 from tests.integration.cloud.cloud_probe import CloudRig
 
@@ -38,11 +38,7 @@ def test_gas_sound_and_person_in_one_place_make_one_incident_at_the_cloud(
         sensor="kitchen-gas", gas="smoke", label="smoke_high", severity="warning",
         value=320, peak=320, threshold=200, start_ts=now - 2,
     )  # fmt: skip
-    sound = SoundEvent(
-        source="audio-classifier", type="new", event_id=f"s-{uuid.uuid4().hex[:6]}",
-        mic="kitchen-mic", label="smoke_alarm", top_class="Smoke detector, smoke alarm",
-        score=0.9, peak_score=0.9, start_ts=now - 1,
-    )  # fmt: skip
+    sound = smoke_alarm(f"s-{uuid.uuid4().hex[:6]}", "kitchen-mic", now - 1)
     person = ObjectEvent(
         source="object-detector", type="new", event_id=f"o-{uuid.uuid4().hex[:6]}",
         camera="kitchen-cam", label="person", score=0.8, top_score=0.8,

@@ -23,8 +23,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from schemas.gas import GasEvent
 from tests.harness.broker import MosquittoBroker
+from tests.harness.events import co_high
 from tests.harness.probe import MakeProbe, Probe
 from tests.harness.stage_process import StageProcess
 from tests.integration.cloud.cloud_broker import CloudBroker
@@ -44,15 +44,6 @@ TAKEN_BEFORE_PAUSE = 300
 def gateway_broker(own_broker: MosquittoBroker) -> MosquittoBroker:
     """The gateway's broker, this test's own: the test kills it."""
     return own_broker
-
-
-def _gas_event(number: int, run: str) -> bytes:
-    """A distinct gas event: with the default rules, one `new` alert each."""
-    return GasEvent(
-        source="gas-average", type="new", event_id=f"{run}-{number}", sensor="kitchen",
-        gas="co", label="co_high", severity="critical", value=60.0, peak=60.0,
-        threshold=50.0, start_ts=time.time(),
-    ).to_bytes()  # fmt: skip
 
 
 def _alert_ids(probe: Probe, root: str) -> list[str]:
@@ -116,7 +107,7 @@ def test_zero_alerts_lost_when_the_gateway_broker_is_killed_right_after_a_burst(
                 _wait_for_alert_count(local, root, TAKEN_BEFORE_PAUSE, timeout_s=15)
                 # The bridge stops taking: the rest of the burst queues on the broker.
                 os.kill(bridge.pid, signal.SIGSTOP)
-            assert gas.publish(f"{root}/event/kitchen", _gas_event(number, run)) == 0
+            assert gas.publish(f"{root}/event/kitchen", co_high(f"{run}-{number}").to_bytes()) == 0
         sent = _wait_for_alert_count(local, root, BURST, timeout_s=20)
         gateway_broker.kill()  # right after the forwarder's last alert: no autosave since
         killed_at = time.monotonic()

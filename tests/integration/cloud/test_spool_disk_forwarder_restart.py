@@ -13,21 +13,13 @@ from pathlib import Path
 
 import orjson
 
-from schemas.gas import GasEvent
+from tests.harness.events import methane_high
 from tests.harness.probe import Seen
 from tests.harness.stage_process import StageProcess
 from tests.integration.cloud.cloud_helpers import ids_in_order, on_topic, wait_for_ids
 from tests.integration.cloud.cloud_probe import CloudRig
 
 EVENTS = 800  # ~0.6 MB of alerts: more than a spool on a 2 MiB disk takes
-
-
-def _gas_event(number: int) -> GasEvent:
-    return GasEvent(
-        source="gas-average", type="new", event_id=f"boiler-{number}-{uuid.uuid4().hex[:6]}",
-        sensor="boiler", gas="methane", label="methane_high", severity="critical",
-        value=6000.0, peak=6000.0, threshold=5000.0, start_ts=time.time() - 5,
-    )  # fmt: skip
 
 
 def test_no_alert_lost_across_a_forwarder_restart_with_the_spool_disk_full(
@@ -52,7 +44,8 @@ def test_no_alert_lost_across_a_forwarder_restart_with_the_spool_disk_full(
         local.wait_for(_online(name))
     gas = rig.probe("gas-average")
     for number in range(EVENTS):
-        assert gas.publish(f"{root}/event/boiler", _gas_event(number).to_bytes()) == 0
+        event = methane_high(f"boiler-{number}-{uuid.uuid4().hex[:6]}")
+        assert gas.publish(f"{root}/event/boiler", event.to_bytes()) == 0
         if number == EVENTS // 2:
             forwarder.kill()
             forwarder.wait(timeout_s=10)

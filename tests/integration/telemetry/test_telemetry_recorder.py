@@ -7,8 +7,9 @@ import time
 
 import orjson
 
-from schemas.audio import AudioClasses, ClassScore, SoundEvent
+from schemas.audio import AudioClasses, ClassScore
 from schemas.video import Box, DetectedObject, Detections
+from tests.harness.events import smoke_alarm
 from tests.harness.probe import MakeProbe, Probe, Seen
 from tests.harness.stage_process import StageProcess, StartStage
 from tests.integration.gas_helpers import reading
@@ -92,17 +93,7 @@ def test_points_land_with_their_tags_and_counts(
             ],
         )
         audio.publish(f"{root}/audio/hall/classes", classes.model_dump(mode="json"), qos=0)
-    event = SoundEvent(
-        source="audio-classifier",
-        type="new",
-        event_id="e1",
-        mic="hall",
-        label="smoke_alarm",
-        top_class="Smoke detector, smoke alarm",
-        score=0.82,
-        peak_score=0.82,
-        start_ts=now,
-    )
+    event = smoke_alarm("e1", "hall", now, score=0.82)
     audio.publish(f"{root}/event/hall", event.model_dump(mode="json"))
 
     box = Box(x1=0, y1=0, x2=10, y2=10)
