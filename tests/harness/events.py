@@ -1,5 +1,6 @@
-"""Lifecycle events as gas-average and audio-classifier publish them, for the
-tests of what consumes them (alert-forwarder, cloud-bridge, telemetry)."""
+"""Events and results as the stages publish them (gas-average,
+audio-classifier, object-detector), for the tests of what consumes them
+(alert-forwarder, cloud-bridge, telemetry)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 
 from schemas.audio import SoundEvent
 from schemas.gas import Gas, GasEvent
+from schemas.video import Box, DetectedObject, Detections
 
 
 def _new_gas_event(
@@ -37,4 +39,20 @@ def smoke_alarm(event_id: str, mic: str, start_ts: float, score: float = 0.9) ->
         source="audio-classifier", type="new", event_id=event_id, mic=mic,
         label="smoke_alarm", top_class="Smoke detector, smoke alarm",
         score=score, peak_score=score, start_ts=start_ts,
+    )  # fmt: skip
+
+
+def detections(
+    camera: str,
+    scored: list[tuple[str, float]],
+    inference_ms: float,
+    capture_ts: float,
+    seq: int = 1,
+) -> Detections:
+    """One 320x240 frame's detections: a (label, score) object each, all in one box."""
+    box = Box(x1=0, y1=0, x2=10, y2=10)
+    objects = [DetectedObject(label=label, score=score, box=box) for label, score in scored]
+    return Detections(
+        source="object-detector", camera=camera, seq=seq, capture_ts=capture_ts,
+        width=320, height=240, objects=objects, inference_ms=inference_ms,
     )  # fmt: skip

@@ -9,11 +9,10 @@ from influxdb_client.client.write.point import Point as ClientPoint
 
 from schemas.audio import AudioClasses, ClassScore, SoundEvent
 from schemas.gas import GasAverage, GasReading
-from schemas.video import Box, DetectedObject, Detections
 from services.telemetry_recorder.points import Point, points_for
 from services.telemetry_recorder.settings import TelemetryRecorderSettings
 from services.telemetry_recorder.writer import LineBuffer
-from tests.harness.events import co_high
+from tests.harness.events import co_high, detections
 from tests.harness.reports import health_of, metrics_of
 
 # Printable text with the characters line protocol must escape.
@@ -139,21 +138,8 @@ def test_audio_classes_are_one_point_per_class_at_the_patch_start() -> None:
 
 
 def test_detections_count_objects_in_total_and_per_label() -> None:
-    box = Box(x1=0, y1=0, x2=1, y2=1)
-    message = Detections(
-        source="object-detector",
-        camera="door",
-        seq=3,
-        capture_ts=1.0,
-        width=10,
-        height=10,
-        objects=[
-            DetectedObject(label="person", score=0.9, box=box),
-            DetectedObject(label="person", score=0.6, box=box),
-            DetectedObject(label="dog", score=0.5, box=box),
-        ],
-        inference_ms=12.0,
-    )
+    scored = [("person", 0.9), ("person", 0.6), ("dog", 0.5)]
+    message = detections("door", scored, inference_ms=12.0, capture_ts=1.0, seq=3)
     total, dog, person = points_for(message, "gw1")
     assert total.fields == {"objects": 3, "inference_ms": 12.0}
     assert (person.tags["label"], person.fields) == ("person", {"count": 2, "max_score": 0.9})

@@ -8,8 +8,7 @@ import time
 import orjson
 
 from schemas.audio import AudioClasses, ClassScore
-from schemas.video import Box, DetectedObject, Detections
-from tests.harness.events import smoke_alarm
+from tests.harness.events import detections, smoke_alarm
 from tests.harness.probe import MakeProbe, Probe, Seen
 from tests.harness.stage_process import StageProcess, StartStage
 from tests.integration.gas_helpers import reading
@@ -96,23 +95,10 @@ def test_points_land_with_their_tags_and_counts(
     event = smoke_alarm("e1", "hall", now, score=0.82)
     audio.publish(f"{root}/event/hall", event.model_dump(mode="json"))
 
-    box = Box(x1=0, y1=0, x2=10, y2=10)
-    detections = Detections(
-        source="object-detector",
-        camera="door",
-        seq=1,
-        capture_ts=now,
-        width=320,
-        height=240,
-        objects=[
-            DetectedObject(label="person", score=0.9, box=box),
-            DetectedObject(label="person", score=0.7, box=box),
-            DetectedObject(label="car", score=0.6, box=box),
-        ],
-        inference_ms=30.0,
-    )
+    scored = [("person", 0.9), ("person", 0.7), ("car", 0.6)]
+    frame = detections("door", scored, inference_ms=30.0, capture_ts=now)
     probe("object-detector").publish(
-        f"{root}/detections/door", detections.model_dump(mode="json"), qos=0
+        f"{root}/detections/door", frame.model_dump(mode="json"), qos=0
     )
 
     kitchen = f'gas_reading_value{{{gateway},sensor="kitchen",gas="co",stage="gas-replay"}}'
