@@ -35,9 +35,8 @@ def _cloud_kbps(watcher: CloudProbe, root: str, change: float) -> float:
 
 
 def test_the_budget_sets_the_bridge_upload_rate_and_a_leaving_analytic_frees_budget(
-    stage: StartStage, rig: CloudRig, tmp_path: Path
+    stage: StartStage, rig: CloudRig, root: str, tmp_path: Path
 ) -> None:
-    root = rig.root
     spool_path = tmp_path / "backlog" / "spool.db"
     fill_spool_with_summaries(spool_path, root, BACKLOG, pad=PAD)
     observer = rig.at_gateway("qos/#")

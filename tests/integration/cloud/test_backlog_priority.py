@@ -24,9 +24,8 @@ PAST_BURST = BUDGET_KBPS * 1000 // 8 // 200
 
 
 def test_live_alert_reaches_the_cloud_within_2_s_while_a_10000_backlog_drains(
-    rig: CloudRig, tmp_path: Path
+    rig: CloudRig, root: str, tmp_path: Path
 ) -> None:
-    root = rig.root
     spool_path = tmp_path / "backlog" / "spool.db"
     backlog = fill_spool_with_summaries(spool_path, root, BACKLOG)
     watcher = rig.at_cloud("#")

@@ -12,8 +12,7 @@ from tests.integration.cloud.cloud_probe import CloudRig
 KILLS = 20
 
 
-def test_no_alert_is_lost_when_the_bridge_is_killed_20_times(rig: CloudRig) -> None:
-    root = rig.root
+def test_no_alert_is_lost_when_the_bridge_is_killed_20_times(rig: CloudRig, root: str) -> None:
     watcher = rig.at_cloud("alert/#")
     forwarder = rig.probe("alert-forwarder")
     # The first start registers the bridge's persistent session on the gateway

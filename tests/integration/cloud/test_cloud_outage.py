@@ -16,9 +16,9 @@ BURST = 1000
 
 
 def test_burst_of_1000_alerts_across_a_cloud_outage_arrives_complete_once_and_in_order(
-    rig: CloudRig,
+    rig: CloudRig, root: str
 ) -> None:
-    root, cloud = rig.root, rig.cloud
+    cloud = rig.cloud
     watcher = rig.at_cloud("#")
     local = rig.at_gateway("uplink/usage")
     bridge_process = rig.bridge()

@@ -19,9 +19,8 @@ PLACES = {"kitchen-gas": "kitchen", "kitchen-mic": "kitchen", "kitchen-cam": "ki
 
 
 def test_gas_sound_and_person_in_one_place_make_one_incident_at_the_cloud(
-    stage: StartStage, rig: CloudRig
+    stage: StartStage, rig: CloudRig, root: str
 ) -> None:
-    root = rig.root
     watcher = rig.at_cloud("alert/#", "status/alert-forwarder/config")
     local = rig.at_gateway("uplink/usage")
     rig.bridge()

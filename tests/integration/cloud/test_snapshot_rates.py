@@ -73,9 +73,8 @@ def camera_kbps(watcher: CloudProbe, root: str, change: float) -> dict[str, floa
 
 
 def test_each_camera_uploads_at_its_allocated_rate_and_follows_the_budget(
-    stage: StartStage, rig: CloudRig
+    stage: StartStage, rig: CloudRig, root: str
 ) -> None:
-    root = rig.root
     observer = rig.at_gateway("qos/#", "uplink/usage")
     operator = rig.probe("operator")
     detector = rig.probe("object-detector")
@@ -120,8 +119,9 @@ def test_each_camera_uploads_at_its_allocated_rate_and_follows_the_budget(
     assert reported["detector.front"] > 0 and reported["detector.yard"] > 0
 
 
-def test_a_snapshot_that_is_not_a_jpeg_is_dead_lettered_and_the_next_goes_up(rig: CloudRig) -> None:
-    root = rig.root
+def test_a_snapshot_that_is_not_a_jpeg_is_dead_lettered_and_the_next_goes_up(
+    rig: CloudRig, root: str
+) -> None:
     observer = rig.at_gateway("deadletter/cloud-bridge")
     watcher = rig.at_cloud("snapshot/#")
     rig.bridge()

@@ -25,10 +25,11 @@ EVENTS = 800  # ~0.6 MB of alerts: more than a spool on a 2 MiB disk takes
 def test_no_alert_lost_across_a_forwarder_restart_with_the_spool_disk_full(
     stage: Callable[..., StageProcess],
     rig: CloudRig,
+    root: str,
     spool_disk: Path,
     tmp_path: Path,
 ) -> None:
-    root, cloud = rig.root, rig.cloud
+    cloud = rig.cloud
     watcher = rig.at_cloud("alert/#")
     cloud.stop()
     local = rig.at_gateway("alert/#", "deadletter/#", "status/+")

@@ -19,9 +19,9 @@ PAD = 1400
 
 
 def test_a_full_spool_disk_holds_alerts_upstream_and_loses_none(
-    rig: CloudRig, spool_disk: Path
+    rig: CloudRig, root: str, spool_disk: Path
 ) -> None:
-    root, cloud = rig.root, rig.cloud
+    cloud = rig.cloud
     watcher = rig.at_cloud("alert/#")
     cloud.stop()
     local = rig.at_gateway(
@@ -61,11 +61,10 @@ def test_a_full_spool_disk_holds_alerts_upstream_and_loses_none(
 
 
 def test_a_full_spool_disk_with_the_cloud_up_never_stops_the_bridge(
-    rig: CloudRig, spool_disk: Path
+    rig: CloudRig, root: str, spool_disk: Path
 ) -> None:
     """Delivered messages cannot even be marked (a delete needs the disk too):
     on main the delivery-marking loop crashed the bridge (exit 1)."""
-    root = rig.root
     watcher = rig.at_cloud("alert/#")
     local = rig.at_gateway("deadletter/#", "status/cloud-bridge")
     process = rig.bridge(EDGEGW_SPOOL_PATH=str(spool_disk / "spool.db"))

@@ -18,9 +18,9 @@ LATE_SUMMARIES = 5  # queued upstream behind the held alerts, then delivered
 
 
 def test_full_spool_evicts_oldest_summaries_keeps_every_alert_and_reports_losses(
-    rig: CloudRig,
+    rig: CloudRig, root: str
 ) -> None:
-    root, cloud = rig.root, rig.cloud
+    cloud = rig.cloud
     watcher = rig.at_cloud("#")
     cloud.stop()  # the link is down for the whole filling
     local = rig.at_gateway("uplink/usage", "status/cloud-bridge")
