@@ -11,8 +11,8 @@ connections under random ids.
 Identities of a stage (all with the stage's role):
 - `<stage>`: the stage itself (`EDGEGW_REPLICA` unset);
 - `<stage>.<k>`, k = 1..REPLICAS[stage]: further replicas (`EDGEGW_REPLICA=k`);
-- `<identity>.aux`: a side connection of the same process (AUXILIARY stages,
-  e.g. the alert-forwarder's receipt reader), same password.
+- `<identity>.aux`: a side connection (the alert-forwarder's receipt reader,
+  the `edgegw health` probe), same password.
 """
 
 from __future__ import annotations
@@ -23,12 +23,15 @@ import secrets
 from collections.abc import Mapping
 from typing import Any, Final
 
-from schemas.topics import ALERT_FORWARDER, OBJECT_DETECTOR, OPERATOR, STAGES
+from schemas.topics import OBJECT_DETECTOR, OPERATOR, STAGES
 
 # Replica identities provisioned per replicable stage (beyond the stage's own).
 REPLICAS: Final[Mapping[str, int]] = {OBJECT_DETECTOR: 4}
-# Stages that open a second connection (see services/alert_forwarder/confirmation.py).
-AUXILIARY: Final = frozenset({ALERT_FORWARDER})
+# Every stage may open a side connection with its own bound client id: the
+# alert-forwarder's receipt reader (services/alert_forwarder/confirmation.py)
+# and `edgegw health <stage>`, a container's probe, which logs in as the stage
+# while the stage itself holds the stage's client id.
+AUXILIARY: Final = frozenset(STAGES)
 AUX_SUFFIX: Final = ".aux"
 
 ADMIN: Final = "dynsec-admin"

@@ -98,7 +98,8 @@ async def read_health(
         except TimeoutError:
             pass  # a missing retained message is an answer too
 
-    await with_door(settings, settings.root, prepare, body, connect_timeout_s=wait_s)
+    # As the stage's side connection: the stage itself holds its bound client id.
+    await with_door(settings, settings.root, prepare, body, connect_timeout_s=wait_s, user=stage)
     return (status[-1] if status else None), (health[-1] if health else None)
 
 

@@ -35,9 +35,11 @@ async def with_door(
     prepare: Callable[[MqttDoor], None],
     body: Callable[[MqttDoor], Awaitable[T]],
     connect_timeout_s: float = 10.0,
+    user: str = OPERATOR,
 ) -> T:
-    """Connect as the operator, run `body`, disconnect. `prepare` subscribes."""
-    door = MqttDoor(settings, OPERATOR, announce=False, root=root)
+    """Connect as the operator (or as `user`'s side connection), run `body`,
+    disconnect. `prepare` subscribes."""
+    door = MqttDoor(settings, user, announce=False, root=root)
     prepare(door)
     async with asyncio.TaskGroup() as tasks:
         runner = tasks.create_task(door.run())
@@ -52,7 +54,7 @@ async def with_door(
             door.close()
             where = f"{settings.mqtt_host}:{settings.mqtt_port}"
             if door.credentials_refused.is_set():
-                raise ConnectionError(f"the broker at {where} refused the operator's credentials")
+                raise ConnectionError(f"the broker at {where} refused the {user}'s credentials")
             raise ConnectionError(f"no broker answered at {where} within {connect_timeout_s} s")
         try:
             return await body(door)
