@@ -50,6 +50,7 @@ if str(REPO) not in sys.path:  # `python tools/fleet_sim.py` from anywhere
     sys.path.insert(0, str(REPO))
 
 from schemas.qos import QosKnob, QosLevel  # noqa: E402
+from schemas.topics import STAGES  # noqa: E402
 from tests.harness.broker import MosquittoBroker, free_port, stop_process  # noqa: E402
 from tests.integration.cloud.cloud_broker import _issue, _make_ca  # noqa: E402
 from tests.integration.cloud.cloud_helpers import alert_bytes  # noqa: E402
@@ -100,7 +101,9 @@ class Counter:
 def _client(name: str, user: str, password: str) -> mqtt.Client:
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
-        client_id=f"{name}-{uuid.uuid4().hex[:8]}",
+        # A stage identity is bound to its own client id on a gateway broker
+        # (dynamic security); the operator's and the cloud's users are not.
+        client_id=user if user in STAGES else f"{name}-{uuid.uuid4().hex[:8]}",
         protocol=mqtt.MQTTv5,
     )
     client.username_pw_set(user, password)
