@@ -21,7 +21,7 @@ from schemas.topic_spec import TEXT as TEXT
 from schemas.topic_spec import AnyTopicSpec as AnyTopicSpec
 from schemas.topic_spec import TopicError as TopicError
 from schemas.topic_spec import TopicSpec as TopicSpec
-from schemas.video import Detections, MotionScore, ObjectEvent
+from schemas.video import Detections, FrameDetections, MotionScore, ObjectEvent
 
 # Stage names: the MQTT username, the `edgegw run <stage>` name and the
 # `services.<stage with underscores>` package.
@@ -29,6 +29,7 @@ GAS_REPLAY: Final = "gas-replay"
 GAS_AVERAGE: Final = "gas-average"
 CAMERA_CAPTURE: Final = "camera-capture"
 OBJECT_DETECTOR: Final = "object-detector"
+OBJECT_TRACKER: Final = "object-tracker"
 AUDIO_CAPTURE: Final = "audio-capture"
 AUDIO_CLASSIFIER: Final = "audio-classifier"
 ALERT_FORWARDER: Final = "alert-forwarder"
@@ -49,6 +50,7 @@ STAGES: Final = (
     GAS_AVERAGE,
     CAMERA_CAPTURE,
     OBJECT_DETECTOR,
+    OBJECT_TRACKER,
     AUDIO_CAPTURE,
     AUDIO_CLASSIFIER,
     ALERT_FORWARDER,
@@ -83,7 +85,8 @@ FRAME = spec_of(
     RAW,  # JPEG; seq, capture ts, width and height ride as MQTT 5 user properties
     qos=0,
     publishers=(CAMERA_CAPTURE,),
-    subscribers=(OBJECT_DETECTOR,),
+    # object-tracker keeps the last few to crop its snapshots from.
+    subscribers=(OBJECT_DETECTOR, OBJECT_TRACKER),
     max_bytes=4 * MIB - 64 * KIB,  # room for topic and properties in the broker's 4 MiB packet
 )
 GAS_READING = spec_of(
@@ -110,7 +113,7 @@ EVENT = spec_of(
     AnyEvent,
     models=EVENT_MODELS,
     qos=1,
-    publishers=(GAS_AVERAGE, OBJECT_DETECTOR, AUDIO_CLASSIFIER),
+    publishers=(GAS_AVERAGE, OBJECT_TRACKER, AUDIO_CLASSIFIER),
     subscribers=(ALERT_FORWARDER, TELEMETRY_RECORDER, OPERATOR, WEB),
     max_bytes=16 * KIB,
 )
@@ -123,12 +126,21 @@ MOTION = spec_of(
     subscribers=(TELEMETRY_RECORDER, OPERATOR),
     max_bytes=4 * KIB,
 )
+FRAME_DETECTIONS = spec_of(
+    "frame_detections",
+    "detections/{camera}/frame",
+    FrameDetections,  # every processed frame, from any detector replica
+    qos=0,
+    publishers=(OBJECT_DETECTOR,),
+    subscribers=(OBJECT_TRACKER, OPERATOR),
+    max_bytes=256 * KIB,
+)
 DETECTIONS = spec_of(
     "detections",
     "detections/{camera}",
-    Detections,
+    Detections,  # in frame order, with track ids, at the knob's result rate
     qos=0,
-    publishers=(OBJECT_DETECTOR,),
+    publishers=(OBJECT_TRACKER,),
     subscribers=(TELEMETRY_RECORDER, OPERATOR),
     max_bytes=256 * KIB,
 )
@@ -138,7 +150,7 @@ SNAPSHOT = spec_of(
     RAW,  # JPEG of the latest object of that label
     qos=1,
     retained=True,
-    publishers=(OBJECT_DETECTOR,),
+    publishers=(OBJECT_TRACKER,),
     subscribers=(OPERATOR, CLOUD_BRIDGE, WEB),
     max_bytes=4 * MIB - 64 * KIB,  # room for topic and properties in the broker's 4 MiB packet
 )
@@ -174,7 +186,7 @@ SUMMARY = spec_of(
     "summary/{analytic}",
     Summary,
     qos=1,
-    publishers=ANALYTIC_STAGES,
+    publishers=(*ANALYTIC_STAGES, OBJECT_TRACKER),
     subscribers=(CLOUD_BRIDGE, TELEMETRY_RECORDER, OPERATOR),
 )
 QOS_LEVELS = spec_of(
@@ -363,6 +375,7 @@ LEVEL_SET = spec_of(
 REGISTRY: Final[tuple[AnyTopicSpec, ...]] = (
     FRAME,
     MOTION,
+    FRAME_DETECTIONS,
     DETECTIONS,
     SNAPSHOT,
     AUDIO_CHUNK,

@@ -1,11 +1,15 @@
 """The async shell of object-detector: frames in (shared subscription, latest
-wins per camera), inference off the event loop, detections, tracked-object
-events and snapshots out.
+wins per camera), inference off the event loop, each frame's detections out
+(`detections/<cam>/frame`, with the frame's seq and capture time) for
+object-tracker, which puts every replica's results back in order.
+
+Stateless across frames: any number of replicas, on any node. What it keeps
+per camera is only what prices its QoS levels.
 
 The MQTT handler only checks the frame's properties and drops it in the
 camera's one-slot mailbox; one worker takes frames from the mailbox and runs
-decode, model, tracker and event rules in a thread, so the event loop keeps
-receiving (and replacing) frames while the model runs.
+decode and model in a thread, so the event loop keeps receiving (and
+replacing) frames while the model runs.
 """
 
 from __future__ import annotations
@@ -28,8 +32,15 @@ from schemas.analytics import (
 )
 from schemas.qos import QosKnob, QosLevel, QosLevels
 from schemas.topic_spec import publish_bytes
-from schemas.topics import DETECTIONS, EVENT, FRAME, OBJECT_DETECTOR, QOS_KNOB, QOS_LEVELS, SNAPSHOT
-from schemas.video import Box, DetectedObject, Detections
+from schemas.topics import (
+    DETECTIONS,
+    FRAME,
+    FRAME_DETECTIONS,
+    OBJECT_DETECTOR,
+    QOS_KNOB,
+    QOS_LEVELS,
+)
+from schemas.video import Box, DetectedObject, FrameDetections
 from services.common.door import (
     InvalidMessage,
     MqttDoor,
@@ -48,8 +59,6 @@ from services.media.jpeg_frame import (
     decode_jpeg,
 )
 from services.media.video_profile import VideoProfile, load_video_profile
-from services.object_detector import events as lifecycle
-from services.object_detector.events import crop_snapshot, to_message
 from services.object_detector.levels import (
     CameraUsage,
     price_levels,
@@ -62,7 +71,6 @@ from services.object_detector.settings import (
     effective_config,
 )
 from services.object_detector.ssd import SSDDetector, load_detector
-from services.object_detector.tracker import IouTracker, TrackerStep
 
 log = logging.getLogger(__name__)
 IDLE_CHECK_S = 0.5
@@ -79,21 +87,11 @@ def parse_frame_properties(properties: dict[str, str]) -> tuple[int, float, int,
 
 @dataclass
 class CameraState:
-    tracker: IouTracker
-    events: lifecycle.ObjectEventBuilder
     last_frame: float = field(default_factory=time.monotonic)
-    last_result_ts: float | None = None  # capture time of the latest published detections
     usage: CameraUsage = field(default_factory=CameraUsage)
     published_levels: list[QosLevel] | None = None
     priced_at: float = 0.0  # monotonic
     frames_at_pricing: int = 0
-
-
-@dataclass(frozen=True)
-class Analysis:
-    detections: Detections
-    events: list[lifecycle.TrackedObjectChange]
-    snapshots: dict[str, bytes]  # event id -> JPEG crop
 
 
 class DetectorStage:
@@ -174,35 +172,18 @@ class DetectorStage:
             self._door.metrics.count("frames_dropped")
 
     def _reconfigure(self, config: DetectorConfig) -> None:
-        for camera, state in self._cameras.items():
-            state.events.reconfigure(config.zones_of(camera), config.label_filter, config.min_score)
+        for state in self._cameras.values():
             # New shares re-score the levels on the camera's next frame.
             state.priced_at, state.frames_at_pricing = 0.0, 0
 
     def _state_of(self, camera: str) -> CameraState:
         state = self._cameras.get(camera)
         if state is None:
-            settings, config = self._settings, self.config.current
-            state = CameraState(
-                tracker=IouTracker(
-                    iou_threshold=settings.track_iou,
-                    min_hits=settings.track_min_hits,
-                    max_misses=settings.track_max_misses,
-                ),
-                events=lifecycle.ObjectEventBuilder(
-                    camera,
-                    zones=config.zones_of(camera),
-                    labels=config.label_filter,
-                    min_score=config.min_score,
-                ),
-            )
-            self._cameras[camera] = state
+            state = self._cameras[camera] = CameraState()
         return state
 
-    def _analyse(
-        self, pending: PendingFrame, state: CameraState, config: DetectorConfig
-    ) -> Analysis:
-        """Blocking: decode, detect, track, turn tracks into events."""
+    def _analyse(self, pending: PendingFrame, config: DetectorConfig) -> FrameDetections:
+        """Blocking: decode and detect."""
         try:
             frame = decode_jpeg(pending.raw)
         except CorruptJpegError as error:
@@ -215,27 +196,15 @@ class DetectorStage:
         started = time.perf_counter()
         found = self._detector.detect(frame, min_score=config.detection_min_score)
         inference_ms = (time.perf_counter() - started) * 1000
-        state.last_frame = time.monotonic()
-        step = state.tracker.update(found, pending.capture_ts)
-        events = state.events.update(step, pending.capture_ts, width, height)
-        track_of = {track.box: track.track_id for track in step.active if track.matched}
         objects = [
             DetectedObject(
                 label=d.label,
                 score=min(1.0, d.score),
                 box=Box(x1=d.box.x1, y1=d.box.y1, x2=d.box.x2, y2=d.box.y2),
-                track_id=track_of.get(d.box),
             )
             for d in found
         ]
-        snapshots: dict[str, bytes] = {}
-        if config.snapshots:
-            for event in events:
-                if event.type == "new":
-                    crop = crop_snapshot(frame, event.box)
-                    if crop is not None:
-                        snapshots[event.id] = crop
-        detections = Detections(
+        return FrameDetections(
             source=OBJECT_DETECTOR,
             camera=pending.camera,
             seq=pending.seq,
@@ -245,56 +214,41 @@ class DetectorStage:
             objects=objects,
             inference_ms=round(inference_ms, 3),
             instance=self._settings.instance,
+            snapshots=config.snapshots,
+            result_rate=config.result_rate,
         )
-        return Analysis(detections, events, snapshots)
 
     async def detect_frames(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             pending = await self._mailbox.take(IDLE_CHECK_S)
             if pending is not None:
                 await self._process(pending)
-            await self._end_silent_cameras()
-        # Shutting down: every open event ends, so no consumer waits forever.
-        for camera, state in self._cameras.items():
-            await self._publish_ended(camera, state)
+            self._forget_silent_cameras()
 
     async def _process(self, pending: PendingFrame) -> None:
         try:
-            # The state is made here, on the loop, where config changes touch it.
-            state = self._state_of(pending.camera)
             config = self.config_of(pending.camera)
-            analysis = await asyncio.to_thread(self._analyse, pending, state, config)
+            found = await asyncio.to_thread(self._analyse, pending, config)
         except InvalidMessage as error:
             await self._door.dead_letter(pending.topic, pending.raw, str(error))
             return
+        state = self._state_of(pending.camera)
+        state.last_frame = time.monotonic()
         metrics = self._door.metrics
         metrics.count("frames_processed")
-        metrics.gauge("inference_ms", analysis.detections.inference_ms)
+        metrics.gauge("inference_ms", found.inference_ms)
         metrics.gauge("frames_dropped_total", self._mailbox.dropped)
-        detections = analysis.detections
+        # Priced as the detections object-tracker publishes from these (the
+        # same objects, a track id more each), at the knob's result rate.
         topic = DETECTIONS.topic(self._door.root, camera=pending.camera)
-        size = publish_bytes(topic, detections.to_bytes())
-        state.usage.observe_frame(pending.capture_ts, size)
-        if self._result_due(state, config, pending.capture_ts):
-            state.last_result_ts = pending.capture_ts
-            with contextlib.suppress(PublishFailed):  # QoS 0: the next frame's replaces it
-                await self._door.publish(DETECTIONS, detections, camera=pending.camera)
-        else:
-            metrics.count("detections_throttled")
+        state.usage.observe_frame(pending.capture_ts, publish_bytes(topic, found.to_bytes()))
+        with contextlib.suppress(PublishFailed):  # QoS 0: the tracker skips a lost frame
+            await self._door.publish(FRAME_DETECTIONS, found, camera=pending.camera)
+        self.summary.add("frames", pending.camera)
+        for obj in found.objects:
+            self.summary.add("objects", f"{pending.camera}.{obj.label}")
         metrics.gauge("latency_ms", round((time.time() - pending.capture_ts) * 1000, 3))
-        for event in analysis.events:
-            await self._publish_event(event, analysis.snapshots.get(event.id), state.usage)
         await self._maybe_publish_levels(pending.camera, state)
-
-    @staticmethod
-    def _result_due(state: CameraState, config: DetectorConfig, capture_ts: float) -> bool:
-        """At most `result_rate` detections messages per second, paced on the
-        frames' capture times (regular, unlike arrival times)."""
-        if config.result_rate <= 0 or state.last_result_ts is None:
-            return True
-        gap = capture_ts - state.last_result_ts
-        # 5 % slack: a camera at exactly the rate must not lose every other frame to jitter.
-        return gap < 0 or gap >= 0.95 / config.result_rate
 
     async def _maybe_publish_levels(self, camera: str, state: CameraState) -> None:
         usage, every = state.usage, self._settings.levels_after_frames
@@ -325,50 +279,12 @@ class DetectorStage:
         state.published_levels = levels
         log.info("qos levels published", extra={"camera": camera, "levels": len(levels)})
 
-    async def _publish_event(
-        self,
-        event: lifecycle.TrackedObjectChange,
-        snapshot: bytes | None,
-        usage: CameraUsage | None = None,
-    ) -> None:
-        message = to_message(event, snapshot is not None)
-        # COCO has labels with spaces ("traffic light"): not a topic level.
-        label = event.label.replace(" ", "_")
-        try:
-            if snapshot is not None:
-                await self._door.publish(SNAPSHOT, snapshot, camera=event.camera, label=label)
-            await self._door.publish(EVENT, message, source=event.camera)
-        except PublishFailed as error:
-            self._door.metrics.count("events_lost")
-            log.warning("event not published", extra={"event_id": event.id, "error": str(error)})
-            return
-        self._door.metrics.count(f"events_{event.type}")
-        if event.type == "new":
-            self.summary.add("new_objects", f"{event.camera}.{event.label}")
-        if usage is not None:
-            root = self._door.root
-            event_topic = EVENT.topic(root, source=event.camera)
-            usage.observe_event(event.type, publish_bytes(event_topic, message.to_bytes()))
-            if snapshot is not None:
-                snapshot_topic = SNAPSHOT.topic(root, camera=event.camera, label=label)
-                usage.observe_snapshot(publish_bytes(snapshot_topic, snapshot))
-        log.info(
-            "object event",
-            extra={"event_id": event.id, "type": event.type, "label": event.label},
-        )
-
-    async def _end_silent_cameras(self) -> None:
+    def _forget_silent_cameras(self) -> None:
         limit = self._settings.camera_silent_after_s
         now = time.monotonic()
         for camera, state in list(self._cameras.items()):
             if now - state.last_frame >= limit:
-                await self._publish_ended(camera, state)
                 del self._cameras[camera]
-
-    async def _publish_ended(self, camera: str, state: CameraState) -> None:
-        ended = TrackerStep(active=(), ended=state.tracker.flush())
-        for event in state.events.update(ended, time.time(), 1, 1):
-            await self._publish_event(event, None)
 
 
 async def run(settings: ObjectDetectorSettings, stop: asyncio.Event | None = None) -> None:

@@ -34,10 +34,10 @@ import orjson
 from services.camera_capture.motion import MotionGate
 from services.inference import load_model
 from services.media.jpeg_frame import Frame, decode_jpeg, encode_jpeg, resize_to_fit
-from services.object_detector.events import ObjectEventBuilder
 from services.object_detector.settings import MODELS
 from services.object_detector.ssd import DetectionBox, SSDDetector, load_labels
-from services.object_detector.tracker import IouTracker
+from services.object_tracker.events import ObjectEventBuilder
+from services.object_tracker.tracker import IouTracker
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import Probe, Seen
 from tests.harness.stage_process import StageProcess

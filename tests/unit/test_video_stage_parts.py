@@ -23,6 +23,7 @@ from services.object_detector.levels import (
 from services.object_detector.mailbox import LatestFrames, PendingFrame, TooManyCameras
 from services.object_detector.settings import DetectorConfig, effective_config
 from services.object_detector.stage import parse_frame_properties
+from services.object_tracker.settings import TrackerConfig
 
 
 def pending(camera: str, seq: int) -> PendingFrame:
@@ -123,7 +124,7 @@ def test_frame_properties_are_checked() -> None:
 
 def test_zone_outside_the_frame_is_refused_naming_it() -> None:
     with pytest.raises(ValueError, match="door"):
-        DetectorConfig.model_validate(
+        TrackerConfig.model_validate(
             {"zones": {"cam1": [{"name": "door", "polygon": [[0, 0], [1.5, 0], [1, 1]]}]}}
         )
 

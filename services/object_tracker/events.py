@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 import cv2
 
 from schemas.envelope import EventType, LifecycleStep, lifecycle_message, unit_score
-from schemas.topics import OBJECT_DETECTOR
-from schemas.video import Box, ObjectEvent
+from schemas.topics import OBJECT_TRACKER
+from schemas.video import Box, DetectionBox, ObjectEvent
 from services.media.jpeg_frame import Frame
-from services.object_detector.ssd import DetectionBox
-from services.object_detector.tracker import TrackedObject, TrackerStep
-from services.object_detector.zones import Zone, zones_containing
+from services.object_tracker.tracker import TrackedObject, TrackerStep
+from services.object_tracker.zones import Zone, zones_containing
 
 SNAPSHOT_MARGIN = 0.1  # of the box size, on every side of the crop
 SNAPSHOT_QUALITY = 85
@@ -233,7 +232,7 @@ def to_message(event: TrackedObjectChange, has_snapshot: bool) -> ObjectEvent:
     step = LifecycleStep(event.type, event.id, event.sequence, event.start_time, event.end_time)
     return lifecycle_message(
         ObjectEvent,
-        OBJECT_DETECTOR,
+        OBJECT_TRACKER,
         step,
         camera=event.camera,
         label=event.label,
