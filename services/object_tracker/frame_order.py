@@ -4,7 +4,7 @@ Detector replicas on a shared subscription finish frames in any order, and
 some frames never come back (a latest-wins drop, a replica killed mid-frame,
 QoS 0). The tracker must see them in `seq` order, so each camera holds a
 small window: a message is released as soon as every earlier frame has been
-released; a gap is given up on (skipped) when the window holds `max_frames`
+released; a gap (and the start: a camera's first frames) is given up on (skipped) when the window holds `max_frames`
 messages or its oldest has waited `max_wait_s`. A message of a frame at or
 before the last released one comes too late: it is counted and dropped,
 since the tracker has already moved past that frame.
@@ -83,12 +83,15 @@ class FrameOrder(Generic[T]):
         out: list[Ordered[T]] = []
         while self._held:
             lowest = min(self._held)
-            if self._next is None or lowest == self._next:
+            if lowest == self._next:
                 out.append(self._pop(lowest))
                 continue
+            # A gap (or the camera's first frames, whose predecessors may be
+            # on their way from another replica): wait, but not for ever.
             arrived = min(at for at, _ in self._held.values())
-            if len(self._held) > self._max_frames - 1 or now - arrived >= self._max_wait_s:
-                self.skipped += lowest - self._next
+            if len(self._held) >= self._max_frames or now - arrived >= self._max_wait_s:
+                if self._next is not None:
+                    self.skipped += lowest - self._next
                 out.append(self._pop(lowest))
                 continue
             break

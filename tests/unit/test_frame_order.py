@@ -3,7 +3,9 @@ in any order and with gaps; the tracker must see them in frame order."""
 
 from __future__ import annotations
 
+import itertools
 import random
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -23,17 +25,28 @@ def walker(seq: int) -> list[Detection]:
     ]
 
 
-def run_tracker(seqs_in_arrival_order: list[int], order: FrameOrder[int] | None) -> list[int]:
-    """Feed frames' detections through `order` (None: straight) into a tracker;
-    the seqs it saw, in order. Every arrival is 10 ms after the previous one."""
+@dataclass
+class Tracked:
+    seen: list[int] = field(default_factory=list)  # seqs, in the order the tracker got them
+    ids: set[int] = field(default_factory=set)
+    walker_x: list[float] = field(default_factory=list)  # the walker's track, frame by frame
+
+    @property
+    def walker_moves_forward(self) -> bool:
+        return all(b > a for a, b in itertools.pairwise(self.walker_x))
+
+
+def run_tracker(seqs_in_arrival_order: list[int], order: FrameOrder[int] | None) -> Tracked:
+    """Feed frames' detections through `order` (None: straight) into a tracker.
+    Every arrival is 10 ms after the previous one."""
     tracker = IouTracker()
-    seen: list[int] = []
-    ids: set[int] = set()
+    out = Tracked()
 
     def track(seq: int) -> None:
         step: TrackerStep = tracker.update(walker(seq), seq / FPS)
-        seen.append(seq)
-        ids.update(t.track_id for t in step.active)
+        out.seen.append(seq)
+        out.ids.update(t.track_id for t in step.active)
+        out.walker_x.extend(t.box.x1 for t in step.active if t.matched and t.box.y1 == 100)
 
     for n, seq in enumerate(seqs_in_arrival_order):
         if order is None:
@@ -44,8 +57,7 @@ def run_tracker(seqs_in_arrival_order: list[int], order: FrameOrder[int] | None)
     if order is not None:
         for released in order.flush():
             track(released.item)
-    run_tracker.ids = ids  # type: ignore[attr-defined]
-    return seen
+    return out
 
 
 def shuffled_within(count: int, window: int, seed: int) -> list[int]:
@@ -60,36 +72,47 @@ def test_reordered_detections_come_out_in_order_and_keep_the_ids(seed: int) -> N
     arrivals = shuffled_within(80, window=4, seed=seed)
     assert arrivals != sorted(arrivals)
     order: FrameOrder[int] = FrameOrder(max_frames=8, max_wait_s=10.0)
-    seen = run_tracker(arrivals, order)
-    assert seen == list(range(80))
+    tracked = run_tracker(arrivals, order)
+    assert tracked.seen == list(range(80))
     assert (order.late, order.skipped) == (0, 0)
-    assert run_tracker.ids == {1, 2}  # type: ignore[attr-defined]
+    assert tracked.ids == {1, 2}
+    assert tracked.walker_moves_forward
 
 
-def test_without_the_window_the_same_arrivals_break_the_walker_into_new_ids() -> None:
+def test_without_the_window_the_same_arrivals_send_the_walker_backwards() -> None:
     """The control: a tracker fed in arrival order sees the walker jump back
-    and forth and loses it (so the test above can fail)."""
-    arrivals = shuffled_within(80, window=4, seed=0)
-    run_tracker(arrivals, None)
-    assert len(run_tracker.ids) > 2  # type: ignore[attr-defined]
+    and forth (so the test above can fail)."""
+    tracked = run_tracker(shuffled_within(80, window=4, seed=0), None)
+    assert not tracked.walker_moves_forward
 
 
 def test_missing_frames_are_skipped_once_the_window_is_full() -> None:
     lost = {5, 6, 30, 31, 32, 50}
     arrivals = [seq for seq in range(80) if seq not in lost]
     order: FrameOrder[int] = FrameOrder(max_frames=4, max_wait_s=10.0)
-    seen = run_tracker(arrivals, order)
-    assert seen == arrivals
+    tracked = run_tracker(arrivals, order)
+    assert tracked.seen == arrivals
     assert order.skipped == len(lost) and order.late == 0
-    assert run_tracker.ids == {1, 2}  # type: ignore[attr-defined]
+    assert tracked.ids == {1, 2}
+    assert tracked.walker_moves_forward
+
+
+def test_the_first_frames_wait_for_their_predecessors_from_other_replicas() -> None:
+    order: FrameOrder[str] = FrameOrder(max_frames=8, max_wait_s=0.5)
+    assert order.push(1, 0.1, "b", now=0.0) == []
+    assert order.push(0, 0.0, "a", now=0.05) == []  # where a camera starts is unknown
+    assert [m.item for m in order.due(now=0.5)] == ["a", "b"]
+    assert [m.item for m in order.push(2, 0.2, "c", now=0.6)] == ["c"]  # no wait now
+    assert (order.late, order.skipped) == (0, 0)
 
 
 def test_a_gap_is_given_up_on_after_the_wait_and_its_frame_is_then_late() -> None:
     order: FrameOrder[str] = FrameOrder(max_frames=8, max_wait_s=0.5)
-    assert [m.seq for m in order.push(0, 0.0, "a", now=0.0)] == [0]
+    assert order.push(0, 0.0, "a", now=0.0) == []  # the first: others may come before it
+    assert [m.seq for m in order.due(now=0.5)] == [0]
     assert order.push(2, 0.2, "c", now=0.1) == []  # 1 is missing: wait
     assert order.push(3, 0.3, "d", now=0.2) == []
-    assert order.due(now=0.5) == []  # 0.4 s since the oldest held: still waiting
+    assert order.due(now=0.55) == []  # 0.45 s since the oldest held: still waiting
     assert [m.seq for m in order.due(now=0.6)] == [2, 3]
     assert order.skipped == 1
     # Frame 1 arrives after the tracker moved past it: counted and dropped.
@@ -101,20 +124,24 @@ def test_a_gap_is_given_up_on_after_the_wait_and_its_frame_is_then_late() -> Non
 def test_a_duplicate_is_dropped_and_counted() -> None:
     order: FrameOrder[str] = FrameOrder(max_frames=8, max_wait_s=0.5)
     order.push(0, 0.0, "a", now=0.0)
-    assert order.push(2, 0.2, "c", now=0.1) == []
-    assert order.push(2, 0.2, "c again", now=0.1) == []
-    assert order.push(0, 0.0, "a again", now=0.1) == []
+    assert [m.item for m in order.due(now=0.5)] == ["a"]
+    assert order.push(2, 0.2, "c", now=0.6) == []
+    assert order.push(2, 0.2, "c again", now=0.6) == []
+    assert order.push(0, 0.0, "a again", now=0.6) == []
     assert order.late == 2
-    assert [m.item for m in order.push(1, 0.1, "b", now=0.2)] == ["b", "c"]
+    assert [m.item for m in order.push(1, 0.1, "b", now=0.7)] == ["b", "c"]
 
 
 def test_a_restarted_camera_numbering_from_zero_starts_afresh() -> None:
     order: FrameOrder[str] = FrameOrder(max_frames=4, max_wait_s=0.5)
-    for seq in range(100, 104):
+    for seq in range(100, 105):
         order.push(seq, 100.0 + seq / FPS, "old", now=0.0)
+    assert len(order) < 4
     # seq 0 again, but captured later: a new run of the camera, not a late frame.
-    assert [m.seq for m in order.push(0, 200.0, "new", now=1.0)] == [0]
-    assert [m.seq for m in order.push(1, 200.1, "new", now=1.1)] == [1]
+    released = order.push(0, 200.0, "new", now=1.0)
+    assert [m.item for m in released] == ["old"] * len(released)
+    assert [m.seq for m in order.due(now=1.5)] == [0]
+    assert [m.seq for m in order.push(1, 200.1, "new", now=1.6)] == [1]
     assert order.restarts == 1 and order.late == 0
 
 
