@@ -4,10 +4,11 @@ Detector replicas on a shared subscription finish frames in any order, and
 some frames never come back (a latest-wins drop, a replica killed mid-frame,
 QoS 0). The tracker must see them in `seq` order, so each camera holds a
 small window: a message is released as soon as every earlier frame has been
-released; a gap (and the start: a camera's first frames) is given up on (skipped) when the window holds `max_frames`
-messages or its oldest has waited `max_wait_s`. A message of a frame at or
-before the last released one comes too late: it is counted and dropped,
-since the tracker has already moved past that frame.
+released; a gap is given up on (skipped) when the window holds `max_frames`
+messages or its oldest has waited `max_wait_s` (so are a camera's first
+frames, whose predecessors may still be on their way from another replica).
+A message of a frame at or before the last released one comes too late: it
+is counted and dropped, since the tracker has already moved past that frame.
 
 A camera that restarts numbers its frames from 0 again: a message behind the
 window but captured after the last released frame (frames are captured in
