@@ -54,6 +54,9 @@ class TrackerStage:
         self.config = RuntimeConfig(door, TrackerConfig, settings.startup_config())
         self.config.on_change(self._reconfigure)
         self._cameras: dict[str, CameraState] = {}
+        # Released frames are tracked one batch at a time: publishing awaits,
+        # and the handler and the clock must not interleave two batches.
+        self._tracking = asyncio.Lock()
         params = {"camera": settings.camera} if settings.camera else {}
         door.subscribe(FRAME_DETECTIONS, self.on_detections, **params)
         if settings.snapshot_frames > 0:
@@ -66,14 +69,17 @@ class TrackerStage:
         camera = message.params["camera"]
         if detections.camera != camera:
             raise InvalidMessage(f"camera {detections.camera!r} on the topic of {camera!r}")
-        state = self._state_of(camera)
-        state.last_input = time.monotonic()
-        order = state.order
-        late_before = order.late
-        released = order.push(detections.seq, detections.capture_ts, detections, time.monotonic())
-        if order.late > late_before:
-            self._door.metrics.count("detections_late")
-        await self._track(camera, state, released)
+        async with self._tracking:
+            state = self._state_of(camera)
+            state.last_input = time.monotonic()
+            order = state.order
+            late_before = order.late
+            released = order.push(
+                detections.seq, detections.capture_ts, detections, time.monotonic()
+            )
+            if order.late > late_before:
+                self._door.metrics.count("detections_late")
+            await self._track(camera, state, released)
 
     async def on_frame(self, message: Received[bytes]) -> None:
         camera = message.params["camera"]
@@ -232,14 +238,16 @@ class TrackerStage:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_S)
-            now = time.monotonic()
-            for camera, state in list(self._cameras.items()):
-                await self._track(camera, state, state.order.due(now))
-                if now - state.last_input >= self._settings.camera_silent_after_s:
-                    await self._end_camera(camera, state)
+            async with self._tracking:
+                now = time.monotonic()
+                for camera, state in list(self._cameras.items()):
+                    await self._track(camera, state, state.order.due(now))
+                    if now - state.last_input >= self._settings.camera_silent_after_s:
+                        await self._end_camera(camera, state)
         # Shutting down: every open event ends, so no consumer waits forever.
-        for camera, state in list(self._cameras.items()):
-            await self._end_camera(camera, state)
+        async with self._tracking:
+            for camera, state in list(self._cameras.items()):
+                await self._end_camera(camera, state)
 
     async def _end_camera(self, camera: str, state: CameraState) -> None:
         await self._track(camera, state, state.order.flush())
