@@ -85,8 +85,7 @@ FRAME = spec_of(
     RAW,  # JPEG; seq, capture ts, width and height ride as MQTT 5 user properties
     qos=0,
     publishers=(CAMERA_CAPTURE,),
-    # object-tracker keeps the last few to crop its snapshots from.
-    subscribers=(OBJECT_DETECTOR, OBJECT_TRACKER),
+    subscribers=(OBJECT_DETECTOR,),
     max_bytes=4 * MIB - 64 * KIB,  # room for topic and properties in the broker's 4 MiB packet
 )
 GAS_READING = spec_of(
@@ -133,7 +132,7 @@ FRAME_DETECTIONS = spec_of(
     qos=0,
     publishers=(OBJECT_DETECTOR,),
     subscribers=(OBJECT_TRACKER, OPERATOR),
-    max_bytes=256 * KIB,
+    max_bytes=4 * MIB - 64 * KIB,  # crops included; room in the broker's 4 MiB packet
 )
 DETECTIONS = spec_of(
     "detections",

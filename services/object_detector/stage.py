@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
+import orjson
 from pydantic import ValidationError
 
 from schemas.analytics import (
@@ -39,8 +40,9 @@ from schemas.topics import (
     OBJECT_DETECTOR,
     QOS_KNOB,
     QOS_LEVELS,
+    SNAPSHOT,
 )
-from schemas.video import Box, DetectedObject, FrameDetections
+from schemas.video import Box, FoundObject, FrameDetections
 from services.common.door import (
     InvalidMessage,
     MqttDoor,
@@ -70,9 +72,11 @@ from services.object_detector.settings import (
     ObjectDetectorSettings,
     effective_config,
 )
+from services.object_detector.snapshots import crop_snapshot
 from services.object_detector.ssd import SSDDetector, load_detector
 
 log = logging.getLogger(__name__)
+CROPS = {"objects": {"__all__": {"crop"}}}
 IDLE_CHECK_S = 0.5
 
 
@@ -196,11 +200,13 @@ class DetectorStage:
         started = time.perf_counter()
         found = self._detector.detect(frame, min_score=config.detection_min_score)
         inference_ms = (time.perf_counter() - started) * 1000
+        # Snapshots on: every object's crop, since only the tracker knows which are new.
         objects = [
-            DetectedObject(
+            FoundObject(
                 label=d.label,
                 score=min(1.0, d.score),
                 box=Box(x1=d.box.x1, y1=d.box.y1, x2=d.box.x2, y2=d.box.y2),
+                crop=crop_snapshot(frame, d.box) if config.snapshots else None,
             )
             for d in found
         ]
@@ -240,8 +246,16 @@ class DetectorStage:
         metrics.gauge("frames_dropped_total", self._mailbox.dropped)
         # Priced as the detections object-tracker publishes from these (the
         # same objects, a track id more each), at the knob's result rate.
-        topic = DETECTIONS.topic(self._door.root, camera=pending.camera)
-        state.usage.observe_frame(pending.capture_ts, publish_bytes(topic, found.to_bytes()))
+        root = self._door.root
+        topic = DETECTIONS.topic(root, camera=pending.camera)
+        # The crops are not part of what object-tracker publishes; they price snapshots.
+        results = orjson.dumps(found.model_dump(mode="json", exclude=CROPS))
+        state.usage.observe_frame(pending.capture_ts, publish_bytes(topic, results))
+        for obj in found.objects:
+            if obj.crop is not None:
+                label = obj.label.replace(" ", "_")
+                snapshot_topic = SNAPSHOT.topic(root, camera=pending.camera, label=label)
+                state.usage.observe_snapshot(publish_bytes(snapshot_topic, obj.crop))
         with contextlib.suppress(PublishFailed):  # QoS 0: the tracker skips a lost frame
             await self._door.publish(FRAME_DETECTIONS, found, camera=pending.camera)
         self.summary.add("frames", pending.camera)

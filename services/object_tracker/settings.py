@@ -71,13 +71,6 @@ class ObjectTrackerSettings(StageSettings, TrackerConfig):
     reorder_wait_s: float = Field(
         default=0.5, ge=0, le=60, description="how long a gap in the frame order is waited for"
     )
-    snapshot_frames: int = Field(
-        default=16,
-        ge=0,
-        le=256,
-        description="recent frames kept per camera to crop snapshots from; 0: no snapshots "
-        "(and no frame subscription)",
-    )
 
     def startup_config(self) -> TrackerConfig:
         return self.runtime_part(TrackerConfig)

@@ -2,10 +2,10 @@
 back in frame order per camera; tracks, zones, lifecycle events, snapshots
 and the camera's detections (with track ids, at the knob's rate) out.
 
-Snapshots are cropped from the camera's own frames: the tracker subscribes to
-them (not shared: it sees them all) and keeps the last few JPEGs per camera,
-so the crop of a `new` object is taken from the very frame that confirmed it
-(the README measures what this costs on the broker).
+Snapshots: with a camera's snapshots on, the detector attaches the JPEG crop
+of every object it finds (it cannot know which are new); the tracker
+publishes the one of each `new` object. The README measures why this beats
+the tracker taking the frames too (8x fewer bytes on the broker).
 """
 
 from __future__ import annotations
@@ -14,19 +14,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import partial
 
-from schemas.topics import DETECTIONS, EVENT, FRAME, FRAME_DETECTIONS, OBJECT_TRACKER, SNAPSHOT
+from schemas.topics import DETECTIONS, EVENT, FRAME_DETECTIONS, OBJECT_TRACKER, SNAPSHOT
 from schemas.video import DetectedObject, Detection, DetectionBox, Detections, FrameDetections
 from services.common.door import InvalidMessage, MqttDoor, PublishFailed, Received
 from services.common.periodic_summary import Tally, publish_summaries
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
-from services.media.jpeg_frame import BadFrameMetaError, CorruptJpegError, FrameMeta, decode_jpeg
 from services.object_tracker import events as lifecycle
-from services.object_tracker.events import crop_snapshot, to_message
+from services.object_tracker.events import to_message
 from services.object_tracker.frame_order import FrameOrder, Ordered
 from services.object_tracker.settings import ObjectTrackerSettings, TrackerConfig
 from services.object_tracker.tracker import IouTracker, TrackerStep
@@ -40,8 +38,6 @@ class CameraState:
     tracker: IouTracker
     events: lifecycle.ObjectEventBuilder
     order: FrameOrder[FrameDetections]
-    # seq -> (capture ts, JPEG) of the latest frames, oldest first.
-    frames: OrderedDict[int, tuple[float, bytes]] = field(default_factory=OrderedDict)
     last_input: float = field(default_factory=time.monotonic)
     last_result_ts: float | None = None
 
@@ -59,8 +55,6 @@ class TrackerStage:
         self._tracking = asyncio.Lock()
         params = {"camera": settings.camera} if settings.camera else {}
         door.subscribe(FRAME_DETECTIONS, self.on_detections, **params)
-        if settings.snapshot_frames > 0:
-            door.subscribe(FRAME, self.on_frame, **params)
 
     # -- input -----------------------------------------------------------------
 
@@ -80,20 +74,6 @@ class TrackerStage:
             if order.late > late_before:
                 self._door.metrics.count("detections_late")
             await self._track(camera, state, released)
-
-    async def on_frame(self, message: Received[bytes]) -> None:
-        camera = message.params["camera"]
-        state = self._cameras.get(camera)
-        if state is None:
-            return  # no detections of it yet: nothing to snapshot
-        try:
-            meta = FrameMeta.from_properties(message.properties)
-        except BadFrameMetaError:
-            return  # the detector dead-letters it; a snapshot just goes without
-        state.frames[meta.seq] = (meta.capture_ts, message.raw)
-        state.frames.move_to_end(meta.seq)
-        while len(state.frames) > self._settings.snapshot_frames:
-            state.frames.popitem(last=False)
 
     def _state_of(self, camera: str) -> CameraState:
         state = self._cameras.get(camera)
@@ -144,7 +124,7 @@ class TrackerStage:
             for change in changes:
                 snapshot = None
                 if change.type == "new" and detections.snapshots:
-                    snapshot = await self._crop(state, detections, change)
+                    snapshot = self._crop(detections, found, change.box)
                 await self._publish_event(change, snapshot)
             metrics.gauge("latency_ms", round((time.time() - detections.capture_ts) * 1000, 3))
 
@@ -178,7 +158,7 @@ class TrackerStage:
                 DetectedObject(
                     label=obj.label,
                     score=obj.score,
-                    box=obj.box,
+                    box=obj.box,  # the crop stays here: not for every consumer
                     track_id=track_of.get(d.box),
                 )
                 for obj, d in zip(detections.objects, found, strict=True)
@@ -189,25 +169,15 @@ class TrackerStage:
         with contextlib.suppress(PublishFailed):  # QoS 0: the next frame's replaces it
             await self._door.publish(DETECTIONS, message, camera=camera)
 
-    async def _crop(
-        self, state: CameraState, detections: FrameDetections, change: lifecycle.TrackedObjectChange
+    def _crop(
+        self, detections: FrameDetections, found: list[Detection], box: DetectionBox
     ) -> bytes | None:
-        kept = state.frames.get(detections.seq)
-        if kept is None or abs(kept[0] - detections.capture_ts) > 1e-3:
-            self._door.metrics.count("snapshots_without_frame")
-            return None
-        raw = kept[1]
-
-        def crop() -> bytes | None:
-            try:
-                frame = decode_jpeg(raw)
-            except CorruptJpegError:
-                return None
-            if frame.shape[1] != detections.width or frame.shape[0] != detections.height:
-                return None
-            return crop_snapshot(frame, change.box)
-
-        return await asyncio.to_thread(crop)
+        """The crop the detector attached to the detection the new track took."""
+        for obj, detection in zip(detections.objects, found, strict=True):
+            if detection.box == box and obj.crop is not None:
+                return obj.crop
+        self._door.metrics.count("snapshots_without_crop")
+        return None
 
     async def _publish_event(
         self, event: lifecycle.TrackedObjectChange, snapshot: bytes | None

@@ -120,7 +120,7 @@ def test_points_land_with_their_tags_and_counts(
         ],
         inference_ms=30.0,
     )
-    probe("object-detector").publish(
+    probe("object-tracker").publish(  # the publisher of a camera's detections
         f"{root}/detections/door", detections.model_dump(mode="json"), qos=0
     )
 
