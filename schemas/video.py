@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Final, Literal
 
-from pydantic import Base64Bytes, Field
+from pydantic import ConfigDict, Field
 
 from schemas.envelope import Count, Envelope, EventType, Model, Name, Timestamp, TopicLevel
 
@@ -55,7 +55,12 @@ class FoundObject(DetectedObject):
     """One detection of a detector replica; with snapshots on, its JPEG crop,
     since only the tracker knows whether the object is new."""
 
-    crop: Annotated[Base64Bytes, Field(max_length=MAX_CROP_BYTES)] | None = None
+    # bytes in Python, base64 in JSON (both ways).
+    model_config = ConfigDict(
+        **Model.model_config, ser_json_bytes="base64", val_json_bytes="base64"
+    )
+
+    crop: Annotated[bytes, Field(max_length=MAX_CROP_BYTES)] | None = None
 
 
 class FrameDetections(Envelope):

@@ -4,12 +4,15 @@ knob precedence, QoS levels priced from real JPEGs, frame properties."""
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import numpy as np
 import pytest
 
 from schemas.analytics import CameraKnobParams as KnobParams
 from schemas.analytics import DetectorKnobParams
+from schemas.topics import FRAME_DETECTIONS
+from schemas.video import Box, FoundObject, FrameDetections
 from services.camera_capture.levels import measure_levels
 from services.camera_capture.settings import CaptureConfig, effective_knobs
 from services.common.door import InvalidMessage
@@ -194,3 +197,15 @@ def test_detector_levels_fall_back_to_the_profile_before_events() -> None:
     expected = costs.snapshot_bytes * costs.new_events_per_s * 8 / 1000
     gap = levels["2hz-snapshots"].cost_kbps - levels["2hz-results"].cost_kbps
     assert gap == pytest.approx(expected, abs=0.02)
+
+
+def test_a_crop_rides_in_its_detections_message_as_base64_and_comes_back_whole() -> None:
+    crop = b"\xff\xd8" + bytes(range(256)) + b"\xff\xd9"
+    found = FoundObject(label="person", score=0.9, box=Box(x1=1, y1=2, x2=30, y2=40), crop=crop)
+    message = FrameDetections(
+        source="object-detector", camera="cam1", seq=7, capture_ts=1_800_000_000.0,
+        width=640, height=480, objects=[found], inference_ms=9.4,
+    )  # fmt: skip
+    raw = message.to_bytes()
+    assert base64.b64encode(crop) in raw  # JSON-safe on the wire
+    assert FRAME_DETECTIONS.decode(raw).objects[0].crop == crop
