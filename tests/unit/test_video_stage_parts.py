@@ -207,5 +207,5 @@ def test_a_crop_rides_in_its_detections_message_as_base64_and_comes_back_whole()
         width=640, height=480, objects=[found], inference_ms=9.4,
     )  # fmt: skip
     raw = message.to_bytes()
-    assert base64.b64encode(crop) in raw  # JSON-safe on the wire
+    assert base64.urlsafe_b64encode(crop) in raw  # JSON-safe on the wire
     assert FRAME_DETECTIONS.decode(raw).objects[0].crop == crop
