@@ -139,9 +139,15 @@ class SSDDetector:
         return detections
 
     def detect(self, frame: Frame, min_score: float = 0.3) -> list[Detection]:
-        outputs = self._model.run([self.preprocess(frame)])
         height, width = frame.shape[:2]
-        return self.postprocess(outputs, width, height, min_score)
+        return self.infer(self.preprocess(frame), width, height, min_score)
+
+    def infer(
+        self, tensor: npt.NDArray[np.generic], frame_width: int, frame_height: int, min_score: float
+    ) -> list[Detection]:
+        """The model on a `preprocess`ed tensor: what the inference thread runs
+        while the next frame is decoded and resized elsewhere."""
+        return self.postprocess(self._model.run([tensor]), frame_width, frame_height, min_score)
 
 
 def load_detector(model_path: Path, labels_path: Path, threads: int = 1) -> SSDDetector:

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 from pydantic import ValidationError
 
@@ -42,7 +44,7 @@ from schemas.topics import (
     QOS_LEVELS,
     SNAPSHOT,
 )
-from schemas.video import Box, FoundObject, FrameDetections
+from schemas.video import Box, Detection, FoundObject, FrameDetections
 from services.common.door import (
     InvalidMessage,
     MqttDoor,
@@ -50,6 +52,7 @@ from services.common.door import (
     Received,
     describe_validation_error,
 )
+from services.common.pacing import wait_set
 from services.common.periodic_summary import Tally, publish_summaries
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
@@ -67,15 +70,17 @@ from services.object_detector.levels import (
     repricing_needed,
 )
 from services.object_detector.mailbox import LatestFrames, PendingFrame, TooManyCameras
+from services.object_detector.pipeline_pace import PreparePace
 from services.object_detector.settings import (
     DetectorConfig,
     ObjectDetectorSettings,
     effective_config,
 )
 from services.object_detector.snapshots import crop_snapshot
-from services.object_detector.ssd import SSDDetector, load_detector
+from services.object_detector.ssd import Frame, SSDDetector, load_detector
 
 log = logging.getLogger(__name__)
+RESULTS_WAITING = 4  # inferred frames waiting for the publisher
 CROPS = {"objects": {"__all__": {"crop"}}}
 IDLE_CHECK_S = 0.5
 
@@ -87,6 +92,23 @@ def parse_frame_properties(properties: dict[str, str]) -> tuple[int, float, int,
     except BadFrameMetaError as error:
         raise InvalidMessage(str(error)) from None
     return meta.seq, meta.capture_ts, meta.width, meta.height
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A frame decoded and resized for the model, waiting in the one-slot hand-off."""
+
+    pending: PendingFrame
+    frame: Frame
+    tensor: npt.NDArray[np.generic]
+    config: DetectorConfig
+
+
+@dataclass(frozen=True)
+class Inferred:
+    prepared: Prepared
+    found: list[Detection]
+    inference_ms: float
 
 
 @dataclass
@@ -117,6 +139,13 @@ class DetectorStage:
         self.config = RuntimeConfig(door, DetectorConfig, settings.startup_config())
         self.config.on_change(self._reconfigure)
         self._mailbox = LatestFrames(settings.max_cameras)
+        # The hand-off between preparing and inference: one frame at most.
+        self._slot: Prepared | None = None
+        self._slot_free = asyncio.Event()
+        self._slot_free.set()
+        self._slot_full = asyncio.Event()
+        self._pace = PreparePace()
+        self._results: asyncio.Queue[Inferred] = asyncio.Queue(maxsize=RESULTS_WAITING)
         self._cameras: dict[str, CameraState] = {}
         params = {"camera": settings.camera} if settings.camera else {}
         door.subscribe(FRAME, self.on_frame, share_group=settings.share_group or None, **params)
@@ -186,8 +215,10 @@ class DetectorStage:
             state = self._cameras[camera] = CameraState()
         return state
 
-    def _analyse(self, pending: PendingFrame, config: DetectorConfig) -> FrameDetections:
-        """Blocking: decode and detect."""
+    # -- the pipeline: prepare (decode, resize) | infer | publish ----------------
+
+    def _prepare(self, pending: PendingFrame) -> Prepared:
+        """Blocking, beside the inference thread: decode and resize."""
         try:
             frame = decode_jpeg(pending.raw)
         except CorruptJpegError as error:
@@ -197,10 +228,71 @@ class DetectorStage:
             raise InvalidMessage(
                 f"properties say {pending.width}x{pending.height}, the JPEG is {width}x{height}"
             )
-        started = time.perf_counter()
-        found = self._detector.detect(frame, min_score=config.detection_min_score)
-        inference_ms = (time.perf_counter() - started) * 1000
-        # Snapshots on: every object's crop, since only the tracker knows which are new.
+        config = self.config_of(pending.camera)
+        return Prepared(pending, frame, self._detector.preprocess(frame), config)
+
+    async def prepare_frames(self, stop: asyncio.Event) -> None:
+        """Take the latest frame just in time: when the slot is free and the
+        model is about `prepare_ms` from done, so the frame decoded now is the
+        newest there is when the model wants it (latest wins, still)."""
+        while not stop.is_set():
+            if not await wait_set(self._slot_free, IDLE_CHECK_S):
+                continue
+            lead_s = self._pace.wait_before_prepare_s(time.monotonic())
+            if lead_s > 0:
+                await wait_set(stop, lead_s)
+            pending = await self._mailbox.take(IDLE_CHECK_S)
+            if pending is None:
+                continue
+            started = time.perf_counter()
+            try:
+                prepared = await asyncio.to_thread(self._prepare, pending)
+            except InvalidMessage as error:
+                await self._door.dead_letter(pending.topic, pending.raw, str(error))
+                continue
+            self._pace.prepared(time.perf_counter() - started)
+            self._slot = prepared
+            self._slot_free.clear()
+            self._slot_full.set()
+
+    async def infer_frames(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if not await wait_set(self._slot_full, IDLE_CHECK_S) or self._slot is None:
+                continue
+            prepared, self._slot = self._slot, None
+            self._slot_full.clear()
+            self._slot_free.set()  # the next frame is decoded while this one runs
+            pending, config = prepared.pending, prepared.config
+            started = time.perf_counter()
+            self._pace.inference_started(time.monotonic())
+            found = await asyncio.to_thread(
+                self._detector.infer,
+                prepared.tensor,
+                pending.width,
+                pending.height,
+                config.detection_min_score,
+            )
+            inference_s = time.perf_counter() - started
+            self._pace.inferred(inference_s)
+            # Bounded: a publisher that falls behind holds the model back.
+            await self._results.put(Inferred(prepared, found, inference_s * 1000))
+
+    async def publish_results(self, stop: asyncio.Event) -> None:
+        while not (stop.is_set() and self._results.empty()):
+            try:
+                inferred = await asyncio.wait_for(self._results.get(), IDLE_CHECK_S)
+            except TimeoutError:
+                self._forget_silent_cameras()
+                continue
+            found = await asyncio.to_thread(self._with_crops, inferred)
+            await self._publish(inferred.prepared.pending, found)
+            self._forget_silent_cameras()
+
+    def _with_crops(self, inferred: Inferred) -> FrameDetections:
+        """Blocking: the message, with each object's crop when snapshots are on
+        (only the tracker knows which objects are new)."""
+        pending, config = inferred.prepared.pending, inferred.prepared.config
+        frame = inferred.prepared.frame
         objects = [
             FoundObject(
                 label=d.label,
@@ -208,36 +300,23 @@ class DetectorStage:
                 box=Box(x1=d.box.x1, y1=d.box.y1, x2=d.box.x2, y2=d.box.y2),
                 crop=crop_snapshot(frame, d.box) if config.snapshots else None,
             )
-            for d in found
+            for d in inferred.found
         ]
         return FrameDetections(
             source=OBJECT_DETECTOR,
             camera=pending.camera,
             seq=pending.seq,
             capture_ts=pending.capture_ts,
-            width=width,
-            height=height,
+            width=pending.width,
+            height=pending.height,
             objects=objects,
-            inference_ms=round(inference_ms, 3),
+            inference_ms=round(inferred.inference_ms, 3),
             instance=self._settings.instance,
             snapshots=config.snapshots,
             result_rate=config.result_rate,
         )
 
-    async def detect_frames(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            pending = await self._mailbox.take(IDLE_CHECK_S)
-            if pending is not None:
-                await self._process(pending)
-            self._forget_silent_cameras()
-
-    async def _process(self, pending: PendingFrame) -> None:
-        try:
-            config = self.config_of(pending.camera)
-            found = await asyncio.to_thread(self._analyse, pending, config)
-        except InvalidMessage as error:
-            await self._door.dead_letter(pending.topic, pending.raw, str(error))
-            return
+    async def _publish(self, pending: PendingFrame, found: FrameDetections) -> None:
         state = self._state_of(pending.camera)
         state.last_frame = time.monotonic()
         metrics = self._door.metrics
@@ -312,4 +391,8 @@ async def run(settings: ObjectDetectorSettings, stop: asyncio.Event | None = Non
     summaries = partial(
         publish_summaries, door, OBJECT_DETECTOR, stage.summary, settings.summary_period_s
     )
-    await serve(door, [stage.detect_frames, summaries], stop=stop)
+    await serve(
+        door,
+        [stage.prepare_frames, stage.infer_frames, stage.publish_results, summaries],
+        stop=stop,
+    )

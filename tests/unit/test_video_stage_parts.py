@@ -24,6 +24,7 @@ from services.object_detector.levels import (
     repricing_needed,
 )
 from services.object_detector.mailbox import LatestFrames, PendingFrame, TooManyCameras
+from services.object_detector.pipeline_pace import PreparePace
 from services.object_detector.settings import DetectorConfig, effective_config
 from services.object_detector.stage import parse_frame_properties
 from services.object_tracker.settings import TrackerConfig
@@ -209,3 +210,19 @@ def test_a_crop_rides_in_its_detections_message_as_base64_and_comes_back_whole()
     raw = message.to_bytes()
     assert base64.urlsafe_b64encode(crop) in raw  # JSON-safe on the wire
     assert FRAME_DETECTIONS.decode(raw).objects[0].crop == crop
+
+
+def test_the_next_frame_is_prepared_just_before_the_model_is_done() -> None:
+    pace = PreparePace()
+    assert pace.wait_before_prepare_s(now=0.0) == 0.0  # nothing measured: no time to lose
+    pace.prepared(0.004)
+    pace.inference_started(now=10.0)
+    assert pace.wait_before_prepare_s(now=10.0) == 0.0  # inference not measured yet
+    pace.inferred(0.030)
+    pace.inference_started(now=20.0)
+    # 30 ms of model, 4 ms of decode: start the next frame ~22 ms in (with a margin).
+    wait = pace.wait_before_prepare_s(now=20.0)
+    assert 0.015 < wait < 0.026
+    assert pace.wait_before_prepare_s(now=20.0 + wait) == 0.0
+    pace.inferred(0.030)
+    assert pace.wait_before_prepare_s(now=21.0) == 0.0  # the model is idle: take it now
