@@ -80,7 +80,9 @@ from services.object_detector.snapshots import crop_snapshot
 from services.object_detector.ssd import Frame, SSDDetector, load_detector
 
 log = logging.getLogger(__name__)
-RESULTS_WAITING = 4  # inferred frames waiting for the publisher
+# Inferred frames waiting for the publisher: one, so a publisher that falls
+# behind holds the model back and the backlog stays in the latest-wins mailbox.
+RESULTS_WAITING = 1
 CROPS = {"objects": {"__all__": {"crop"}}}
 IDLE_CHECK_S = 0.5
 
