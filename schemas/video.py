@@ -86,6 +86,9 @@ class FrameDetections(Envelope):
     instance: str = Field(default="", max_length=32)
     snapshots: bool = True
     result_rate: float = Field(default=0.0, ge=0, le=60)
+    # Frames of this camera this replica dropped unstarted (latest wins) since
+    # its previous result: the tracker does not wait for them.
+    dropped: list[Count] = Field(default_factory=list, max_length=256)
 
 
 class MotionScore(Envelope):

@@ -316,6 +316,7 @@ class DetectorStage:
             instance=self._settings.instance,
             snapshots=config.snapshots,
             result_rate=config.result_rate,
+            dropped=pending.replaced,
         )
 
     async def _publish(self, pending: PendingFrame, found: FrameDetections) -> None:

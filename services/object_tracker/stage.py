@@ -68,9 +68,9 @@ class TrackerStage:
             state.last_input = time.monotonic()
             order = state.order
             late_before = order.late
-            released = order.push(
-                detections.seq, detections.capture_ts, detections, time.monotonic()
-            )
+            now = time.monotonic()
+            released = order.gone(detections.dropped, now)
+            released += order.push(detections.seq, detections.capture_ts, detections, now)
             if order.late > late_before:
                 self._door.metrics.count("detections_late")
             await self._track(camera, state, released)

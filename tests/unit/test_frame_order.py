@@ -151,3 +151,16 @@ def test_the_window_holds_at_most_its_size() -> None:
     for seq in range(2, 50):
         order.push(seq, seq / FPS, seq, now=0.0)
         assert len(order) <= 3
+
+
+def test_frames_a_detector_says_it_dropped_are_not_waited_for() -> None:
+    order: FrameOrder[str] = FrameOrder(max_frames=8, max_wait_s=0.5)
+    order.push(0, 0.0, "a", now=0.0)
+    assert [m.item for m in order.due(now=0.5)] == ["a"]
+    # Latest wins dropped 1 and 2 in one replica; 3 comes with that news.
+    released = order.gone([1, 2], now=0.6) + order.push(3, 0.3, "d", now=0.6)
+    assert [m.item for m in released] == ["d"]
+    # A drop announced after its successor arrived still unblocks it.
+    assert order.push(5, 0.5, "f", now=0.7) == []
+    assert [m.item for m in order.gone([4], now=0.7)] == ["f"]
+    assert (order.dropped_upstream, order.skipped, order.late) == (3, 0, 0)

@@ -44,6 +44,18 @@ def test_newer_frame_replaces_the_waiting_one_and_counts_a_drop() -> None:
     assert box.take_nowait() is None
 
 
+def test_the_frames_a_newer_one_replaced_go_with_it_for_the_tracker() -> None:
+    box = LatestFrames(max_cameras=4)
+    for seq in (1, 2, 3):
+        box.put(pending("a", seq))
+    box.put(pending("b", 9))
+    taken = box.take_nowait()
+    assert taken is not None and (taken.seq, taken.replaced) == (3, [1, 2])
+    box.put(pending("a", 4))
+    later = [box.take_nowait(), box.take_nowait()]
+    assert [(f.seq, f.replaced) for f in later if f] == [(9, []), (4, [])]
+
+
 def test_cameras_take_turns_and_are_bounded() -> None:
     box = LatestFrames(max_cameras=2)
     box.put(pending("a", 1))
