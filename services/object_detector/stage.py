@@ -7,9 +7,14 @@ Stateless across frames: any number of replicas, on any node. What it keeps
 per camera is only what prices its QoS levels.
 
 The MQTT handler only checks the frame's properties and drops it in the
-camera's one-slot mailbox; one worker takes frames from the mailbox and runs
-decode and model in a thread, so the event loop keeps receiving (and
-replacing) frames while the model runs.
+camera's one-slot mailbox (latest wins). Then a pipeline of three workers, so
+the model runs at its own speed on one core while the other does the rest:
+- prepare: takes the newest frame just before the model is free, decodes and
+  resizes it in a thread, and leaves it in a one-frame hand-off;
+- infer: runs the model on the prepared frame in another thread;
+- publish: crops (with snapshots on), builds and publishes the message and
+  prices the levels, with one inferred frame waiting at most, so a slow
+  publisher holds the model back rather than building a backlog.
 """
 
 from __future__ import annotations
