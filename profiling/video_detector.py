@@ -19,9 +19,10 @@ from schemas.topics import DETECTIONS, EVENT, OBJECT_DETECTOR, SNAPSHOT
 from schemas.video import Box, DetectedObject, Detections
 from services.media.jpeg_frame import Frame, decode_jpeg
 from services.media.video_profile import DetectorCosts, DetectorProfiledLevel
-from services.object_detector.events import crop_snapshot, to_message
 from services.object_detector.levels import DetectorUtilityShares
+from services.object_detector.snapshots import crop_snapshot
 from services.object_detector.ssd import SSDDetector
+from services.object_tracker.events import to_message
 
 RESULT_RATES = (0.5, 1.0, 2.0, 5.0, 10.0)
 TOPIC_ROOT = "edgegw/gw-0001"  # a typical root: the topic is part of the bytes sent

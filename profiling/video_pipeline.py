@@ -1,5 +1,5 @@
 """The pipeline pieces `edgegw profile video` runs in-process: frames of
-the bundled video, the SSD detector, object-detector's tracker and event
+the bundled video, the SSD detector, object-tracker's tracker and event
 builder, and the comparisons against the reference run (see profiling.video
 for what is measured and why)."""
 
@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 
 from services.media.jpeg_frame import Frame
-from services.object_detector.events import ObjectEventBuilder, TrackedObjectChange
-from services.object_detector.settings import DetectorConfig, ObjectDetectorSettings
 from services.object_detector.ssd import Detection, DetectionBox, SSDDetector
-from services.object_detector.tracker import IouTracker, TrackerStep
+from services.object_tracker.events import ObjectEventBuilder, TrackedObjectChange
+from services.object_tracker.settings import ObjectTrackerSettings, TrackerConfig
+from services.object_tracker.tracker import IouTracker, TrackerStep
 
 EVENT_IOU = 0.3
 DETECTION_IOU = 0.3
@@ -115,8 +115,8 @@ def run_pipeline(
     source_fps: float,
     size: tuple[int, int],
 ) -> Run:
-    """Tracker and event builder of object-detector on the kept frames."""
-    defaults, config = ObjectDetectorSettings(), DetectorConfig()
+    """Tracker and event builder of object-tracker on the kept frames."""
+    defaults, config = ObjectTrackerSettings(), TrackerConfig()
     tracker = IouTracker(defaults.track_iou, defaults.track_min_hits, defaults.track_max_misses)
     builder = ObjectEventBuilder(CAMERA, labels=config.label_filter, min_score=config.min_score)
     width, height = size

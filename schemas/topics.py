@@ -22,7 +22,7 @@ from schemas.topic_spec import TEXT as TEXT
 from schemas.topic_spec import AnyTopicSpec as AnyTopicSpec
 from schemas.topic_spec import TopicError as TopicError
 from schemas.topic_spec import TopicSpec as TopicSpec
-from schemas.video import Detections, MotionScore, ObjectEvent
+from schemas.video import Detections, FrameDetections, MotionScore, ObjectEvent
 
 # Stage names: the MQTT username, the `edgegw run <stage>` name and the
 # `services.<stage with underscores>` package.
@@ -30,6 +30,7 @@ GAS_REPLAY: Final = "gas-replay"
 GAS_AVERAGE: Final = "gas-average"
 CAMERA_CAPTURE: Final = "camera-capture"
 OBJECT_DETECTOR: Final = "object-detector"
+OBJECT_TRACKER: Final = "object-tracker"
 AUDIO_CAPTURE: Final = "audio-capture"
 AUDIO_CLASSIFIER: Final = "audio-classifier"
 ALERT_FORWARDER: Final = "alert-forwarder"
@@ -53,6 +54,7 @@ STAGES: Final = (
     GAS_AVERAGE,
     CAMERA_CAPTURE,
     OBJECT_DETECTOR,
+    OBJECT_TRACKER,
     AUDIO_CAPTURE,
     AUDIO_CLASSIFIER,
     ALERT_FORWARDER,
@@ -117,7 +119,7 @@ EVENT = spec_of(
     AnyEvent,
     models=EVENT_MODELS,
     qos=1,
-    publishers=(GAS_AVERAGE, OBJECT_DETECTOR, AUDIO_CLASSIFIER),
+    publishers=(GAS_AVERAGE, OBJECT_TRACKER, AUDIO_CLASSIFIER),
     subscribers=(ALERT_FORWARDER, TELEMETRY_RECORDER, OPERATOR, WEB),
     max_bytes=16 * KIB,
 )
@@ -130,12 +132,21 @@ MOTION = spec_of(
     subscribers=(TELEMETRY_RECORDER, OPERATOR),
     max_bytes=4 * KIB,
 )
+FRAME_DETECTIONS = spec_of(
+    "frame_detections",
+    "detections/{camera}/frame",
+    FrameDetections,  # every processed frame, from any detector replica
+    qos=0,
+    publishers=(OBJECT_DETECTOR,),
+    subscribers=(OBJECT_TRACKER, OPERATOR),
+    max_bytes=4 * MIB - 64 * KIB,  # crops included; room in the broker's 4 MiB packet
+)
 DETECTIONS = spec_of(
     "detections",
     "detections/{camera}",
-    Detections,
+    Detections,  # in frame order, with track ids, at the knob's result rate
     qos=0,
-    publishers=(OBJECT_DETECTOR,),
+    publishers=(OBJECT_TRACKER,),
     subscribers=(TELEMETRY_RECORDER, OPERATOR),
     max_bytes=256 * KIB,
 )
@@ -145,7 +156,7 @@ SNAPSHOT = spec_of(
     RAW,  # JPEG of the latest object of that label
     qos=1,
     retained=True,
-    publishers=(OBJECT_DETECTOR,),
+    publishers=(OBJECT_TRACKER,),
     subscribers=(OPERATOR, CLOUD_BRIDGE, WEB),
     max_bytes=4 * MIB - 64 * KIB,  # room for topic and properties in the broker's 4 MiB packet
 )
@@ -181,7 +192,7 @@ SUMMARY = spec_of(
     "summary/{analytic}",
     Summary,
     qos=1,
-    publishers=(*ANALYTIC_STAGES, DEPLOYED_ANALYTIC),
+    publishers=(*ANALYTIC_STAGES, OBJECT_TRACKER, DEPLOYED_ANALYTIC),
     subscribers=(CLOUD_BRIDGE, TELEMETRY_RECORDER, OPERATOR),
 )
 QOS_LEVELS = spec_of(
@@ -401,6 +412,7 @@ LEVEL_SET = spec_of(
 REGISTRY: Final[tuple[AnyTopicSpec, ...]] = (
     FRAME,
     MOTION,
+    FRAME_DETECTIONS,
     DETECTIONS,
     SNAPSHOT,
     AUDIO_CHUNK,

@@ -44,6 +44,7 @@ STAGES = (
     "gas-average",
     "camera-capture",
     "object-detector",
+    "object-tracker",
     "audio-capture",
     "audio-classifier",
     "alert-forwarder",

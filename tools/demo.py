@@ -49,6 +49,7 @@ STAGES: dict[str, dict[str, str]] = {
         "EDGEGW_FPS": "10",
     },
     "object-detector": {"EDGEGW_THREADS": "1"},
+    "object-tracker": {},
     "audio-capture": {
         "EDGEGW_MIC": "hall",
         "EDGEGW_AUDIO_FILES": ",".join(

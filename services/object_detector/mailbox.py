@@ -10,12 +10,14 @@ quiet one. Bounded: at most one frame per camera, at most `max_cameras`.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.pacing import wait_set
 
+MAX_REPLACED_KEPT = 256  # per camera between two takes; more are left to the window
 
-@dataclass(frozen=True)
+
+@dataclass
 class PendingFrame:
     topic: str
     camera: str
@@ -24,6 +26,8 @@ class PendingFrame:
     capture_ts: float
     width: int
     height: int
+    # Seqs of this camera this one replaced unstarted (set when taken).
+    replaced: list[int] = field(default_factory=list)
 
 
 class TooManyCameras(Exception):
@@ -39,17 +43,24 @@ class LatestFrames:
         self._slots: dict[str, PendingFrame] = {}
         self._ready = asyncio.Event()
         self.dropped = 0
+        # camera -> seqs replaced since its last frame was taken: told to the
+        # tracker with the next result, so it does not wait for them.
+        self._replaced: dict[str, list[int]] = {}
 
     def __len__(self) -> int:
         return len(self._slots)
 
     def put(self, frame: PendingFrame) -> bool:
         """Hold `frame`; True when it replaced one not started on (a drop)."""
-        replaced = self._slots.pop(frame.camera, None) is not None
+        old = self._slots.pop(frame.camera, None)
+        replaced = old is not None
         if not replaced and len(self._slots) >= self._max_cameras:
             raise TooManyCameras(f"more than {self._max_cameras} cameras waiting")
-        if replaced:
+        if old is not None:
             self.dropped += 1
+            seqs = self._replaced.setdefault(frame.camera, [])
+            if len(seqs) < MAX_REPLACED_KEPT:
+                seqs.append(old.seq)
         # Re-inserted at the end: a replaced camera waits behind the others.
         self._slots[frame.camera] = frame
         self._ready.set()
@@ -60,6 +71,7 @@ class LatestFrames:
             return None
         camera = next(iter(self._slots))
         frame = self._slots.pop(camera)
+        frame.replaced = self._replaced.pop(camera, [])
         if not self._slots:
             self._ready.clear()
         return frame

@@ -1,57 +1,34 @@
-"""Settings of object-detector: the model and tracker (restart to change) and
-the start-up values of what an operator may change at run time."""
+"""Settings of object-detector: the model (restart to change) and the
+start-up values of what an operator may change at run time. Labels, zones
+and event rules are object-tracker's."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from schemas.analytics import DetectorKnobParams, ResultRate
 from schemas.envelope import Model
 from services.common.settings import STAGE_SETTINGS_CONFIG, StageSettings
 from services.media.video_profile import VIDEO_PROFILE_PATH
 from services.object_detector.levels import DetectorUtilityShares
-from services.object_detector.zones import Zone
 
 MODELS = Path(__file__).resolve().parents[2] / ".cache" / "models"
-
-
-class ZoneConfig(Model):
-    """A polygon in fractions of the frame (0..1), so it survives a size knob."""
-
-    name: str = Field(min_length=1, max_length=64)
-    polygon: list[tuple[float, float]] = Field(min_length=3, max_length=64)
-    labels: list[str] = Field(default_factory=list, description="empty: every label")
-
-    @model_validator(mode="after")
-    def _valid_polygon(self) -> ZoneConfig:
-        self.to_zone()  # raises ValueError naming the zone and the bad point
-        return self
-
-    def to_zone(self) -> Zone:
-        return Zone(self.name, tuple(self.polygon), frozenset(self.labels))
 
 
 class DetectorConfig(Model):
     """What an operator may change at run time (retained `config/object-detector`)."""
 
-    labels: list[str] = Field(
-        default_factory=lambda: ["person"], description="labels that make events; empty: all"
-    )
-    min_score: float = Field(
-        default=0.6, ge=0, le=1, description="top score a track needs before its `new` event"
-    )
     detection_min_score: float = Field(
         default=0.5,
         ge=0,
         le=1,
         description="detections below this are neither published nor tracked",
     )
-    zones: dict[str, list[ZoneConfig]] = Field(
-        default_factory=dict, description="camera -> its zones"
+    snapshots: bool = Field(
+        default=True, description="a retained JPEG crop on every `new` (object-tracker crops it)"
     )
-    snapshots: bool = Field(default=True, description="a retained JPEG crop on every `new`")
     snapshots_by_camera: dict[str, bool] = Field(
         default_factory=dict, description="camera -> its own `snapshots` (a per-camera switch)"
     )
@@ -64,8 +41,8 @@ class DetectorConfig(Model):
     )
     result_rate: ResultRate = Field(
         default=0.0,
-        description="detections messages per second per camera at most (events are "
-        "unaffected); 0: one per processed frame",
+        description="detections messages per second per camera at most (object-tracker "
+        "paces them; events are unaffected); 0: one per processed frame",
     )
 
     def for_camera(self, camera: str) -> DetectorConfig:
@@ -76,13 +53,6 @@ class DetectorConfig(Model):
 
     def detects(self, camera: str) -> bool:
         return self.detect_by_camera.get(camera, True)
-
-    def zones_of(self, camera: str) -> list[Zone]:
-        return [zone.to_zone() for zone in self.zones.get(camera, [])]
-
-    @property
-    def label_filter(self) -> frozenset[str] | None:
-        return frozenset(self.labels) if self.labels else None
 
 
 def effective_config(config: DetectorConfig, knob: DetectorKnobParams | None) -> DetectorConfig:
@@ -96,6 +66,11 @@ class ObjectDetectorSettings(StageSettings, DetectorConfig):
     model_config = STAGE_SETTINGS_CONFIG
 
     summary_period_s: float = Field(default=60.0, gt=0, description="summary/<stage> period")
+    # No session kept: a replica killed without a goodbye would otherwise keep
+    # its share of the frames ($share) going to its dead session until it
+    # expired (measured: a third of the frames lost with 3 replicas). Nothing
+    # is lost by it: the knobs are retained, sent again on every subscribe.
+    session_expiry_s: int = Field(default=0, ge=0, description="0: no session kept")
     model_path: Path = MODELS / "mobilenet_ssd_v2_coco_quant_postprocess.tflite"
     labels_path: Path = MODELS / "coco_labels.txt"
     threads: int = Field(default=1, ge=1, le=16, description="interpreter threads")
@@ -109,11 +84,8 @@ class ObjectDetectorSettings(StageSettings, DetectorConfig):
     )
     max_cameras: int = Field(default=64, ge=1, le=10_000)
     camera_silent_after_s: float = Field(
-        default=10.0, gt=0, description="a camera this quiet has its open events ended"
+        default=10.0, gt=0, description="a camera this quiet is forgotten (its costs measured anew)"
     )
-    track_iou: float = Field(default=0.2, gt=0, le=1)
-    track_min_hits: int = Field(default=5, ge=1)
-    track_max_misses: int = Field(default=40, ge=0)
     publish_levels: bool = True
     levels_profile: Path = Field(
         default=VIDEO_PROFILE_PATH, description="measured utility per level (edgegw profile video)"

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from schemas.video import Detection, DetectionBox
 from services.inference.base import InferenceModel
+
+__all__ = ["Detection", "DetectionBox", "SSDDetector", "load_detector", "load_labels"]
 
 Frame = npt.NDArray[np.uint8]  # H x W x 3, BGR, as OpenCV decodes it
 
@@ -26,56 +28,6 @@ Frame = npt.NDArray[np.uint8]  # H x W x 3, BGR, as OpenCV decodes it
 _NUMBERED_LABEL = re.compile(r"^\s*(\d+)[\s:,]+(.+?)\s*$")
 # A placeholder for an unused class id in the 91-entry COCO label maps.
 _UNUSED_LABEL = "???"
-
-
-@dataclass(frozen=True)
-class DetectionBox:
-    """An axis-aligned box in pixels: (x1, y1) top-left, (x2, y2) bottom-right."""
-
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-
-    @property
-    def width(self) -> float:
-        return max(0.0, self.x2 - self.x1)
-
-    @property
-    def height(self) -> float:
-        return max(0.0, self.y2 - self.y1)
-
-    @property
-    def area(self) -> float:
-        return self.width * self.height
-
-    @property
-    def centre(self) -> tuple[float, float]:
-        return (self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2
-
-    @property
-    def bottom_centre(self) -> tuple[float, float]:
-        """Where an object stands: what zones are tested against."""
-        return (self.x1 + self.x2) / 2, self.y2
-
-    def iou(self, other: DetectionBox) -> float:
-        inter_w = min(self.x2, other.x2) - max(self.x1, other.x1)
-        inter_h = min(self.y2, other.y2) - max(self.y1, other.y1)
-        if inter_w <= 0 or inter_h <= 0:
-            return 0.0
-        intersection = inter_w * inter_h
-        union = self.area + other.area - intersection
-        return intersection / union if union > 0 else 0.0
-
-    def as_tuple(self) -> tuple[float, float, float, float]:
-        return self.x1, self.y1, self.x2, self.y2
-
-
-@dataclass(frozen=True)
-class Detection:
-    label: str
-    score: float
-    box: DetectionBox
 
 
 def load_labels(path: Path) -> dict[int, str]:
@@ -187,9 +139,15 @@ class SSDDetector:
         return detections
 
     def detect(self, frame: Frame, min_score: float = 0.3) -> list[Detection]:
-        outputs = self._model.run([self.preprocess(frame)])
         height, width = frame.shape[:2]
-        return self.postprocess(outputs, width, height, min_score)
+        return self.infer(self.preprocess(frame), width, height, min_score)
+
+    def infer(
+        self, tensor: npt.NDArray[np.generic], frame_width: int, frame_height: int, min_score: float
+    ) -> list[Detection]:
+        """The model on a `preprocess`ed tensor: what the inference thread runs
+        while the next frame is decoded and resized elsewhere."""
+        return self.postprocess(self._model.run([tensor]), frame_width, frame_height, min_score)
 
 
 def load_detector(model_path: Path, labels_path: Path, threads: int = 1) -> SSDDetector:

@@ -1,11 +1,20 @@
 """The async shell of object-detector: frames in (shared subscription, latest
-wins per camera), inference off the event loop, detections, tracked-object
-events and snapshots out.
+wins per camera), inference off the event loop, each frame's detections out
+(`detections/<cam>/frame`, with the frame's seq and capture time) for
+object-tracker, which puts every replica's results back in order.
+
+Stateless across frames: any number of replicas, on any node. What it keeps
+per camera is only what prices its QoS levels.
 
 The MQTT handler only checks the frame's properties and drops it in the
-camera's one-slot mailbox; one worker takes frames from the mailbox and runs
-decode, model, tracker and event rules in a thread, so the event loop keeps
-receiving (and replacing) frames while the model runs.
+camera's one-slot mailbox (latest wins). Then a pipeline of three workers, so
+the model runs at its own speed on one core while the other does the rest:
+- prepare: takes the newest frame just before the model is free, decodes and
+  resizes it in a thread, and leaves it in a one-frame hand-off;
+- infer: runs the model on the prepared frame in another thread;
+- publish: crops (with snapshots on), builds and publishes the message and
+  prices the levels, with one inferred frame waiting at most, so a slow
+  publisher holds the model back rather than building a backlog.
 """
 
 from __future__ import annotations
@@ -17,6 +26,9 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
+import numpy as np
+import numpy.typing as npt
+import orjson
 from pydantic import ValidationError
 
 from schemas.analytics import (
@@ -28,8 +40,16 @@ from schemas.analytics import (
 )
 from schemas.qos import QosKnob, QosLevel, QosLevels
 from schemas.topic_spec import publish_bytes
-from schemas.topics import DETECTIONS, EVENT, FRAME, OBJECT_DETECTOR, QOS_KNOB, QOS_LEVELS, SNAPSHOT
-from schemas.video import Box, DetectedObject, Detections
+from schemas.topics import (
+    DETECTIONS,
+    FRAME,
+    FRAME_DETECTIONS,
+    OBJECT_DETECTOR,
+    QOS_KNOB,
+    QOS_LEVELS,
+    SNAPSHOT,
+)
+from schemas.video import Box, Detection, FoundObject, FrameDetections
 from services.common.door import (
     InvalidMessage,
     MqttDoor,
@@ -37,6 +57,7 @@ from services.common.door import (
     Received,
     describe_validation_error,
 )
+from services.common.pacing import wait_set
 from services.common.periodic_summary import Tally, publish_summaries
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
@@ -48,23 +69,26 @@ from services.media.jpeg_frame import (
     decode_jpeg,
 )
 from services.media.video_profile import VideoProfile, load_video_profile
-from services.object_detector import events as lifecycle
-from services.object_detector.events import crop_snapshot, to_message
 from services.object_detector.levels import (
     CameraUsage,
     price_levels,
     repricing_needed,
 )
 from services.object_detector.mailbox import LatestFrames, PendingFrame, TooManyCameras
+from services.object_detector.pipeline_pace import PreparePace
 from services.object_detector.settings import (
     DetectorConfig,
     ObjectDetectorSettings,
     effective_config,
 )
-from services.object_detector.ssd import SSDDetector, load_detector
-from services.object_detector.tracker import IouTracker, TrackerStep
+from services.object_detector.snapshots import crop_snapshot
+from services.object_detector.ssd import Frame, SSDDetector, load_detector
 
 log = logging.getLogger(__name__)
+# Inferred frames waiting for the publisher: one, so a publisher that falls
+# behind holds the model back and the backlog stays in the latest-wins mailbox.
+RESULTS_WAITING = 1
+CROPS = {"objects": {"__all__": {"crop"}}}
 IDLE_CHECK_S = 0.5
 
 
@@ -77,23 +101,30 @@ def parse_frame_properties(properties: dict[str, str]) -> tuple[int, float, int,
     return meta.seq, meta.capture_ts, meta.width, meta.height
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A frame decoded and resized for the model, waiting in the one-slot hand-off."""
+
+    pending: PendingFrame
+    frame: Frame
+    tensor: npt.NDArray[np.generic]
+    config: DetectorConfig
+
+
+@dataclass(frozen=True)
+class Inferred:
+    prepared: Prepared
+    found: list[Detection]
+    inference_ms: float
+
+
 @dataclass
 class CameraState:
-    tracker: IouTracker
-    events: lifecycle.ObjectEventBuilder
     last_frame: float = field(default_factory=time.monotonic)
-    last_result_ts: float | None = None  # capture time of the latest published detections
     usage: CameraUsage = field(default_factory=CameraUsage)
     published_levels: list[QosLevel] | None = None
     priced_at: float = 0.0  # monotonic
     frames_at_pricing: int = 0
-
-
-@dataclass(frozen=True)
-class Analysis:
-    detections: Detections
-    events: list[lifecycle.TrackedObjectChange]
-    snapshots: dict[str, bytes]  # event id -> JPEG crop
 
 
 class DetectorStage:
@@ -115,6 +146,13 @@ class DetectorStage:
         self.config = RuntimeConfig(door, DetectorConfig, settings.startup_config())
         self.config.on_change(self._reconfigure)
         self._mailbox = LatestFrames(settings.max_cameras)
+        # The hand-off between preparing and inference: one frame at most.
+        self._slot: Prepared | None = None
+        self._slot_free = asyncio.Event()
+        self._slot_free.set()
+        self._slot_full = asyncio.Event()
+        self._pace = PreparePace()
+        self._results: asyncio.Queue[Inferred] = asyncio.Queue(maxsize=RESULTS_WAITING)
         self._cameras: dict[str, CameraState] = {}
         params = {"camera": settings.camera} if settings.camera else {}
         door.subscribe(FRAME, self.on_frame, share_group=settings.share_group or None, **params)
@@ -174,35 +212,20 @@ class DetectorStage:
             self._door.metrics.count("frames_dropped")
 
     def _reconfigure(self, config: DetectorConfig) -> None:
-        for camera, state in self._cameras.items():
-            state.events.reconfigure(config.zones_of(camera), config.label_filter, config.min_score)
+        for state in self._cameras.values():
             # New shares re-score the levels on the camera's next frame.
             state.priced_at, state.frames_at_pricing = 0.0, 0
 
     def _state_of(self, camera: str) -> CameraState:
         state = self._cameras.get(camera)
         if state is None:
-            settings, config = self._settings, self.config.current
-            state = CameraState(
-                tracker=IouTracker(
-                    iou_threshold=settings.track_iou,
-                    min_hits=settings.track_min_hits,
-                    max_misses=settings.track_max_misses,
-                ),
-                events=lifecycle.ObjectEventBuilder(
-                    camera,
-                    zones=config.zones_of(camera),
-                    labels=config.label_filter,
-                    min_score=config.min_score,
-                ),
-            )
-            self._cameras[camera] = state
+            state = self._cameras[camera] = CameraState()
         return state
 
-    def _analyse(
-        self, pending: PendingFrame, state: CameraState, config: DetectorConfig
-    ) -> Analysis:
-        """Blocking: decode, detect, track, turn tracks into events."""
+    # -- the pipeline: prepare (decode, resize) | infer | publish ----------------
+
+    def _prepare(self, pending: PendingFrame) -> Prepared:
+        """Blocking, beside the inference thread: decode and resize."""
         try:
             frame = decode_jpeg(pending.raw)
         except CorruptJpegError as error:
@@ -212,89 +235,121 @@ class DetectorStage:
             raise InvalidMessage(
                 f"properties say {pending.width}x{pending.height}, the JPEG is {width}x{height}"
             )
-        started = time.perf_counter()
-        found = self._detector.detect(frame, min_score=config.detection_min_score)
-        inference_ms = (time.perf_counter() - started) * 1000
-        state.last_frame = time.monotonic()
-        step = state.tracker.update(found, pending.capture_ts)
-        events = state.events.update(step, pending.capture_ts, width, height)
-        track_of = {track.box: track.track_id for track in step.active if track.matched}
+        config = self.config_of(pending.camera)
+        return Prepared(pending, frame, self._detector.preprocess(frame), config)
+
+    async def prepare_frames(self, stop: asyncio.Event) -> None:
+        """Take the latest frame just in time: when the slot is free and the
+        model is about `prepare_ms` from done, so the frame decoded now is the
+        newest there is when the model wants it (latest wins, still)."""
+        while not stop.is_set():
+            if not await wait_set(self._slot_free, IDLE_CHECK_S):
+                continue
+            lead_s = self._pace.wait_before_prepare_s(time.monotonic())
+            if lead_s > 0:
+                await wait_set(stop, lead_s)
+            pending = await self._mailbox.take(IDLE_CHECK_S)
+            if pending is None:
+                continue
+            started = time.perf_counter()
+            try:
+                prepared = await asyncio.to_thread(self._prepare, pending)
+            except InvalidMessage as error:
+                await self._door.dead_letter(pending.topic, pending.raw, str(error))
+                continue
+            self._pace.prepared(time.perf_counter() - started)
+            self._slot = prepared
+            self._slot_free.clear()
+            self._slot_full.set()
+
+    async def infer_frames(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if not await wait_set(self._slot_full, IDLE_CHECK_S) or self._slot is None:
+                continue
+            prepared, self._slot = self._slot, None
+            self._slot_full.clear()
+            self._slot_free.set()  # the next frame is decoded while this one runs
+            pending, config = prepared.pending, prepared.config
+            started = time.perf_counter()
+            self._pace.inference_started(time.monotonic())
+            found = await asyncio.to_thread(
+                self._detector.infer,
+                prepared.tensor,
+                pending.width,
+                pending.height,
+                config.detection_min_score,
+            )
+            inference_s = time.perf_counter() - started
+            self._pace.inferred(inference_s)
+            # Bounded: a publisher that falls behind holds the model back.
+            await self._results.put(Inferred(prepared, found, inference_s * 1000))
+
+    async def publish_results(self, stop: asyncio.Event) -> None:
+        while not (stop.is_set() and self._results.empty()):
+            try:
+                inferred = await asyncio.wait_for(self._results.get(), IDLE_CHECK_S)
+            except TimeoutError:
+                self._forget_silent_cameras()
+                continue
+            found = await asyncio.to_thread(self._with_crops, inferred)
+            await self._publish(inferred.prepared.pending, found)
+            self._forget_silent_cameras()
+
+    def _with_crops(self, inferred: Inferred) -> FrameDetections:
+        """Blocking: the message, with each object's crop when snapshots are on
+        (only the tracker knows which objects are new)."""
+        pending, config = inferred.prepared.pending, inferred.prepared.config
+        frame = inferred.prepared.frame
         objects = [
-            DetectedObject(
+            FoundObject(
                 label=d.label,
                 score=min(1.0, d.score),
                 box=Box(x1=d.box.x1, y1=d.box.y1, x2=d.box.x2, y2=d.box.y2),
-                track_id=track_of.get(d.box),
+                crop=crop_snapshot(frame, d.box) if config.snapshots else None,
             )
-            for d in found
+            for d in inferred.found
         ]
-        snapshots: dict[str, bytes] = {}
-        if config.snapshots:
-            for event in events:
-                if event.type == "new":
-                    crop = crop_snapshot(frame, event.box)
-                    if crop is not None:
-                        snapshots[event.id] = crop
-        detections = Detections(
+        return FrameDetections(
             source=OBJECT_DETECTOR,
             camera=pending.camera,
             seq=pending.seq,
             capture_ts=pending.capture_ts,
-            width=width,
-            height=height,
+            width=pending.width,
+            height=pending.height,
             objects=objects,
-            inference_ms=round(inference_ms, 3),
+            inference_ms=round(inferred.inference_ms, 3),
             instance=self._settings.instance,
+            snapshots=config.snapshots,
+            result_rate=config.result_rate,
+            dropped=pending.replaced,
         )
-        return Analysis(detections, events, snapshots)
 
-    async def detect_frames(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            pending = await self._mailbox.take(IDLE_CHECK_S)
-            if pending is not None:
-                await self._process(pending)
-            await self._end_silent_cameras()
-        # Shutting down: every open event ends, so no consumer waits forever.
-        for camera, state in self._cameras.items():
-            await self._publish_ended(camera, state)
-
-    async def _process(self, pending: PendingFrame) -> None:
-        try:
-            # The state is made here, on the loop, where config changes touch it.
-            state = self._state_of(pending.camera)
-            config = self.config_of(pending.camera)
-            analysis = await asyncio.to_thread(self._analyse, pending, state, config)
-        except InvalidMessage as error:
-            await self._door.dead_letter(pending.topic, pending.raw, str(error))
-            return
+    async def _publish(self, pending: PendingFrame, found: FrameDetections) -> None:
+        state = self._state_of(pending.camera)
+        state.last_frame = time.monotonic()
         metrics = self._door.metrics
         metrics.count("frames_processed")
-        metrics.gauge("inference_ms", analysis.detections.inference_ms)
+        metrics.gauge("inference_ms", found.inference_ms)
         metrics.gauge("frames_dropped_total", self._mailbox.dropped)
-        detections = analysis.detections
-        topic = DETECTIONS.topic(self._door.root, camera=pending.camera)
-        size = publish_bytes(topic, detections.to_bytes())
-        state.usage.observe_frame(pending.capture_ts, size)
-        if self._result_due(state, config, pending.capture_ts):
-            state.last_result_ts = pending.capture_ts
-            with contextlib.suppress(PublishFailed):  # QoS 0: the next frame's replaces it
-                await self._door.publish(DETECTIONS, detections, camera=pending.camera)
-        else:
-            metrics.count("detections_throttled")
+        # Priced as the detections object-tracker publishes from these (the
+        # same objects, a track id more each), at the knob's result rate.
+        root = self._door.root
+        topic = DETECTIONS.topic(root, camera=pending.camera)
+        # The crops are not part of what object-tracker publishes; they price snapshots.
+        results = orjson.dumps(found.model_dump(mode="json", exclude=CROPS))
+        state.usage.observe_frame(pending.capture_ts, publish_bytes(topic, results))
+        for obj in found.objects:
+            if obj.crop is not None:
+                label = obj.label.replace(" ", "_")
+                snapshot_topic = SNAPSHOT.topic(root, camera=pending.camera, label=label)
+                state.usage.observe_snapshot(publish_bytes(snapshot_topic, obj.crop))
+        with contextlib.suppress(PublishFailed):  # QoS 0: the tracker skips a lost frame
+            await self._door.publish(FRAME_DETECTIONS, found, camera=pending.camera)
+        self.summary.add("frames", pending.camera)
+        for obj in found.objects:
+            self.summary.add("objects", f"{pending.camera}.{obj.label}")
         metrics.gauge("latency_ms", round((time.time() - pending.capture_ts) * 1000, 3))
-        for event in analysis.events:
-            await self._publish_event(event, analysis.snapshots.get(event.id), state.usage)
         await self._maybe_publish_levels(pending.camera, state)
-
-    @staticmethod
-    def _result_due(state: CameraState, config: DetectorConfig, capture_ts: float) -> bool:
-        """At most `result_rate` detections messages per second, paced on the
-        frames' capture times (regular, unlike arrival times)."""
-        if config.result_rate <= 0 or state.last_result_ts is None:
-            return True
-        gap = capture_ts - state.last_result_ts
-        # 5 % slack: a camera at exactly the rate must not lose every other frame to jitter.
-        return gap < 0 or gap >= 0.95 / config.result_rate
 
     async def _maybe_publish_levels(self, camera: str, state: CameraState) -> None:
         usage, every = state.usage, self._settings.levels_after_frames
@@ -325,50 +380,12 @@ class DetectorStage:
         state.published_levels = levels
         log.info("qos levels published", extra={"camera": camera, "levels": len(levels)})
 
-    async def _publish_event(
-        self,
-        event: lifecycle.TrackedObjectChange,
-        snapshot: bytes | None,
-        usage: CameraUsage | None = None,
-    ) -> None:
-        message = to_message(event, snapshot is not None)
-        # COCO has labels with spaces ("traffic light"): not a topic level.
-        label = event.label.replace(" ", "_")
-        try:
-            if snapshot is not None:
-                await self._door.publish(SNAPSHOT, snapshot, camera=event.camera, label=label)
-            await self._door.publish(EVENT, message, source=event.camera)
-        except PublishFailed as error:
-            self._door.metrics.count("events_lost")
-            log.warning("event not published", extra={"event_id": event.id, "error": str(error)})
-            return
-        self._door.metrics.count(f"events_{event.type}")
-        if event.type == "new":
-            self.summary.add("new_objects", f"{event.camera}.{event.label}")
-        if usage is not None:
-            root = self._door.root
-            event_topic = EVENT.topic(root, source=event.camera)
-            usage.observe_event(event.type, publish_bytes(event_topic, message.to_bytes()))
-            if snapshot is not None:
-                snapshot_topic = SNAPSHOT.topic(root, camera=event.camera, label=label)
-                usage.observe_snapshot(publish_bytes(snapshot_topic, snapshot))
-        log.info(
-            "object event",
-            extra={"event_id": event.id, "type": event.type, "label": event.label},
-        )
-
-    async def _end_silent_cameras(self) -> None:
+    def _forget_silent_cameras(self) -> None:
         limit = self._settings.camera_silent_after_s
         now = time.monotonic()
         for camera, state in list(self._cameras.items()):
             if now - state.last_frame >= limit:
-                await self._publish_ended(camera, state)
                 del self._cameras[camera]
-
-    async def _publish_ended(self, camera: str, state: CameraState) -> None:
-        ended = TrackerStep(active=(), ended=state.tracker.flush())
-        for event in state.events.update(ended, time.time(), 1, 1):
-            await self._publish_event(event, None)
 
 
 async def run(settings: ObjectDetectorSettings, stop: asyncio.Event | None = None) -> None:
@@ -382,4 +399,8 @@ async def run(settings: ObjectDetectorSettings, stop: asyncio.Event | None = Non
     summaries = partial(
         publish_summaries, door, OBJECT_DETECTOR, stage.summary, settings.summary_period_s
     )
-    await serve(door, [stage.detect_frames, summaries], stop=stop)
+    await serve(
+        door,
+        [stage.prepare_frames, stage.infer_frames, stage.publish_results, summaries],
+        stop=stop,
+    )

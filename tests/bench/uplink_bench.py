@@ -75,6 +75,7 @@ def _start_gateway(
     }
     if HAS_VIDEO:
         stages["object-detector"] = start("object-detector", EDGEGW_THREADS="1")
+        stages["object-tracker"] = start("object-tracker")
     if HAS_AUDIO:
         stages["audio-classifier"] = start("audio-classifier")
     return stages

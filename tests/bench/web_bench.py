@@ -62,7 +62,7 @@ def run() -> dict[str, Any]:
     gateway = WebGateway(broker, work)
     try:
         gateway.start()
-        detector = gateway.probe("object-detector")
+        detector = gateway.probe("object-tracker")  # the publisher of snapshots
         detector.publish(f"{gateway.root}/snapshot/lobby/person", jpeg(1280, 720), retain=True)
         listener = gateway.probe("operator")
         listener.subscribe(f"{gateway.root}/alert/+")

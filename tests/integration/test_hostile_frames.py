@@ -34,7 +34,7 @@ def test_a_jpeg_claiming_16000x16000_is_a_dead_letter_and_memory_stays_bounded(
     ((jpeg, width, height),) = vtest_jpegs(1, max_width=320)
     # Warm up the model on a real frame, so the reading below is the resting RSS.
     camera.publish(topic, jpeg, qos=0, user_properties=frame_properties(0, width, height))
-    observer.wait_for(lambda m: m.topic == f"{root}/detections/bomb")
+    observer.wait_for(lambda m: m.topic == f"{root}/detections/bomb/frame")
     rss_before = rss_mib(detector.pid)
     bomb = jpeg_bomb(16000, 16000)
     bombs = 3
@@ -51,7 +51,7 @@ def test_a_jpeg_claiming_16000x16000_is_a_dead_letter_and_memory_stays_bounded(
     assert rss_after - rss_before < 30
     camera.publish(topic, jpeg, qos=0, user_properties=frame_properties(bombs + 1, width, height))
     found = observer.wait_for(
-        lambda m: m.topic == f"{root}/detections/bomb" and m.json()["seq"] == bombs + 1
+        lambda m: m.topic == f"{root}/detections/bomb/frame" and m.json()["seq"] == bombs + 1
     )
     assert found
     assert detector.poll() is None

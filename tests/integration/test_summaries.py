@@ -15,8 +15,9 @@ def test_sound_and_object_summaries_count_what_was_seen(
     observer.subscribe(f"{root}/summary/+")
     observer.subscribe(f"{root}/status/+")
     stage("audio-classifier", EDGEGW_SUMMARY_PERIOD_S="2")
-    stage("object-detector", EDGEGW_SUMMARY_PERIOD_S="2")
-    observer.wait_for(lambda m: m.payload == b"online", count=2)
+    stage("object-detector")
+    stage("object-tracker", EDGEGW_SUMMARY_PERIOD_S="2")  # it makes the object events
+    observer.wait_for(lambda m: m.payload == b"online", count=3)
     stage(
         "audio-capture",
         EDGEGW_MIC="hall",
@@ -42,6 +43,6 @@ def test_sound_and_object_summaries_count_what_was_seen(
     assert sum(sound["values"]["top_class"].values()) >= 1
     assert all(key.startswith("hall.") for key in sound["values"]["top_class"])
     objects = observer.wait_for(
-        lambda m: m.topic.endswith("/summary/object-detector"), timeout_s=20
+        lambda m: m.topic.endswith("/summary/object-tracker"), timeout_s=20
     )[0].json()
     assert objects["values"]["new_objects"].get("lobby.person", 0) >= 1

@@ -71,6 +71,7 @@ def test_budget_drives_camera_and_detector_knobs(
         EDGEGW_MAX_HEIGHT="576",
     )
     stage("object-detector", EDGEGW_THREADS="1", EDGEGW_LEVELS_AFTER_FRAMES="10")
+    stage("object-tracker")  # events, snapshots and detections at the knob's rate
 
     # Both analytics registered and given their best level by the allocator.
     camera_levels = _latest_levels(observer, root, "camera.yard")
@@ -179,8 +180,11 @@ def test_detector_knob_cleared_back_to_config_bad_params_dead_letter(
     observer = probe("operator")
     observer.subscribe(f"{root}/#", qos=0)
     stage("object-detector", EDGEGW_THREADS="1")
+    stage("object-tracker")  # paces detections at the rate the detector's knob says
     online = f"{root}/status/object-detector"
     observer.wait_for(lambda m: m.topic == online and m.payload == b"online")
+    tracker_online = f"{root}/status/object-tracker"
+    observer.wait_for(lambda m: m.topic == tracker_online and m.payload == b"online")
     camera, allocator = probe("camera-capture"), probe("bandwidth-allocator")
     frames = vtest_jpegs(10, 320)
     frame_topic, knob_topic = f"{root}/camera/gate/frame", f"{root}/qos/detector.gate"

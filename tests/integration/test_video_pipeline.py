@@ -1,5 +1,6 @@
-"""camera-capture -> Mosquitto -> object-detector as real processes, on the
-real model and real video (vtest.avi: pedestrians, 768x576, 10 fps)."""
+"""camera-capture -> Mosquitto -> object-detector (one or more replicas) ->
+object-tracker as real processes, on the real model and real video
+(vtest.avi: pedestrians, 768x576, 10 fps)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,71 @@ def test_replayed_video_gives_person_events_with_stable_ids(
 ) -> None:
     observer = probe("operator")
     observer.subscribe(f"{root}/#", qos=1)
-    detector = stage("object-detector", EDGEGW_THREADS="1", EDGEGW_CAMERA_SILENT_AFTER_S="2")
+    detector = stage("object-detector", EDGEGW_THREADS="1")
+    tracker = stage("object-tracker", EDGEGW_CAMERA_SILENT_AFTER_S="2")
     wait_online(observer, root, "object-detector")
+    wait_online(observer, root, "object-tracker")
+    replay_150_frames(stage, observer, root)
+    check_person_events(observer, root)
+    assert detector.poll() is None and tracker.poll() is None
+
+
+def test_three_detector_replicas_and_one_tracker_keep_one_id_per_person(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
+    """Each replica gets a third of the frames; the tracker sees them all, in
+    order, so a person walking through is still one event with one id (a
+    tracker per replica would see each person in every third frame only)."""
+    observer = probe("operator")
+    observer.subscribe(f"{root}/#", qos=1)
+    replicas = [
+        stage("object-detector", EDGEGW_THREADS="1", EDGEGW_INSTANCE=f"r{k}") for k in (1, 2, 3)
+    ]
+    stage("object-tracker", EDGEGW_CAMERA_SILENT_AFTER_S="2")
+    wait_online(observer, root, "object-detector", count=3)
+    wait_online(observer, root, "object-tracker")
+    replay_150_frames(stage, observer, root)
+    by_id = check_person_events(observer, root)
+    feed = observer.received(lambda m: m.topic == f"{root}/detections/lobby/frame")
+    instances = {m.json()["instance"] for m in feed}
+    print(f"{len(by_id)} person events from replicas {sorted(instances)}")
+    assert instances == {"r1", "r2", "r3"}, "the shared subscription splits the frames"
+    assert all(replica.poll() is None for replica in replicas)
+
+
+def test_a_replica_killed_mid_track_leaves_the_events_going_with_the_same_id(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
+    observer = probe("operator")
+    observer.subscribe(f"{root}/#", qos=1)
+    replicas = [
+        stage("object-detector", EDGEGW_THREADS="1", EDGEGW_INSTANCE=f"k{k}") for k in (1, 2, 3)
+    ]
+    stage("object-tracker", EDGEGW_CAMERA_SILENT_AFTER_S="2")
+    wait_online(observer, root, "object-detector", count=3)
+    wait_online(observer, root, "object-tracker")
+    events_topic = f"{root}/event/lobby"
+    start_camera(stage)
+    # People are in view and tracked: kill one replica without a goodbye.
+    observer.wait_for(lambda m: m.topic == events_topic, timeout_s=30)
+    time.sleep(1.0)
+    killed_at = time.time()
+    replicas[0].kill()
+    wait_camera_done(observer, root)
+    by_id = check_person_events(observer, root)
+    spanning = [
+        event_id
+        for event_id, lifecycle in by_id.items()
+        if lifecycle[0]["start_ts"] < killed_at - 0.5 and lifecycle[-1]["end_ts"] > killed_at + 2
+    ]
+    feed = observer.received(lambda m: m.topic == f"{root}/detections/lobby/frame")
+    after = {m.json()["instance"] for m in feed if m.at > killed_at + 0.5}
+    print(f"{len(by_id)} person events; {len(spanning)} ran through the kill; after it {after}")
+    assert spanning, "an event open when the replica died must go on with its id"
+    assert "k1" not in after and after == {"k2", "k3"}
+
+
+def start_camera(stage: StartStage) -> None:
     stage(
         "camera-capture",
         EDGEGW_CAMERA="lobby",
@@ -46,14 +110,25 @@ def test_replayed_video_gives_person_events_with_stable_ids(
         EDGEGW_MAX_HEIGHT="576",
         EDGEGW_MAX_FRAMES="150",
     )
+
+
+def wait_camera_done(observer: Probe, root: str) -> None:
     frames = observer.wait_for(
         lambda m: m.topic == f"{root}/status/camera-capture" and m.payload == b"offline",
         timeout_s=40,
     )
     assert frames
     # The camera is gone: 2 s of silence end every open event.
-    events_topic = f"{root}/event/lobby"
     time.sleep(3)
+
+
+def replay_150_frames(stage: StartStage, observer: Probe, root: str) -> None:
+    start_camera(stage)
+    wait_camera_done(observer, root)
+
+
+def check_person_events(observer: Probe, root: str) -> dict[str, list[dict[str, Any]]]:
+    events_topic = f"{root}/event/lobby"
     events = [m.json() for m in observer.received(lambda m: m.topic == events_topic)]
     by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
@@ -62,6 +137,7 @@ def test_replayed_video_gives_person_events_with_stable_ids(
     seqs = [m.json()["seq"] for m in detections]
     print(f"person events {len(by_id)}, detections {len(detections)} of 150 frames")
     assert len(seqs) == len(set(seqs)) and len(seqs) >= 135, "frames lost or repeated"
+    assert seqs == sorted(seqs), "the tracker publishes in frame order"
     assert all(e["label"] == "person" for e in events)
     assert PEOPLE_IN_FIRST_150_FRAMES - 1 <= len(by_id) <= MAX_PERSON_EVENTS, sorted(by_id)
     for event_id, lifecycle in by_id.items():
@@ -73,11 +149,12 @@ def test_replayed_video_gives_person_events_with_stable_ids(
     assert len(long_lived) >= 3, "people in view for the whole clip must keep one id"
     snapshots = observer.received(lambda m: m.topic == f"{root}/snapshot/lobby/person")
     assert snapshots and snapshots[-1].payload.startswith(b"\xff\xd8")
-    assert detector.poll() is None
+    return by_id
 
 
 def detections_of(observer: Probe, root: str, camera: str, since: float = 0.0) -> list[Seen]:
-    topic = f"{root}/detections/{camera}"
+    """What the detectors found (each frame's detections, before the tracker)."""
+    topic = f"{root}/detections/{camera}/frame"
     return observer.received(lambda m: m.topic == topic and m.at >= since)
 
 
@@ -96,7 +173,7 @@ def test_two_detectors_split_frames_exactly_once_and_process_more(
 
     # Well under what the two can do: every frame must come out exactly once.
     next_seq = offer_frames(camera, topic, frames, fps=8, seconds=40 / 8)
-    found = observer.wait_for(lambda m: m.topic == f"{root}/detections/door", count=40)
+    found = observer.wait_for(lambda m: m.topic == f"{root}/detections/door/frame", count=40)
     time.sleep(0.5)
     seqs = [m.json()["seq"] for m in detections_of(observer, root, "door")]
     assert sorted(seqs) == list(range(40)), "each frame processed exactly once"
@@ -236,6 +313,6 @@ def test_corrupt_jpeg_and_wrong_properties_are_dead_letters(
     reasons = [m.json()["reason"] for m in letters]
     print(reasons)
     camera.publish(topic, jpeg, qos=0, user_properties={**good, "seq": "2"})
-    found = observer.wait_for(lambda m: m.topic == f"{root}/detections/bad")
+    found = observer.wait_for(lambda m: m.topic == f"{root}/detections/bad/frame")
     assert [m.json()["seq"] for m in found] == [2]
     assert detector.poll() is None

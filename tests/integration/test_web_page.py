@@ -142,7 +142,7 @@ def test_every_page_renders_without_console_errors(
 def test_an_alert_is_on_the_alerts_page_within_two_seconds(
     gateway: WebGateway, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
-    detector = gateway.probe("object-detector")
+    detector = gateway.probe("object-tracker")  # the publisher of snapshots
     detector.publish(f"{gateway.root}/snapshot/lobby/person", jpeg(), retain=True)
     open_page(browser, gateway.url + "/alerts")
     WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gallery img"))

@@ -377,10 +377,13 @@ def test_ha_topics_are_outside_the_gateway_tree() -> None:
 
 
 def test_a_switch_changes_one_camera_and_keeps_the_rest_of_the_override() -> None:
-    override = {"min_score": 0.7, "detect_by_camera": {"gate": False}}
+    override = {"detection_min_score": 0.7, "detect_by_camera": {"gate": False}}
     stage, updated = switch_override(override, "yard", "detect", "OFF")
     assert stage == "object-detector"
-    assert updated == {"min_score": 0.7, "detect_by_camera": {"gate": False, "yard": False}}
+    assert updated == {
+        "detection_min_score": 0.7,
+        "detect_by_camera": {"gate": False, "yard": False},
+    }
     assert override["detect_by_camera"] == {"gate": False}  # not changed in place
     applied = DetectorConfig.model_validate(updated).model_dump(mode="json")
     assert switch_state(applied, "yard", "detect") == "OFF"

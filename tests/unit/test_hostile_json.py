@@ -59,6 +59,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "width": 640, "height": 480, "inference_ms": 25.0, "instance": "a",
         "objects": [{"label": "person", "score": 0.9, "box": _BOX, "track_id": 4}],
     },
+    "FrameDetections": {
+        "source": "object-detector", "camera": "cam1", "seq": 3, "capture_ts": TS,
+        "width": 640, "height": 480, "inference_ms": 25.0, "instance": "a",
+        "objects": [{"label": "person", "score": 0.9, "box": _BOX}],
+        "snapshots": True, "result_rate": 2.0,
+    },
     "AudioClasses": {
         "source": "audio-classifier", "mic": "mic1", "patch_index": 2, "start_ts": TS,
         "end_ts": TS + 0.96, "top": [{"index": 0, "name": "Speech", "score": 0.5}],

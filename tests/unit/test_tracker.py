@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from services.inference import load_model
-from services.object_detector.events import ObjectEventBuilder, TrackedObjectChange
 from services.object_detector.ssd import Detection, DetectionBox, SSDDetector, load_labels
-from services.object_detector.tracker import IouTracker, TrackerStep
-from services.object_detector.zones import Zone
+from services.object_tracker.events import ObjectEventBuilder, TrackedObjectChange
+from services.object_tracker.tracker import IouTracker, TrackerStep
+from services.object_tracker.zones import Zone
 
 CACHE = Path(__file__).resolve().parents[2] / ".cache"
 MODEL = CACHE / "models" / "mobilenet_ssd_v2_coco_quant_postprocess.tflite"

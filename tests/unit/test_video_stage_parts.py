@@ -4,12 +4,15 @@ knob precedence, QoS levels priced from real JPEGs, frame properties."""
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import numpy as np
 import pytest
 
 from schemas.analytics import CameraKnobParams as KnobParams
 from schemas.analytics import DetectorKnobParams
+from schemas.topics import FRAME_DETECTIONS
+from schemas.video import Box, FoundObject, FrameDetections
 from services.camera_capture.levels import measure_levels
 from services.camera_capture.settings import CaptureConfig, effective_knobs
 from services.common.door import InvalidMessage
@@ -21,8 +24,10 @@ from services.object_detector.levels import (
     repricing_needed,
 )
 from services.object_detector.mailbox import LatestFrames, PendingFrame, TooManyCameras
+from services.object_detector.pipeline_pace import PreparePace
 from services.object_detector.settings import DetectorConfig, effective_config
 from services.object_detector.stage import parse_frame_properties
+from services.object_tracker.settings import TrackerConfig
 
 
 def pending(camera: str, seq: int) -> PendingFrame:
@@ -37,6 +42,18 @@ def test_newer_frame_replaces_the_waiting_one_and_counts_a_drop() -> None:
     taken = box.take_nowait()
     assert taken is not None and taken.seq == 2
     assert box.take_nowait() is None
+
+
+def test_the_frames_a_newer_one_replaced_go_with_it_for_the_tracker() -> None:
+    box = LatestFrames(max_cameras=4)
+    for seq in (1, 2, 3):
+        box.put(pending("a", seq))
+    box.put(pending("b", 9))
+    taken = box.take_nowait()
+    assert taken is not None and (taken.seq, taken.replaced) == (3, [1, 2])
+    box.put(pending("a", 4))
+    later = [box.take_nowait(), box.take_nowait()]
+    assert [(f.seq, f.replaced) for f in later if f] == [(9, []), (4, [])]
 
 
 def test_cameras_take_turns_and_are_bounded() -> None:
@@ -123,7 +140,7 @@ def test_frame_properties_are_checked() -> None:
 
 def test_zone_outside_the_frame_is_refused_naming_it() -> None:
     with pytest.raises(ValueError, match="door"):
-        DetectorConfig.model_validate(
+        TrackerConfig.model_validate(
             {"zones": {"cam1": [{"name": "door", "polygon": [[0, 0], [1.5, 0], [1, 1]]}]}}
         )
 
@@ -193,3 +210,31 @@ def test_detector_levels_fall_back_to_the_profile_before_events() -> None:
     expected = costs.snapshot_bytes * costs.new_events_per_s * 8 / 1000
     gap = levels["2hz-snapshots"].cost_kbps - levels["2hz-results"].cost_kbps
     assert gap == pytest.approx(expected, abs=0.02)
+
+
+def test_a_crop_rides_in_its_detections_message_as_base64_and_comes_back_whole() -> None:
+    crop = b"\xff\xd8" + bytes(range(256)) + b"\xff\xd9"
+    found = FoundObject(label="person", score=0.9, box=Box(x1=1, y1=2, x2=30, y2=40), crop=crop)
+    message = FrameDetections(
+        source="object-detector", camera="cam1", seq=7, capture_ts=1_800_000_000.0,
+        width=640, height=480, objects=[found], inference_ms=9.4,
+    )  # fmt: skip
+    raw = message.to_bytes()
+    assert base64.urlsafe_b64encode(crop) in raw  # JSON-safe on the wire
+    assert FRAME_DETECTIONS.decode(raw).objects[0].crop == crop
+
+
+def test_the_next_frame_is_prepared_just_before_the_model_is_done() -> None:
+    pace = PreparePace()
+    assert pace.wait_before_prepare_s(now=0.0) == 0.0  # nothing measured: no time to lose
+    pace.prepared(0.004)
+    pace.inference_started(now=10.0)
+    assert pace.wait_before_prepare_s(now=10.0) == 0.0  # inference not measured yet
+    pace.inferred(0.030)
+    pace.inference_started(now=20.0)
+    # 30 ms of model, 4 ms of decode: start the next frame ~22 ms in (with a margin).
+    wait = pace.wait_before_prepare_s(now=20.0)
+    assert 0.015 < wait < 0.026
+    assert pace.wait_before_prepare_s(now=20.0 + wait) == 0.0
+    pace.inferred(0.030)
+    assert pace.wait_before_prepare_s(now=21.0) == 0.0  # the model is idle: take it now

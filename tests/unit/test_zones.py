@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.object_detector.ssd import DetectionBox
-from services.object_detector.zones import Zone, point_in_polygon, zones_containing
+from services.object_tracker.zones import Zone, point_in_polygon, zones_containing
 
 SQUARE = ((0.2, 0.2), (0.6, 0.2), (0.6, 0.6), (0.2, 0.6))
 # An L shape: the notch (top right) is outside.

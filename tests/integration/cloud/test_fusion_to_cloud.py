@@ -45,7 +45,7 @@ def test_gas_sound_and_person_in_one_place_make_one_incident_at_the_cloud(
     )  # fmt: skip
     assert rig.probe("gas-average").publish(f"{root}/event/kitchen-gas", gas.to_bytes()) == 0
     assert rig.probe("audio-classifier").publish(f"{root}/event/kitchen-mic", sound.to_bytes()) == 0
-    assert rig.probe("object-detector").publish(f"{root}/event/kitchen-cam", person.to_bytes()) == 0
+    assert rig.probe("object-tracker").publish(f"{root}/event/kitchen-cam", person.to_bytes()) == 0
 
     incident = watcher.wait_for(
         lambda m: m.topic == f"{root}/alert/kitchen" and len(m.json()["parts"]) == 3,

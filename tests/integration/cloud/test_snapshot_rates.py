@@ -1,7 +1,7 @@
 """The REAL allocator sets each camera's upload rate in the REAL cloud-bridge.
 
 Two detector analytics offer levels (results only: cheap; with snapshots:
-dear). A probe with object-detector's account publishes far more snapshots
+dear). A probe with object-tracker's account publishes far more snapshots
 than either level pays for, so what reaches the cloud per camera is the
 bridge's per-analytic rate limit, i.e. the cost of the level the allocator
 chose. (A real detector would also stop taking snapshots on a results-only
@@ -77,7 +77,7 @@ def test_each_camera_uploads_at_its_allocated_rate_and_follows_the_budget(
 ) -> None:
     observer = rig.at_gateway("qos/#", "uplink/usage")
     operator = rig.probe("operator")
-    detector = rig.probe("object-detector")
+    detector = rig.probe("object-tracker")
     stage("bandwidth-allocator", EDGEGW_DEBOUNCE_S="0.2", EDGEGW_BUDGET_KBPS=str(HIGH_KBPS))
     for camera, levels in (("front", FRONT_LEVELS), ("yard", YARD_LEVELS)):
         analytic = f"detector.{camera}"
@@ -87,7 +87,7 @@ def test_each_camera_uploads_at_its_allocated_rate_and_follows_the_budget(
     observer.wait_for(knob_is(root, "detector.yard", "snapshots"))
     watcher = rig.at_cloud("snapshot/#")
     rig.bridge(EDGEGW_BUDGET_KBPS=str(HIGH_KBPS))
-    with snapshot_flood(detector, root, ["front", "yard"]):
+    with snapshot_flood(rig.probe("object-tracker"), root, ["front", "yard"]):
         watcher.wait_for(lambda m: m.topic.endswith("/front/person"), count=3, timeout_s=20)
         high = camera_kbps(watcher, root, time.time() - ACCEPTANCE_S)
         assert 0.6 * 240 < high["front"] < 1.3 * 240
@@ -125,7 +125,7 @@ def test_a_snapshot_that_is_not_a_jpeg_is_dead_lettered_and_the_next_goes_up(
     observer = rig.at_gateway("deadletter/cloud-bridge")
     watcher = rig.at_cloud("snapshot/#")
     rig.bridge()
-    detector = rig.probe("object-detector")
+    detector = rig.probe("object-tracker")  # the publisher of snapshots
     topic = f"{root}/snapshot/gate/person"
     wait_online = rig.at_gateway("status/cloud-bridge")
     wait_online.wait_for(lambda m: m.payload == b"online", timeout_s=20)

@@ -97,7 +97,7 @@ def test_points_land_with_their_tags_and_counts(
 
     scored = [("person", 0.9), ("person", 0.7), ("car", 0.6)]
     frame = detections("door", scored, inference_ms=30.0, capture_ts=now)
-    probe("object-detector").publish(
+    probe("object-tracker").publish(  # the publisher of a camera's detections
         f"{root}/detections/door", frame.model_dump(mode="json"), qos=0
     )
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from services.object_detector.ssd import Detection, DetectionBox
+from schemas.video import Detection, DetectionBox
 
 _MAX_PREDICTED_STEPS = 3
 

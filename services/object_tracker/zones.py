@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.object_detector.ssd import DetectionBox
+from schemas.video import DetectionBox
 
 Point = tuple[float, float]
 

@@ -19,18 +19,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import cv2
-
 from schemas.envelope import EventType, LifecycleStep, lifecycle_message, unit_score
-from schemas.topics import OBJECT_DETECTOR
-from schemas.video import Box, ObjectEvent
-from services.media.jpeg_frame import Frame
-from services.object_detector.ssd import DetectionBox
-from services.object_detector.tracker import TrackedObject, TrackerStep
-from services.object_detector.zones import Zone, zones_containing
-
-SNAPSHOT_MARGIN = 0.1  # of the box size, on every side of the crop
-SNAPSHOT_QUALITY = 85
+from schemas.topics import OBJECT_TRACKER
+from schemas.video import Box, DetectionBox, ObjectEvent
+from services.object_tracker.tracker import TrackedObject, TrackerStep
+from services.object_tracker.zones import Zone, zones_containing
 
 
 @dataclass(frozen=True)
@@ -215,25 +208,12 @@ class ObjectEventBuilder:
         )
 
 
-def crop_snapshot(frame: Frame, box: DetectionBox) -> bytes | None:
-    height, width = frame.shape[:2]
-    margin_x, margin_y = box.width * SNAPSHOT_MARGIN, box.height * SNAPSHOT_MARGIN
-    x1, y1 = max(0, int(box.x1 - margin_x)), max(0, int(box.y1 - margin_y))
-    x2, y2 = min(width, int(box.x2 + margin_x) + 1), min(height, int(box.y2 + margin_y) + 1)
-    if x2 - x1 < 2 or y2 - y1 < 2:
-        return None
-    ok, buffer = cv2.imencode(
-        ".jpg", frame[y1:y2, x1:x2], [cv2.IMWRITE_JPEG_QUALITY, SNAPSHOT_QUALITY]
-    )
-    return bytes(buffer.tobytes()) if ok else None
-
-
 def to_message(event: TrackedObjectChange, has_snapshot: bool) -> ObjectEvent:
     box = event.box
     step = LifecycleStep(event.type, event.id, event.sequence, event.start_time, event.end_time)
     return lifecycle_message(
         ObjectEvent,
-        OBJECT_DETECTOR,
+        OBJECT_TRACKER,
         step,
         camera=event.camera,
         label=event.label,
