@@ -77,7 +77,7 @@ def test_each_camera_uploads_at_its_allocated_rate_and_follows_the_budget(
 ) -> None:
     observer = rig.at_gateway("qos/#", "uplink/usage")
     operator = rig.probe("operator")
-    detector = rig.probe("object-tracker")
+    detector = rig.probe("object-detector")
     stage("bandwidth-allocator", EDGEGW_DEBOUNCE_S="0.2", EDGEGW_BUDGET_KBPS=str(HIGH_KBPS))
     for camera, levels in (("front", FRONT_LEVELS), ("yard", YARD_LEVELS)):
         analytic = f"detector.{camera}"
