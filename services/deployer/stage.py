@@ -34,6 +34,7 @@ from schemas.topics import DEPLOY_REQUEST, DEPLOY_STATE, DEPLOYER
 from services.common.backoff import Backoff
 from services.common.door import MqttDoor, PublishFailed, Received
 from services.common.dynsec_control import DynsecControl
+from services.common.pacing import wait_set
 from services.common.stage_runner import serve
 from services.deployer.admission import (
     LABEL_ANALYTIC,
@@ -96,11 +97,6 @@ async def _next(queue: asyncio.Queue[T], stop: asyncio.Event) -> T | None:
         with contextlib.suppress(TimeoutError):
             return await asyncio.wait_for(queue.get(), POLL_S)
     return None
-
-
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 class DeployerStage:
@@ -183,8 +179,8 @@ class DeployerStage:
 
     async def control(self, stop: asyncio.Event) -> None:
         while not stop.is_set() and not self._door.connected.is_set():
-            await _sleep(stop, POLL_S)
-        await _sleep(stop, self._settings.reconcile_settle_s)
+            await wait_set(stop, POLL_S)
+        await wait_set(stop, self._settings.reconcile_settle_s)
         backoff = Backoff(self._settings.pull_retry_initial_s, self._settings.pull_retry_max_s)
         while not stop.is_set() and not self.reconciled.is_set():
             try:
@@ -196,7 +192,7 @@ class DeployerStage:
             except EngineError as error:  # no engine yet: requests wait in their queue
                 log.warning("engine not answering", extra={"error": str(error)})
                 self._door.metrics.degraded = f"engine: {error}"
-                await _sleep(stop, backoff.next_delay())
+                await wait_set(stop, backoff.next_delay())
             else:
                 self._door.metrics.degraded = None
                 self.reconciled.set()
@@ -371,7 +367,7 @@ class DeployerStage:
 
     async def download(self, stop: asyncio.Event) -> None:
         while not self.reconciled.is_set() and not stop.is_set():
-            await _sleep(stop, POLL_S)
+            await wait_set(stop, POLL_S)
         while (analytic := await _next(self._downloads, stop)) is not None:
             with contextlib.suppress(ValueError):
                 self._queued.remove(analytic)
@@ -421,7 +417,7 @@ class DeployerStage:
             await self._publish(
                 tracked, "downloading", f"{problem}; retry {attempt} in {delay:.1f} s"
             )
-            await _sleep(stop, delay)
+            await wait_set(stop, delay)
             attempt += 1
             if stop.is_set() or tracked.desired != "running":
                 return False
@@ -547,7 +543,7 @@ class DeployerStage:
 
     async def watch(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await _sleep(stop, self._settings.watch_interval_s)
+            await wait_set(stop, self._settings.watch_interval_s)
             if not self.reconciled.is_set() or stop.is_set():
                 continue
             try:

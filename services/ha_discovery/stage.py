@@ -14,7 +14,6 @@ removed once the retained state has had `settle_s` to arrive.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.metadata
 import logging
 import time
@@ -45,6 +44,7 @@ from schemas.topics import (
     STATUS,
 )
 from services.common.door import InvalidMessage, MqttDoor, PublishFailed, Received
+from services.common.pacing import wait_set
 from services.common.stage_runner import serve
 from services.ha_discovery.commands import (
     BadCommand,
@@ -214,8 +214,7 @@ class HaDiscoveryStage:
         """Worker: publish what changed, `debounce_s` after the last change."""
         self._changed.set()
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), STOP_CHECK_S)
+            await wait_set(self._changed, STOP_CHECK_S)
             if not self._door.connected.is_set():
                 self._connected_at = None
                 continue
@@ -225,8 +224,7 @@ class HaDiscoveryStage:
             settled = time.monotonic() - self._connected_at >= self._settings.settle_s
             if not self._changed.is_set() and not (settled and self._earlier):
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._settings.debounce_s)
+            await wait_set(stop, self._settings.debounce_s)
             if stop.is_set():
                 return
             self._changed.clear()

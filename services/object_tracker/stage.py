@@ -17,12 +17,21 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
-from schemas.topics import DETECTIONS, EVENT, FRAME_DETECTIONS, OBJECT_TRACKER, SNAPSHOT
-from schemas.video import DetectedObject, Detection, DetectionBox, Detections, FrameDetections
+from schemas.topics import DETECTIONS, FRAME_DETECTIONS, OBJECT_TRACKER, SNAPSHOT
+from schemas.video import (
+    DetectedObject,
+    Detection,
+    DetectionBox,
+    Detections,
+    FrameDetections,
+    ObjectEvent,
+)
 from services.common.door import InvalidMessage, MqttDoor, PublishFailed, Received
+from services.common.pacing import wait_set
 from services.common.periodic_summary import Tally, publish_summaries
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
+from services.common.unsent_events import UnsentEvents
 from services.object_tracker import events as lifecycle
 from services.object_tracker.events import to_message
 from services.object_tracker.frame_order import FrameOrder, Ordered
@@ -47,6 +56,9 @@ class TrackerStage:
         self._door = door
         self._settings = settings
         self.summary = Tally(time.time())
+        self._unsent = UnsentEvents[ObjectEvent](
+            door, lambda message: message.camera, settings.max_unsent_events, self._sent
+        )
         self.config = RuntimeConfig(door, TrackerConfig, settings.startup_config())
         self.config.on_change(self._reconfigure)
         self._cameras: dict[str, CameraState] = {}
@@ -185,20 +197,23 @@ class TrackerStage:
         message = to_message(event, snapshot is not None)
         # COCO has labels with spaces ("traffic light"): not a topic level.
         label = event.label.replace(" ", "_")
-        try:
-            if snapshot is not None:
+        if snapshot is not None:
+            try:  # retained, latest wins: the next new object's replaces a lost one
                 await self._door.publish(SNAPSHOT, snapshot, camera=event.camera, label=label)
-            await self._door.publish(EVENT, message, source=event.camera)
-        except PublishFailed as error:
-            self._door.metrics.count("events_lost")
-            log.warning("event not published", extra={"event_id": event.id, "error": str(error)})
-            return
-        self._door.metrics.count(f"events_{event.type}")
-        if event.type == "new":
-            self.summary.add("new_objects", f"{event.camera}.{event.label}")
+            except PublishFailed as error:
+                self._door.metrics.count("snapshots_lost")
+                log.warning("snapshot not published", extra={"error": str(error)})
+        # The track has moved on: the event waits (same id) until the broker has it.
+        self._unsent.extend([message])
+        await self._unsent.send()
+
+    def _sent(self, message: ObjectEvent) -> None:
+        self._door.metrics.count(f"events_{message.type}")
+        if message.type == "new":
+            self.summary.add("new_objects", f"{message.camera}.{message.label}")
         log.info(
             "object event",
-            extra={"event_id": event.id, "type": event.type, "label": event.label},
+            extra={"event_id": message.event_id, "type": message.type, "label": message.label},
         )
 
     # -- time ------------------------------------------------------------------
@@ -206,8 +221,9 @@ class TrackerStage:
     async def keep_time(self, stop: asyncio.Event) -> None:
         """Release detections whose gap waited long enough; end quiet cameras."""
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TICK_S)
+            await wait_set(stop, TICK_S)
+            if self._unsent and self._door.connected.is_set():
+                await self._unsent.send()  # what a lost connection held back
             async with self._tracking:
                 now = time.monotonic()
                 for camera, state in list(self._cameras.items()):

@@ -46,6 +46,7 @@ from schemas.topics import (
 )
 from schemas.video import ObjectEvent
 from services.common.door import InvalidMessage, MqttDoor, Received
+from services.common.pacing import wait_set
 from services.common.runtime_config import GENERATION_KEY, config_digest
 from services.common.stage_runner import serve
 from services.web.gateway_view import GatewayView, Json
@@ -226,8 +227,7 @@ class WebStage:
             if connected != said:
                 self.feed.send(self.view.broker_link(connected))
                 said = connected
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), BROKER_CHECK_S)
+            await wait_set(stop, BROKER_CHECK_S)
 
     # -- the HTTP server --------------------------------------------------------
 
