@@ -116,9 +116,6 @@ class AudioClassifierSettings(StageSettings, AudioClassifierConfig):
         description="audio per mic waiting for the classifier; older chunks are dropped",
     )
     max_mics: int = Field(default=64, ge=1, description="streams followed; more are dead-lettered")
-    max_unsent_events: int = Field(
-        default=1000, ge=1, le=1_000_000, description="sound events kept while unpublished"
-    )
 
     @field_validator("model_dir")
     @classmethod

@@ -216,19 +216,8 @@ class AudioClassifierStage:
             await self._unsent.send()
 
     def _sent(self, event: SoundEvent) -> None:
-        self._door.metrics.count(f"events_{event.type}")
         if event.type == "new":
             self.summary.add("sound_events", f"{event.mic}.{event.label}")
-        log.info(
-            "sound event",
-            extra={
-                "event_id": event.event_id,
-                "type": event.type,
-                "label": event.label,
-                "mic": event.mic,
-                "score": round(event.score, 3),
-            },
-        )
 
     async def _announce_levels(self, mic: str) -> None:
         levels = QosLevels(

@@ -87,6 +87,12 @@ class StageSettings(BaseSettings):
     reconnect_max_s: float = Field(default=10.0, gt=0)
     auth_retry_s: float = Field(default=30.0, gt=0, description="wait after a refused login")
     health_interval_s: float = Field(default=10.0, gt=0)
+    max_unsent_events: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="events a producer keeps while the broker has not confirmed them",
+    )
     shutdown_grace_s: float = Field(default=5.0, gt=0)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 

@@ -39,7 +39,7 @@ class UnsentEvents(Generic[EventT]):
         door: MqttDoor,
         source_of: Callable[[EventT], str],
         limit: int,
-        on_sent: Callable[[EventT], None] = lambda _: None,
+        on_sent: Callable[[EventT], None] = lambda _: None,  # after the count and log
     ) -> None:
         self._door = door
         self._source_of = source_of
@@ -83,6 +83,11 @@ class UnsentEvents(Generic[EventT]):
                     log.exception("event dropped: it can never be published")
                     self._door.metrics.count("events_dropped")
                 else:
+                    self._door.metrics.count(f"events_{event.type}")
+                    log.info(
+                        "event published",
+                        extra={"event_id": event.event_id, "type": event.type, "kind": event.kind},
+                    )
                     self._on_sent(event)
                 self._events.popleft()
             self._door.metrics.gauge("events_unsent", 0)

@@ -70,9 +70,6 @@ class GasAverageSettings(StageSettings, GasAverageConfig):
     max_series: int = Field(
         default=2000, ge=1, description="sensorxgas series kept; more are dead-lettered"
     )
-    max_unsent_events: int = Field(
-        default=1000, ge=1, description="events kept while unpublished; more hold the readings"
-    )
     summary_period_s: float = Field(default=60.0, gt=0, description="summary/gas-average period")
     summary_max_series: int = Field(default=500, ge=1)
 

@@ -45,7 +45,7 @@ class GasAverageStage:
         self._book = SeriesBook(self.config.current, settings.max_series)
         self._seen = SeenIds()
         self._unsent = UnsentEvents[GasEvent](
-            door, lambda event: event.sensor, settings.max_unsent_events, self._sent
+            door, lambda event: event.sensor, settings.max_unsent_events
         )
         self.summary = GasSummaryPublisher(
             door, settings.summary_period_s, settings.summary_max_series
@@ -84,13 +84,6 @@ class GasAverageStage:
     async def _send_unsent_or_hold(self) -> None:
         if self._unsent and not await self._unsent.send():
             raise LeaveUnacknowledged(f"{len(self._unsent)} events unsent")
-
-    def _sent(self, event: GasEvent) -> None:
-        self._door.metrics.count(f"events_{event.type}")
-        log.info(
-            "gas event",
-            extra={"event_id": event.event_id, "type": event.type, "value": event.value},
-        )
 
     async def close_silent_series(self, stop: asyncio.Event) -> None:
         """Worker: end the episodes of silent sensors, and send what is unsent

@@ -59,9 +59,6 @@ class ObjectTrackerSettings(StageSettings, TrackerConfig):
         default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="only this camera"
     )
     max_cameras: int = Field(default=64, ge=1, le=10_000)
-    max_unsent_events: int = Field(
-        default=1000, ge=1, le=1_000_000, description="object events kept while unpublished"
-    )
     camera_silent_after_s: float = Field(
         default=10.0, gt=0, description="a camera this quiet has its open events ended"
     )

@@ -208,13 +208,8 @@ class TrackerStage:
         await self._unsent.send()
 
     def _sent(self, message: ObjectEvent) -> None:
-        self._door.metrics.count(f"events_{message.type}")
         if message.type == "new":
             self.summary.add("new_objects", f"{message.camera}.{message.label}")
-        log.info(
-            "object event",
-            extra={"event_id": message.event_id, "type": message.type, "label": message.label},
-        )
 
     # -- time ------------------------------------------------------------------
 
