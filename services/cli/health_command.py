@@ -28,7 +28,7 @@ from schemas.service import ONLINE, Health
 from schemas.topics import HEALTH, STAGES, STATUS
 from services.cli.session import LOCAL_SECRETS, with_door
 from services.common.door import MqttDoor, Received
-from services.common.settings import StageSettings
+from services.common.settings import SECRET_FILE_SUFFIX, StageSettings
 
 HEALTHY, UNHEALTHY, UNREACHABLE = 0, 1, 3
 
@@ -59,8 +59,10 @@ def stage_settings(stage: str, secrets_file: Path | None) -> StageSettings:
     """The stage's own login: its environment, else the demo's secrets file."""
     settings = StageSettings()
     if settings.mqtt_username is None:
-        settings = settings.model_copy(update={"mqtt_username": stage})
-    if "EDGEGW_MQTT_PASSWORD" in os.environ:
+        # A replica (EDGEGW_REPLICA=k) asks as its own identity, `<stage>.<k>`.
+        settings = settings.model_copy(update={"mqtt_username": settings.mqtt_identity(stage)})
+    given = "EDGEGW_MQTT_PASSWORD"
+    if given in os.environ or given + SECRET_FILE_SUFFIX in os.environ:
         return settings
     password = load_secrets(secrets_file or LOCAL_SECRETS).get(settings.mqtt_username or stage)
     return settings.model_copy(update={"mqtt_password": SecretStr(password or "")})

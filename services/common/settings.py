@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import sys
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from schemas.topics import gateway_root
 
@@ -18,6 +26,36 @@ ENV_PREFIX = "EDGEGW_"
 # left to right, so the config model's `extra="forbid"` would otherwise win.
 STAGE_SETTINGS_CONFIG = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
+# `<VARIABLE>_FILE` names a file holding a secret setting's value.
+SECRET_FILE_SUFFIX = "_FILE"
+
+
+class SecretFileSource(PydanticBaseSettingsSource):
+    """Every secret (SecretStr) setting may instead come from a file named by
+    `<its variable>_FILE`, e.g. EDGEGW_MQTT_PASSWORD_FILE=/run/secrets/mqtt_password
+    or EDGEGW_CLOUD_MQTT_PASSWORD_FILE: swarm and Kubernetes hand secrets over as
+    files, which, unlike the environment, `docker inspect` does not show. One
+    trailing line break is not part of the value; setting both is an error."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ reads every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = str(self.config.get("env_prefix", ""))
+        found: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            variable = f"{prefix}{name}".upper()
+            path = os.environ.get(variable + SECRET_FILE_SUFFIX)
+            if field.annotation is not SecretStr or path is None:
+                continue
+            if variable in os.environ:
+                raise SettingsError(f"{variable} and {variable}{SECRET_FILE_SUFFIX} are both set")
+            try:
+                text = Path(path).read_text()
+            except (OSError, UnicodeDecodeError) as error:
+                raise SettingsError(f"{variable}{SECRET_FILE_SUFFIX}: {error}") from None
+            found[name] = text.removesuffix("\n").removesuffix("\r")
+        return found
 
 
 class StageSettings(BaseSettings):
@@ -27,6 +65,18 @@ class StageSettings(BaseSettings):
 
     model_config = STAGE_SETTINGS_CONFIG
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        secret_files = SecretFileSource(settings_cls)
+        return init_settings, env_settings, secret_files, dotenv_settings, file_secret_settings
+
     mqtt_host: str = Field(default="localhost", min_length=1)
     mqtt_port: int = Field(default=1883, ge=1, le=65535)
     mqtt_username: str | None = Field(
@@ -35,7 +85,9 @@ class StageSettings(BaseSettings):
         description="the stage's broker identity; defaults to the stage name "
         "(`<stage>.<replica>` with EDGEGW_REPLICA); also its client id, bound to it by the broker",
     )
-    mqtt_password: SecretStr = SecretStr("")
+    mqtt_password: SecretStr = Field(
+        default=SecretStr(""), description="or EDGEGW_MQTT_PASSWORD_FILE: a file holding it"
+    )
     mqtt_tls_ca: str | None = Field(default=None, description="CA file: enables TLS")
     mqtt_tls_cert: str | None = Field(default=None, description="client certificate (PEM)")
     mqtt_tls_key: str | None = Field(default=None, description="client certificate's key (PEM)")
@@ -123,6 +175,9 @@ def load_settings(model: type[SettingsT]) -> SettingsT:
     """Read settings from the environment, or exit 2 naming every bad field."""
     try:
         return model()
+    except SettingsError as error:
+        print(f"invalid setting: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     except ValidationError as error:
         prefix = model.model_config.get("env_prefix", "")
         for issue in error.errors():

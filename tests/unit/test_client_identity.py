@@ -4,6 +4,7 @@ another connection takes its session over."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -12,7 +13,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from services.cloud_bridge.settings import CloudSettings
 from services.common.door import MqttDoor
-from services.common.settings import StageSettings
+from services.common.settings import StageSettings, load_settings
+from services.web.settings import WebSettings
 
 
 def _lost(reason: int) -> aiomqtt.MqttError:
@@ -46,6 +48,39 @@ def test_a_replica_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     )
     monkeypatch.setenv("EDGEGW_INSTANCE", "hostname-given")
     assert StageSettings().instance == "hostname-given"
+
+
+def test_secrets_from_files_named_by_file_variables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Swarm and Kubernetes secrets are files: /run/secrets/<name>.
+    (tmp_path / "mqtt").write_text("s3cret\n")
+    (tmp_path / "cloud").write_text("cl0ud")
+    (tmp_path / "web").write_text("w3b\r\n")
+    monkeypatch.setenv("EDGEGW_MQTT_PASSWORD_FILE", str(tmp_path / "mqtt"))
+    monkeypatch.setenv("EDGEGW_CLOUD_MQTT_PASSWORD_FILE", str(tmp_path / "cloud"))
+    monkeypatch.setenv("EDGEGW_WEB_PASSWORD_FILE", str(tmp_path / "web"))
+    assert StageSettings().mqtt_password.get_secret_value() == "s3cret"
+    assert CloudSettings().mqtt_password.get_secret_value() == "cl0ud"
+    assert WebSettings().web_password.get_secret_value() == "w3b"
+    # Only secrets: any other field named with _FILE is not read from a file.
+    monkeypatch.setenv("EDGEGW_MQTT_HOST_FILE", str(tmp_path / "mqtt"))
+    assert StageSettings().mqtt_host == "localhost"
+
+
+def test_a_secret_file_that_cannot_be_read_or_is_doubly_given_stops_the_stage(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EDGEGW_MQTT_PASSWORD_FILE", str(tmp_path / "absent"))
+    with pytest.raises(SystemExit) as stopped:
+        load_settings(StageSettings)
+    assert stopped.value.code == 2
+    assert "EDGEGW_MQTT_PASSWORD_FILE" in capsys.readouterr().err
+    (tmp_path / "absent").write_text("x")
+    monkeypatch.setenv("EDGEGW_MQTT_PASSWORD", "y")
+    with pytest.raises(SystemExit):
+        load_settings(StageSettings)
+    assert "both set" in capsys.readouterr().err
 
 
 async def test_doors_use_bound_ids_except_the_operator() -> None:
