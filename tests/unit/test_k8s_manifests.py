@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from broker import dynsec
+from broker.generate import env_name
 from tools.k8s_validate import K8S_DIR, render, validate_tree, with_example_secrets
 
 
@@ -50,3 +52,36 @@ def test_a_broken_field_fails_the_check(tmp_path: Path) -> None:
     for report in reports:
         assert any(e.startswith("StatefulSet/broker: ") and "ports/0" in e for e in report.errors)
         assert any("object-detector" in e and "limits" in e for e in report.errors), report.errors
+
+
+def test_the_broker_gets_the_dynamic_security_seed_and_every_identity_a_password(
+    tmp_path: Path,
+) -> None:
+    copy = with_example_secrets(K8S_DIR, tmp_path)
+    objects = [o for o in yaml.safe_load_all(render(copy / "overlays" / "site-a")) if o]
+    broker = next(o for o in objects if o["kind"] == "StatefulSet")["spec"]["template"]["spec"]
+    container = broker["containers"][0]
+    assert "envFrom" not in container and "env" not in container  # no passwords, only hashes
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["dynsec-seed"] == "/run/edgegw"  # compose/broker-entrypoint.sh's seed
+    seed = next(v for v in broker["volumes"] if v["name"] == "dynsec-seed")["secret"]
+    secrets = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Secret"}
+    assert seed["secretName"] in secrets
+    assert "dynamic-security.json" in secrets[seed["secretName"]]["data"]
+    # What `broker.generate compose-env` writes, so each stage's secretKeyRef resolves.
+    wanted = {env_name(user) for user in dynsec.identities()}
+    for site in ("site-a", "site-b"):
+        example = K8S_DIR / "overlays" / site / "secrets" / "passwords.env.example"
+        keys = {line.split("=")[0] for line in example.read_text().splitlines() if "=" in line}
+        assert keys == wanted, site
+    referenced = {
+        ref["key"]
+        for o in objects
+        if o["kind"] == "Deployment"
+        for c in o["spec"]["template"]["spec"]["containers"]
+        for e in c.get("env", [])
+        if (ref := e.get("valueFrom", {}).get("secretKeyRef", {}))
+        .get("name", "")
+        .startswith("broker-passwords-")
+    }
+    assert "EDGEGW_PASSWORD_OBJECT_TRACKER" in referenced and referenced <= wanted

@@ -1,0 +1,241 @@
+"""The gateway as a Docker swarm stack (deploy/swarm/, tools/swarm.py) on a
+real single-node swarm of the engine `make test` sets up: `docker swarm init`
+when the engine is in none (and `docker swarm leave` at the end then), images
+from a Debian docker-registry on a free port, a TLS cloud Mosquitto on this
+host for the bridge. The stack comes up and alerts reach the cloud; three
+detector replicas split the frames (each frame once, each replica its own
+broker identity) with no duplicate events; a killed detector task is
+replaced by swarm in its slot and no alert goes missing; `docker stack rm`
+leaves no service, container, network, secret or config, only the volumes
+(documented), which the test then removes."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+import pytest
+
+from schemas.topics import STAGES
+from tests.harness.broker import free_port
+from tests.harness.probe import PahoCollector, Seen, wait_until
+from tests.integration.cloud.cloud_probe import CloudProbe
+from tools import swarm
+from tools.compose_check import start_cloud
+from tools.local_registry import LocalRegistry
+
+STACK = "edgegw-swarm-test"
+TAG = "swarm-test"
+ROOT = "edgegw/gw1"
+DETECTOR = f"{STACK}_object-detector"
+# Every stage of stack.yml and cloud.yml (the deployer is not in the stack).
+RUNNING = sorted(set(STAGES) - {"deployer"})
+
+
+class GatewayWatch(PahoCollector):
+    """The operator on the stack's published broker port, subscribed to the tree."""
+
+    _label = "gateway: "
+    _waits_through_refusals = True
+
+    def __init__(self, port: int, password: str, timeout_s: float) -> None:
+        super().__init__(f"swarm-test-{uuid.uuid4().hex[:8]}")
+        self._client.username_pw_set("operator", password)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=2)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if self._connect("127.0.0.1", port, 5):
+                    return
+            except OSError:
+                pass  # the broker's task has not bound its port yet
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no broker on 127.0.0.1:{port} after {timeout_s} s")
+            time.sleep(1)
+
+    def _on_accepted(self, client: mqtt.Client) -> None:
+        client.subscribe(f"{ROOT}/#", 1)
+
+
+def _under(kind: str, since: float = 0.0) -> Callable[[Seen], bool]:
+    return lambda m: m.topic.startswith(f"{ROOT}/{kind}/") and m.at >= since
+
+
+def _frames(watch: GatewayWatch, since: float) -> list[dict[str, Any]]:
+    frames = watch.received(lambda m: m.topic.endswith("/frame") and m.at >= since)
+    return [m.json() for m in frames if "/detections/" in m.topic]
+
+
+def _ids(messages: list[Seen]) -> list[str]:
+    return [str(m.json()["id"]) for m in messages]
+
+
+def _await(what: str, check: Callable[[], bool], timeout_s: float, step_s: float = 0.5) -> float:
+    """Poll `check()` until true; seconds it took."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout_s, f"{what}: not within {timeout_s} s"
+        time.sleep(step_s)
+    return round(time.monotonic() - started, 1)
+
+
+def _task_slot(container: str) -> int:
+    task = swarm.docker(
+        "inspect", "--format", '{{index .Config.Labels "com.docker.swarm.task.name"}}', container
+    )
+    return int(task.strip().rsplit(".", 2)[1])  # <service>.<slot>.<task id>
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3000)
+def test_the_swarm_stack_scales_the_detector_survives_a_kill_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    timings: dict[str, Any] = {}
+    registry = LocalRegistry(tmp_path / "registry")
+    registry.start()
+    cloud, cloud_env = start_cloud(tmp_path)
+    cloud_secrets = Path(cloud_env["EDGEGW_CLOUD_SECRETS"])
+    (cloud_secrets / "password").write_text(cloud_env["EDGEGW_CLOUD_PASSWORD"])
+    initialised = swarm.ensure_swarm()
+    swarm.label_gateway_node()
+    watch: GatewayWatch | None = None
+    upstairs: CloudProbe | None = None
+    try:
+        started = time.monotonic()
+        images = swarm.build_and_push(registry.address, TAG)
+        timings["build_and_push_s"] = round(time.monotonic() - started, 1)
+        passwords = swarm.write_secrets(tmp_path / "secrets")
+        broker_port = free_port()
+        env = swarm.deploy_env(
+            registry.address,
+            TAG,
+            tmp_path / "secrets",
+            {
+                "EDGEGW_CLOUD_SECRETS": str(cloud_secrets),
+                "EDGEGW_CLOUD_HOST": cloud_env["EDGEGW_CLOUD_HOST"],
+                "EDGEGW_CLOUD_PORT": cloud_env["EDGEGW_CLOUD_PORT"],
+                "EDGEGW_CLOUD_USERNAME": cloud_env["EDGEGW_CLOUD_USERNAME"],
+                "EDGEGW_BROKER_PORT": str(broker_port),
+                "EDGEGW_WEB_PORT": str(free_port()),
+            },
+        )
+        upstairs = CloudProbe(cloud)
+        upstairs.subscribe(f"{ROOT}/alert/#")
+        started = time.monotonic()
+        swarm.deploy(STACK, swarm.stack_files(cloud=True, publish=True), env)
+        timings["deploy_s"] = round(time.monotonic() - started, 1)
+        watch = GatewayWatch(broker_port, passwords["operator"], timeout_s=300)
+
+        # Up: every stage online, object and sound alerts at the gateway and the cloud.
+        def online() -> set[str]:
+            found = watch.received(lambda m: m.payload == b"online" and "/status/" in m.topic)
+            return {m.topic.rsplit("/", 1)[1] for m in found}
+
+        timings["all_online_s"] = _await(
+            "every stage online", lambda: set(RUNNING) <= online(), 300
+        )
+        for kind in (b'"kind":"object"', b'"kind":"sound"'):
+            watch.wait_for(lambda m, k=kind: _under("alert")(m) and k in m.payload, 1, 300)
+        upstairs.wait_for(_under("alert"), 1, 120)
+        timings["alerts_at_cloud_s"] = round(time.monotonic() - started, 1)
+        assert swarm.wait_converged(STACK, 120)
+
+        # Three replicas: each frame processed by one of them, each its own identity.
+        scaled_at = time.time()
+        swarm.docker("service", "scale", "-d", f"{DETECTOR}=3")
+
+        def instances() -> set[str]:
+            return {f["instance"] for f in _frames(watch, scaled_at)}
+
+        timings["three_replicas_working_s"] = _await(
+            "3 replicas", lambda: len(instances()) >= 3, 300
+        )
+        time.sleep(30)
+        frames = _frames(watch, scaled_at)
+        by_frame = Counter((f["camera"], f["seq"]) for f in frames)
+        events = [m.json() for m in watch.received(_under("event", scaled_at))]
+        new_events = Counter(e["event_id"] for e in events if e["type"] == "new")
+        timings["three_replicas"] = {
+            "frames": len(frames),
+            "frames_by_replica": dict(Counter(f["instance"] for f in frames)),
+            "frames_processed_twice": sum(1 for n in by_frame.values() if n > 1),
+            "new_events": len(new_events),
+            "duplicate_new_events": sum(1 for n in new_events.values() if n > 1),
+        }
+        assert instances() == {"1", "2", "3"}
+        assert timings["three_replicas"]["frames_processed_twice"] == 0
+        assert timings["three_replicas"]["duplicate_new_events"] == 0
+
+        # A killed detector task: swarm starts another in its slot; nothing lost.
+        victim = swarm.containers(DETECTOR)[0]
+        slot = _task_slot(victim)
+        killed_at = time.time()
+        swarm.docker("kill", victim)
+
+        def replaced() -> bool:
+            running = [c for c in swarm.containers(DETECTOR) if c != victim]
+            return len(running) == 3 and slot in {_task_slot(c) for c in running}
+
+        timings["task_replaced_s"] = _await("task replaced", replaced, 180, 1)
+
+        def slot_back() -> bool:
+            return str(slot) in {f["instance"] for f in _frames(watch, killed_at + 1)}
+
+        timings["replica_detecting_again_s"] = _await("replica back", slot_back, 240)
+        # Alerts keep coming after the kill, and every one reaches the cloud.
+        watch.wait_for(_under("alert", killed_at), 1, 300)
+        time.sleep(10)
+        at_gateway = set(_ids(watch.received(_under("alert", killed_at - 30))))
+        wait_until(
+            upstairs.received,
+            lambda m: _under("alert")(m) and m.json()["id"] in at_gateway,
+            len(at_gateway),
+            120,
+            "cloud: ",
+        )
+        failed = [t for t in swarm.tasks(DETECTOR) if t["DesiredState"] == "Shutdown"]
+        timings["after_kill"] = {
+            "alerts_at_gateway": len(at_gateway),
+            "all_at_cloud": True,
+            "failed_tasks": len(failed),
+            "killed_slot": slot,
+        }
+        assert failed, "swarm shows no task of the killed container"
+
+        # docker stack rm: nothing left but the volumes, which swarm never removes.
+        watch.close()
+        watch = None
+        started = time.monotonic()
+        left = swarm.remove(STACK, volumes=False)
+        timings["stack_rm_s"] = round(time.monotonic() - started, 1)
+        volumes = left.pop("volumes")
+        assert left == {k: [] for k in left}, left
+        assert sorted(volumes) == sorted(
+            f"{STACK}_{name}"
+            for name in ("broker-data", "forwarder-outbox", "tsdb-data", "bridge-spool")
+        )
+        timings["left_after_rm"] = {"volumes": sorted(volumes)}
+        print(json.dumps({"swarm_test": timings}))
+        assert set(images) == set(swarm.IMAGES)
+    finally:
+        if watch is not None:
+            watch.close()
+        if upstairs is not None:
+            upstairs.close()
+        swarm.remove(STACK, volumes=True)
+        for name in swarm.IMAGES:
+            swarm.docker("image", "rm", f"{registry.address}/{name}:{TAG}", check=False)
+        swarm.label_gateway_node(add=False)
+        if initialised:
+            swarm.docker("swarm", "leave", "--force", check=False)
+        registry.stop()
+        cloud.stop()
+        print(orjson.dumps({"swarm_test_timings": timings}).decode())
