@@ -7,7 +7,7 @@ EXTRAS := video,audio,telemetry,deploy,ops,web,dev
 SOURCES := schemas services profiling broker tests tools
 REGISTRY_PORT ?= 5000
 
-.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine k8s-validate fleet-sim experiment-seed004 registry images
+.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine k8s-validate swarm swarm-down fleet-sim experiment-seed004 registry images
 
 setup: system-deps venv
 
@@ -48,6 +48,18 @@ test: setup assets lint docker-engine k8s-validate
 # every object checked against the Kubernetes OpenAPI schema, offline.
 k8s-validate: setup
 	$(PY) -m tools.k8s_validate
+
+# The gateway as a Docker swarm stack (deploy/swarm/): swarm init when needed,
+# images built and pushed to the local registry, secrets, `docker stack deploy`.
+# SWARM_ARGS="--publish" publishes the broker and web ports (every address);
+# SWARM_ARGS="--cloud var/swarm/cloud" adds the cloud bridge (README, Docker swarm).
+SWARM_STACK ?= edgegw
+SWARM_ARGS ?=
+swarm: assets docker-engine registry
+	$(PY) -m tools.swarm --stack $(SWARM_STACK) up --registry 127.0.0.1:$(REGISTRY_PORT) $(SWARM_ARGS)
+
+swarm-down:
+	$(PY) -m tools.swarm --stack $(SWARM_STACK) down
 
 # 50 gateway bridges into one TLS cloud broker: alerts, config push, fairness (JSON).
 fleet-sim: setup

@@ -11,7 +11,6 @@ leaves no service, container, network, secret or config, only the volumes
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import Counter
@@ -66,6 +65,11 @@ class GatewayWatch(PahoCollector):
 
 def _under(kind: str, since: float = 0.0) -> Callable[[Seen], bool]:
     return lambda m: m.topic.startswith(f"{ROOT}/{kind}/") and m.at >= since
+
+
+def _alert_of(kind: str) -> Callable[[Seen], bool]:
+    part = f'"kind":"{kind}"'.encode()
+    return lambda m: _under("alert")(m) and part in m.payload
 
 
 def _frames(watch: GatewayWatch, since: float) -> list[dict[str, Any]]:
@@ -132,18 +136,18 @@ def test_the_swarm_stack_scales_the_detector_survives_a_kill_and_leaves_nothing(
         started = time.monotonic()
         swarm.deploy(STACK, swarm.stack_files(cloud=True, publish=True), env)
         timings["deploy_s"] = round(time.monotonic() - started, 1)
-        watch = GatewayWatch(broker_port, passwords["operator"], timeout_s=300)
+        gateway = watch = GatewayWatch(broker_port, passwords["operator"], timeout_s=300)
 
         # Up: every stage online, object and sound alerts at the gateway and the cloud.
         def online() -> set[str]:
-            found = watch.received(lambda m: m.payload == b"online" and "/status/" in m.topic)
+            found = gateway.received(lambda m: m.payload == b"online" and "/status/" in m.topic)
             return {m.topic.rsplit("/", 1)[1] for m in found}
 
         timings["all_online_s"] = _await(
             "every stage online", lambda: set(RUNNING) <= online(), 300
         )
-        for kind in (b'"kind":"object"', b'"kind":"sound"'):
-            watch.wait_for(lambda m, k=kind: _under("alert")(m) and k in m.payload, 1, 300)
+        for kind in ("object", "sound"):
+            gateway.wait_for(_alert_of(kind), 1, 300)
         upstairs.wait_for(_under("alert"), 1, 120)
         timings["alerts_at_cloud_s"] = round(time.monotonic() - started, 1)
         assert swarm.wait_converged(STACK, 120)
@@ -153,15 +157,15 @@ def test_the_swarm_stack_scales_the_detector_survives_a_kill_and_leaves_nothing(
         swarm.docker("service", "scale", "-d", f"{DETECTOR}=3")
 
         def instances() -> set[str]:
-            return {f["instance"] for f in _frames(watch, scaled_at)}
+            return {f["instance"] for f in _frames(gateway, scaled_at)}
 
         timings["three_replicas_working_s"] = _await(
             "3 replicas", lambda: len(instances()) >= 3, 300
         )
         time.sleep(30)
-        frames = _frames(watch, scaled_at)
+        frames = _frames(gateway, scaled_at)
         by_frame = Counter((f["camera"], f["seq"]) for f in frames)
-        events = [m.json() for m in watch.received(_under("event", scaled_at))]
+        events = [m.json() for m in gateway.received(_under("event", scaled_at))]
         new_events = Counter(e["event_id"] for e in events if e["type"] == "new")
         timings["three_replicas"] = {
             "frames": len(frames),
@@ -187,13 +191,13 @@ def test_the_swarm_stack_scales_the_detector_survives_a_kill_and_leaves_nothing(
         timings["task_replaced_s"] = _await("task replaced", replaced, 180, 1)
 
         def slot_back() -> bool:
-            return str(slot) in {f["instance"] for f in _frames(watch, killed_at + 1)}
+            return str(slot) in {f["instance"] for f in _frames(gateway, killed_at + 1)}
 
         timings["replica_detecting_again_s"] = _await("replica back", slot_back, 240)
         # Alerts keep coming after the kill, and every one reaches the cloud.
-        watch.wait_for(_under("alert", killed_at), 1, 300)
+        gateway.wait_for(_under("alert", killed_at), 1, 300)
         time.sleep(10)
-        at_gateway = set(_ids(watch.received(_under("alert", killed_at - 30))))
+        at_gateway = set(_ids(gateway.received(_under("alert", killed_at - 30))))
         wait_until(
             upstairs.received,
             lambda m: _under("alert")(m) and m.json()["id"] in at_gateway,
@@ -223,7 +227,6 @@ def test_the_swarm_stack_scales_the_detector_survives_a_kill_and_leaves_nothing(
             for name in ("broker-data", "forwarder-outbox", "tsdb-data", "bridge-spool")
         )
         timings["left_after_rm"] = {"volumes": sorted(volumes)}
-        print(json.dumps({"swarm_test": timings}))
         assert set(images) == set(swarm.IMAGES)
     finally:
         if watch is not None:
