@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from schemas.envelope import Envelope, Model
-from schemas.qos import ANALYTIC_NAME_PATTERN
+from schemas.qos import ANALYTIC_NAME_PATTERN, Hosted
 
 # A Docker image reference: [host[:port]/]path[:tag][@sha256:digest]. The
 # grammar is docker/distribution's, narrowed to what a gateway accepts.
@@ -82,6 +82,14 @@ class DeploySpec(Model):
     topics: list[DeclaredTopic] = Field(default_factory=list, max_length=16)
     restart: RestartPolicy = "on-failure"
     max_restarts: int = Field(default=2, ge=0, le=100)
+    stage: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="an edgegw analytic stage the image runs (`edgegw run <stage>`, the "
+        "edgegw-stage image's entry point): it gets that stage's broker role besides its "
+        "declared topics; None: the image's own command",
+    )
 
     @field_validator("image")
     @classmethod
@@ -164,3 +172,25 @@ class AnalyticState(Envelope):
     exit: Exit | None = None
     restarts: int = Field(default=0, ge=0, le=MAX_COUNT)
     started_ts: float | None = Field(default=None, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
+
+
+class Hosting(Envelope):
+    """Retained on `deploy/hosting/<analytic>` by the deployer: where the
+    analytic runs, so what the allocator charges it (`QosLevel.cost_hosted`).
+    The analytic's name is the topic's; cleared (empty) once it is removed,
+    together with its retained levels."""
+
+    hosted: Hosted
+    state: State = Field(description="the deploy state that decided it")
+
+
+def hosted_in(state: State) -> Hosted | None:
+    """Where an analytic in `state` runs: on the gateway once running; gone
+    (None) once removed, and unknown (None) for an orphan nobody requested;
+    in the cloud otherwise, its input uploaded raw until it runs here
+    (seed 004: a requested analytic is served from the cloud meanwhile)."""
+    if state == "running":
+        return "gateway"
+    if state in ("removed", "orphaned"):
+        return None
+    return "cloud"
