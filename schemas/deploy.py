@@ -28,8 +28,11 @@ IMAGE_REFERENCE = re.compile(
 )
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 # Environment names the deployer sets itself (broker address, credentials,
-# declared topics): a request may not override them.
-RESERVED_ENV_PREFIX = "EDGEGW_"
+# declared topics, the analytic's name and tree): a request may not override
+# them. Other EDGEGW_* names are a deployed stage's own settings (its mic,
+# its source).
+RESERVED_ENV_PREFIXES = ("EDGEGW_MQTT_", "EDGEGW_TOPIC_")
+RESERVED_ENV_NAMES = frozenset({"EDGEGW_ANALYTIC", "EDGEGW_GATEWAY_ID", "EDGEGW_REPLICA"})
 
 # Bounds every number here stays within (finite; an integer fits 64 bits).
 MAX_KBPS = 1e8
@@ -104,8 +107,8 @@ class DeploySpec(Model):
         for name, setting in value.items():
             if not ENV_NAME.match(name):
                 raise ValueError(f"{name!r} is not an environment name ([A-Z][A-Z0-9_]*)")
-            if name.startswith(RESERVED_ENV_PREFIX):
-                raise ValueError(f"{name}: {RESERVED_ENV_PREFIX}* is set by the deployer")
+            if name.startswith(RESERVED_ENV_PREFIXES) or name in RESERVED_ENV_NAMES:
+                raise ValueError(f"{name}: set by the deployer")
             if len(setting) > 4096 or "\x00" in setting:
                 raise ValueError(f"{name}: value too long or holds NUL")
         return value
