@@ -532,7 +532,8 @@ class DeployerStage:
                 **spec.environment,
                 "EDGEGW_ANALYTIC": spec.analytic,
                 "EDGEGW_GATEWAY_ID": self._settings.gateway_id,
-                "EDGEGW_TOPIC_ROOT": self._door.root,
+                # As every stage reads it: the tree is <topic root>/<gateway id>.
+                "EDGEGW_TOPIC_ROOT": self._settings.topic_root,
                 "EDGEGW_MQTT_HOST": self._broker_host,
                 "EDGEGW_MQTT_PORT": str(
                     self._settings.analytic_broker_port or self._settings.mqtt_port
