@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from schemas.qos import HOSTED
 from services.bandwidth_allocator.seed004_pricing import (
     KINDS,
     Era,
@@ -53,7 +54,8 @@ def test_one_level_table_prices_both_hostings_as_the_knob_levels_do() -> None:
         for kind in KINDS:
             for measured in (False, True):
                 table = models.level_table(kind, measured=measured)
-                for hosted, on_gateway in (("gateway", True), ("cloud", False)):
+                for hosted in HOSTED:
+                    on_gateway = hosted == "gateway"
                     expected = [
                         (point.cost_kbps, point.utility)
                         for _, point in models.knob_levels(kind, on_gateway, measured)
