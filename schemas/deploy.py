@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from schemas.envelope import Envelope, Model
-from schemas.qos import ANALYTIC_NAME_PATTERN
+from schemas.qos import ANALYTIC_NAME_PATTERN, Hosted
 
 # A Docker image reference: [host[:port]/]path[:tag][@sha256:digest]. The
 # grammar is docker/distribution's, narrowed to what a gateway accepts.
@@ -28,8 +28,11 @@ IMAGE_REFERENCE = re.compile(
 )
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 # Environment names the deployer sets itself (broker address, credentials,
-# declared topics): a request may not override them.
-RESERVED_ENV_PREFIX = "EDGEGW_"
+# declared topics, the analytic's name and tree): a request may not override
+# them. Other EDGEGW_* names are a deployed stage's own settings (its mic,
+# its source).
+RESERVED_ENV_PREFIXES = ("EDGEGW_MQTT_", "EDGEGW_TOPIC_")
+RESERVED_ENV_NAMES = frozenset({"EDGEGW_ANALYTIC", "EDGEGW_GATEWAY_ID", "EDGEGW_REPLICA"})
 
 # Bounds every number here stays within (finite; an integer fits 64 bits).
 MAX_KBPS = 1e8
@@ -82,6 +85,14 @@ class DeploySpec(Model):
     topics: list[DeclaredTopic] = Field(default_factory=list, max_length=16)
     restart: RestartPolicy = "on-failure"
     max_restarts: int = Field(default=2, ge=0, le=100)
+    stage: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="an edgegw analytic stage the image runs (`edgegw run <stage>`, the "
+        "edgegw-stage image's entry point): it gets that stage's broker role besides its "
+        "declared topics; None: the image's own command",
+    )
 
     @field_validator("image")
     @classmethod
@@ -96,8 +107,8 @@ class DeploySpec(Model):
         for name, setting in value.items():
             if not ENV_NAME.match(name):
                 raise ValueError(f"{name!r} is not an environment name ([A-Z][A-Z0-9_]*)")
-            if name.startswith(RESERVED_ENV_PREFIX):
-                raise ValueError(f"{name}: {RESERVED_ENV_PREFIX}* is set by the deployer")
+            if name.startswith(RESERVED_ENV_PREFIXES) or name in RESERVED_ENV_NAMES:
+                raise ValueError(f"{name}: set by the deployer")
             if len(setting) > 4096 or "\x00" in setting:
                 raise ValueError(f"{name}: value too long or holds NUL")
         return value
@@ -164,3 +175,25 @@ class AnalyticState(Envelope):
     exit: Exit | None = None
     restarts: int = Field(default=0, ge=0, le=MAX_COUNT)
     started_ts: float | None = Field(default=None, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
+
+
+class Hosting(Envelope):
+    """Retained on `deploy/hosting/<analytic>` by the deployer: where the
+    analytic runs, so what the allocator charges it (`QosLevel.cost_hosted`).
+    The analytic's name is the topic's; cleared (empty) once it is removed,
+    together with its retained levels."""
+
+    hosted: Hosted
+    state: State = Field(description="the deploy state that decided it")
+
+
+def hosted_in(state: State) -> Hosted | None:
+    """Where an analytic in `state` runs: on the gateway once running; gone
+    (None) once removed, and unknown (None) for an orphan nobody requested;
+    in the cloud otherwise, its input uploaded raw until it runs here
+    (seed 004: a requested analytic is served from the cloud meanwhile)."""
+    if state == "running":
+        return "gateway"
+    if state in ("removed", "orphaned"):
+        return None
+    return "cloud"

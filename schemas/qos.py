@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final, Literal, get_args
+
 from pydantic import Field, field_validator
 
 from schemas.envelope import TOPIC_LEVEL_PATTERN, Envelope, Int64, Kbps, Model, Name, TopicLevel
@@ -9,6 +11,14 @@ from schemas.envelope import TOPIC_LEVEL_PATTERN, Envelope, Int64, Kbps, Model, 
 ANALYTIC_NAME_PATTERN = TOPIC_LEVEL_PATTERN
 # Solvers keep a level index per table cell in one byte.
 MAX_LEVELS = 64
+
+# Where an analytic runs, hence what it uploads (seed 004's model): on the
+# gateway, its results (`QosLevel.cost_kbps`); in the cloud, the raw input the
+# cloud copy needs (`QosLevel.raw_cost_kbps`). The deployer publishes it per
+# analytic on `deploy/hosting/<analytic>` (schemas/deploy.py, `Hosting`); an
+# analytic nobody says anything about runs on the gateway (the static stages).
+Hosted = Literal["gateway", "cloud"]
+HOSTED: Final[tuple[Hosted, ...]] = get_args(Hosted)
 
 
 class QosLevel(Model):
@@ -18,10 +28,21 @@ class QosLevel(Model):
     params: dict[str, str | Int64 | float | bool] = Field(
         default_factory=dict, description="knob values, e.g. fps, width, jpeg_quality, mode"
     )
-    cost_kbps: Kbps = Field(description="upload cost in kbit/s")
+    cost_kbps: Kbps = Field(description="upload cost in kbit/s, run on the gateway: its results")
+    raw_cost_kbps: Kbps | None = Field(
+        default=None,
+        description="upload cost in kbit/s, run in the cloud: the raw input it needs at this "
+        "level (its raw-upload model); None: the same as cost_kbps",
+    )
     utility: float = Field(
         ge=0, le=1, allow_inf_nan=False, description="quality at this level, 1 = full-rate run"
     )
+
+    def cost_hosted(self, hosted: Hosted) -> float:
+        """What this level uploads when the analytic runs there."""
+        if hosted == "cloud" and self.raw_cost_kbps is not None:
+            return self.raw_cost_kbps
+        return self.cost_kbps
 
 
 def _distinct_names(levels: list[QosLevel]) -> list[QosLevel]:
@@ -62,7 +83,8 @@ class QosKnob(Envelope):
 class PlanChoice(Model):
     analytic: TopicLevel
     level: Name
-    cost_kbps: Kbps
+    cost_kbps: Kbps = Field(description="what the level costs where the analytic runs")
+    hosted: Hosted = "gateway"
     utility: float = Field(ge=0, le=1)
     weight: float = Field(ge=0, le=1e6)
 

@@ -11,7 +11,13 @@ from pydantic import Field
 
 from schemas.alerts import Alert, Summary, TakenReceipt, UplinkUsage
 from schemas.audio import AudioClasses, SoundEvent
-from schemas.deploy import DEPLOY_MODELS, AnalyticState, DeployRequest, LifecycleRequest
+from schemas.deploy import (
+    DEPLOY_MODELS,
+    AnalyticState,
+    DeployRequest,
+    Hosting,
+    LifecycleRequest,
+)
 from schemas.gas import GasAverage, GasEvent, GasReading
 from schemas.qos import PlanRequest, QosKnob, QosLevels, QosPlan
 from schemas.service import ConfigState, DeadLetter, Health, Metrics
@@ -201,7 +207,8 @@ QOS_LEVELS = spec_of(
     QosLevels,
     qos=1,
     retained=True,
-    publishers=(*ANALYTIC_STAGES, CLOUD_BRIDGE, DEPLOYED_ANALYTIC),
+    # DEPLOYER: clears the retained levels of an analytic it removed.
+    publishers=(*ANALYTIC_STAGES, CLOUD_BRIDGE, DEPLOYED_ANALYTIC, DEPLOYER),
     subscribers=(BANDWIDTH_ALLOCATOR, OPERATOR, HA_DISCOVERY, WEB),
 )
 QOS_KNOB = spec_of(
@@ -335,6 +342,16 @@ DEPLOY_STATE = spec_of(
     # desired state of every analytic.
     subscribers=(DEPLOYER, OPERATOR, CLOUD_BRIDGE, BANDWIDTH_ALLOCATOR),
 )
+DEPLOY_HOSTING = spec_of(
+    "deploy_hosting",
+    "deploy/hosting/{analytic}",
+    Hosting,  # gateway: priced by its results; cloud: by its raw upload; empty: removed
+    qos=1,
+    retained=True,
+    publishers=(DEPLOYER,),
+    subscribers=(BANDWIDTH_ALLOCATOR, OPERATOR, CLOUD_BRIDGE, WEB),
+    max_bytes=4 * KIB,
+)
 ANALYTIC_OUTPUT = spec_of(
     "analytic_output",
     "analytic/{analytic}/output",
@@ -443,6 +460,7 @@ REGISTRY: Final[tuple[AnyTopicSpec, ...]] = (
     LEVEL_SET,
     DEPLOY_REQUEST,
     DEPLOY_STATE,
+    DEPLOY_HOSTING,
     ANALYTIC_OUTPUT,
 )
 

@@ -13,7 +13,12 @@ model -> analytic code), but stay a few MB so pulls are quick:
     hog:1             + a script that eats memory until the kernel kills it
     solo:1            its own base layer: shares nothing with the others
 
-    python -m tools.analytic_images --registry 127.0.0.1:5000
+and, with --stage, the project's own stage image (compose/stage.Dockerfile,
+built from this tree) as `edgegw-analytics/stage:1`: an existing analytic
+(a camera and its detector, the audio classifier) deployed by a request
+whose `stage` names it.
+
+    python -m tools.analytic_images --registry 127.0.0.1:5000 [--stage]
 
 prints, per image, its reference in the registry and its layers (digest and
 compressed size) as the registry's manifest gives them.
@@ -22,10 +27,12 @@ compressed size) as the registry's manifest gives them.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import random
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import urllib.request
 from dataclasses import dataclass
@@ -36,6 +43,22 @@ import docker
 
 PREFIX = "edgegw-analytics"  # the repository namespace in the registry
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+REPO = Path(__file__).resolve().parents[1]
+STAGE_REPOSITORY = f"{PREFIX}/stage"
+# What compose/stage.Dockerfile copies; `.cache` may be a symlink (a work
+# tree sharing its assets), so the context is made here, links followed.
+STAGE_CONTEXT = (
+    "compose/stage.Dockerfile",
+    "compose/build-ca",
+    "pyproject.toml",
+    "README.md",
+    "schemas",
+    "services",
+    "broker",
+    ".cache/models",
+    ".cache/media",
+)
+HOST_CAS = Path("/usr/local/share/ca-certificates")
 MODEL_BYTES = 256 * 1024
 NOBODY = "nobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n"
 
@@ -222,11 +245,70 @@ def build_and_push(registry: str, client: Any | None = None) -> dict[str, dict[s
     return pushed
 
 
+def _stage_context(repo: Path) -> io.BytesIO:
+    buffer = io.BytesIO()
+
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        return None if "__pycache__" in info.name or info.name.endswith(".pyc") else info
+
+    with tarfile.open(fileobj=buffer, mode="w", dereference=True) as tar:
+        for relative in STAGE_CONTEXT:
+            tar.add(repo / relative, arcname=relative, filter=keep)
+        # The host's own CAs (a TLS-intercepting proxy's), as tools/compose.sh
+        # copies them: pip inside the build reaches PyPI as the host does.
+        for ca in sorted(HOST_CAS.glob("*.crt")):
+            tar.add(ca, arcname=f"compose/build-ca/{ca.name}")
+    buffer.seek(0)
+    return buffer
+
+
+def base_image() -> str:
+    """The bookworm base the project's images build on (tools/docker_engine.sh
+    pulls it, or makes it from the Debian archive, and names it last)."""
+    done = subprocess.run(
+        ["bash", str(REPO / "tools/docker_engine.sh")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1800,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def build_and_push_stage(
+    registry: str, client: Any | None = None, repo: Path = REPO, tag: str = "1"
+) -> str:
+    """Build compose/stage.Dockerfile from `repo`, push it to `registry`;
+    returns its reference there. A first build installs every wheel: minutes."""
+    client = client or docker.from_env(version="auto", timeout=1800)
+    local = f"{STAGE_REPOSITORY}:{tag}"
+    client.images.build(
+        fileobj=_stage_context(repo),
+        custom_context=True,
+        dockerfile="compose/stage.Dockerfile",
+        buildargs={"BASE_IMAGE": base_image()},
+        tag=local,
+        rm=True,
+        forcerm=True,
+        timeout=1800,
+    )
+    remote = f"{registry}/{STAGE_REPOSITORY}"
+    client.images.get(local).tag(remote, tag)
+    for line in client.api.push(remote, tag, stream=True, decode=True):
+        if "error" in line:
+            raise RuntimeError(f"push {remote}:{tag}: {line['error']}")
+    return f"{remote}:{tag}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.analytic_images")
     parser.add_argument("--registry", default="127.0.0.1:5000")
+    parser.add_argument("--stage", action="store_true", help="also the project's stage image")
     args = parser.parse_args(argv)
-    print(json.dumps(build_and_push(args.registry), indent=2))
+    pushed: dict[str, Any] = dict(build_and_push(args.registry))
+    if args.stage:
+        pushed[f"{STAGE_REPOSITORY}:1"] = {"reference": build_and_push_stage(args.registry)}
+    print(json.dumps(pushed, indent=2))
 
 
 if __name__ == "__main__":

@@ -14,11 +14,17 @@ part while that stage is not known to be offline:
 
 A stage that never announced a status (a test probe, a device publishing its
 own levels) counts as present.
+
+Where each analytic runs comes from the deployer (`deploy/hosting/<analytic>`):
+one in the cloud is charged its raw upload, one on the gateway (or one the
+deployer says nothing of: the static stages) its results.
 """
 
 from __future__ import annotations
 
-from schemas.qos import QosLevels
+from collections.abc import Mapping
+
+from schemas.qos import Hosted, QosLevels
 
 
 class TooManyAnalytics(Exception):
@@ -30,6 +36,7 @@ class AnalyticBook:
         self._max = max_analytics
         self._offers: dict[str, QosLevels] = {}
         self._offline: set[str] = set()
+        self._hosting: dict[str, Hosted] = {}
 
     def offer(self, levels: QosLevels) -> bool:
         """Add or replace an analytic's levels; True if the active set changed."""
@@ -48,6 +55,27 @@ class AnalyticBook:
     def withdraw(self, analytic: str) -> bool:
         previous = self._offers.pop(analytic, None)
         return previous is not None and previous.source not in self._offline
+
+    def host(self, analytic: str, hosted: Hosted | None) -> bool:
+        """Record where an analytic runs (None: forget it); True if that
+        changes what an active analytic costs."""
+        previous = self._hosting.get(analytic)
+        if hosted is None:
+            self._hosting.pop(analytic, None)
+        elif previous is None and len(self._hosting) >= self._max:
+            raise TooManyAnalytics(f"already {self._max} hosted analytics; {analytic} refused")
+        else:
+            self._hosting[analytic] = hosted
+        offer = self._offers.get(analytic)
+        return (
+            (previous or "gateway") != (hosted or "gateway")
+            and offer is not None
+            and offer.source not in self._offline
+        )
+
+    def hosting(self) -> Mapping[str, Hosted]:
+        """Where the analytics the deployer told of run (a copy)."""
+        return dict(self._hosting)
 
     def stage_status(self, stage: str, online: bool) -> bool:
         """Record a stage's availability; True if that changes the active set."""

@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from schemas.qos import PlanChoice, QosLevel, QosLevels, QosPlan
+from schemas.qos import Hosted, PlanChoice, QosLevel, QosLevels, QosPlan
 from schemas.topics import BANDWIDTH_ALLOCATOR
 from services.bandwidth_allocator.levels import Analytic, LevelPoint
 from services.bandwidth_allocator.settings import AllocatorConfig
@@ -42,20 +42,28 @@ def make_plan(
     solver: str | None = None,
     plan_id: str,
     dry_run: bool = False,
+    hosting: Mapping[str, Hosted] | None = None,
 ) -> Plan:
     """Solve with `solver` (default: the config's); an unknown solver name
-    gives an infeasible plan that says so, never an exception."""
+    gives an infeasible plan that says so, never an exception. Each level
+    costs what it uploads where its analytic runs (`hosting`; absent: on the
+    gateway)."""
+    hosting = hosting or {}
     name = solver or config.solver
     started = time.perf_counter()
     if name not in SOLVERS:
         reason = f"unknown solver {name!r}; solvers: {', '.join(SOLVERS)}"
         return Plan(_summary(plan_id, dry_run, name, budget_kbps, [], False, reason, 0.0), {})
     offers = [pinned(offer, config.pinned_levels.get(offer.analytic)) for offer in offers]
+    hosted = {offer.analytic: hosting.get(offer.analytic, "gateway") for offer in offers}
     analytics = [
         Analytic(
             offer.analytic,
             config.weight_of(offer.analytic),
-            tuple(LevelPoint(level.cost_kbps, level.utility) for level in offer.levels),
+            tuple(
+                LevelPoint(level.cost_hosted(hosted[offer.analytic]), level.utility)
+                for level in offer.levels
+            ),
         )
         for offer in offers
     ]
@@ -77,7 +85,8 @@ def make_plan(
         PlanChoice(
             analytic=analytic.name,
             level=chosen[analytic.name].name,
-            cost_kbps=chosen[analytic.name].cost_kbps,
+            cost_kbps=chosen[analytic.name].cost_hosted(hosted[analytic.name]),
+            hosted=hosted[analytic.name],
             utility=chosen[analytic.name].utility,
             weight=analytic.weight,
         )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
+from schemas.qos import QosLevel
 from services.bandwidth_allocator.levels import Analytic, LevelPoint
 
 Kind = Literal["yolo", "audio"]
@@ -196,12 +197,32 @@ class Seed004Models:
         for i in range(steps + 1):
             knob = round(lowest + i * KNOB_STEP, 3)
             utility = (self.measured_accuracy if measured else self.expected_accuracy)(kind, knob)
-            cost = max(0.0, self.upload_kbps(kind, on_gateway, knob))
+            cost = self._cost(kind, on_gateway, knob)
             if utility not in best or cost < best[utility][1]:
                 best[utility] = (knob, cost)
         points = [(0.0, LevelPoint(0.0, 0.0))]
         points += [(knob, LevelPoint(cost, u)) for u, (knob, cost) in sorted(best.items())]
         return tuple(points)
+
+    def level_table(self, kind: Kind, measured: bool = False) -> list[QosLevel]:
+        """The one level table a seed analytic offers (`qos/<analytic>/levels`),
+        priced both ways: each level of `knob_levels` with its results
+        (`cost_kbps`, run on the gateway) and its raw upload (`raw_cost_kbps`,
+        run in the cloud) at the same knob; both models rise with the knob, so
+        the cheapest knob of an accuracy step is the same in both places."""
+        return [
+            QosLevel(
+                name="off" if knob == 0 else f"k{knob:.3f}",
+                params={"knob": knob},
+                cost_kbps=point.cost_kbps if knob == 0 else self._cost(kind, True, knob),
+                raw_cost_kbps=point.cost_kbps if knob == 0 else self._cost(kind, False, knob),
+                utility=point.utility,
+            )
+            for knob, point in self.knob_levels(kind, on_gateway=False, measured=measured)
+        ]
+
+    def _cost(self, kind: Kind, on_gateway: bool, knob: float) -> float:
+        return max(0.0, self.upload_kbps(kind, on_gateway, knob))
 
 
 @dataclass(frozen=True, slots=True)

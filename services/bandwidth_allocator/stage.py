@@ -20,11 +20,13 @@ import logging
 
 from schemas.alerts import UplinkUsage
 from schemas.analytics import UPLINK_ANALYTIC, UplinkKnobParams
+from schemas.deploy import Hosting
 from schemas.envelope import new_id
 from schemas.qos import PlanRequest, QosKnob, QosLevel, QosLevels
 from schemas.service import OFFLINE, ONLINE
 from schemas.topics import (
     BANDWIDTH_ALLOCATOR,
+    DEPLOY_HOSTING,
     PLAN_REQUEST,
     PLAN_RESPONSE,
     QOS_KNOB,
@@ -63,6 +65,7 @@ class AllocatorStage:
         door.subscribe(STATUS, self.on_status)
         door.subscribe(UPLINK_USAGE, self.on_uplink)
         door.subscribe(PLAN_REQUEST, self.on_plan_request)
+        door.subscribe(DEPLOY_HOSTING, self.on_hosting)
 
     # -- inputs ----------------------------------------------------------------
 
@@ -83,6 +86,17 @@ class AllocatorStage:
                 self._changed.set()
         except TooManyAnalytics as error:
             raise InvalidMessage(str(error)) from None
+
+    async def on_hosting(self, message: Received[Hosting | None]) -> None:
+        analytic = message.params["analytic"]
+        hosted = message.payload.hosted if message.payload is not None else None
+        try:
+            changed = self._book.host(analytic, hosted)
+        except TooManyAnalytics as error:
+            raise InvalidMessage(str(error)) from None
+        if changed:
+            log.info("analytic hosting changed", extra={"analytic": analytic, "hosted": hosted})
+            self._changed.set()
 
     async def on_status(self, message: Received[bytes]) -> None:
         word = message.raw.decode("utf-8", "replace").strip()
@@ -121,6 +135,7 @@ class AllocatorStage:
             solver=request.solver,
             plan_id=request.request_id,
             dry_run=True,
+            hosting=self._book.hosting(),
         )
         await self._door.publish(PLAN_RESPONSE, plan.summary, request_id=request.request_id)
         self._door.metrics.count("dry_runs")
@@ -151,7 +166,12 @@ class AllocatorStage:
             self._changed.clear()
             config = self.config.current
             plan = await asyncio.to_thread(
-                make_plan, self._book.active(), config, self.budget_kbps(config), plan_id=new_id()
+                make_plan,
+                self._book.active(),
+                config,
+                self.budget_kbps(config),
+                plan_id=new_id(),
+                hosting=self._book.hosting(),
             )
             if not await self._publish_plan(plan):
                 await wait_set(stop, RETRY_AFTER_FAILED_PUBLISH_S)

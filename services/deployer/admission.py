@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from schemas.deploy import DeploySpec
 from schemas.topic_spec import TopicError
-from schemas.topics import ANALYTIC_FACING
+from schemas.topics import ANALYTIC_FACING, ANALYTIC_STAGES
 from services.deployer.settings import Ceilings
 
 # Container labels: how the deployer finds its own containers again.
@@ -80,6 +80,8 @@ def limit_refusals(spec: DeploySpec, ceilings: Ceilings) -> list[str]:
         found.append(
             f"lifetime_s: {spec.lifetime_s} above this gateway's {ceilings.max_lifetime_s}"
         )
+    if spec.stage is not None and spec.stage not in ANALYTIC_STAGES:
+        found.append(f"stage: {spec.stage!r} is not one of {', '.join(ANALYTIC_STAGES)}")
     env_bytes = sum(len(name) + len(value) + 2 for name, value in spec.environment.items())
     if env_bytes > ceilings.max_environment_bytes:
         found.append(

@@ -73,6 +73,7 @@ class RunSpec:
     user: str
     network: str
     restart: dict[str, Any]
+    command: list[str] | None = None  # None: the image's own
 
 
 class Engine:
@@ -216,6 +217,7 @@ class Engine:
             try:
                 container = self._client.containers.create(
                     spec.image,
+                    command=spec.command,
                     name=spec.name,
                     labels=spec.labels,
                     environment=spec.environment,

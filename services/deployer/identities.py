@@ -29,9 +29,13 @@ class BrokerIdentity:
 
 
 class BrokerIdentities(Protocol):
-    async def create(self, analytic: str, topics: Sequence[GrantedTopic]) -> BrokerIdentity:
-        """An identity that may use exactly `topics`; idempotent (a redeploy
-        after a deployer restart gets the same analytic's identity again)."""
+    async def create(
+        self, analytic: str, topics: Sequence[GrantedTopic], stage: str | None = None
+    ) -> BrokerIdentity:
+        """An identity that may use exactly `topics`, and what the registry
+        grants `stage` when the analytic runs an edgegw stage; idempotent (a
+        redeploy after a deployer restart gets the same analytic's identity
+        again)."""
         ...
 
     async def revoke(self, analytic: str) -> None:
@@ -45,7 +49,13 @@ class SharedAnalyticIdentity:
         self._password = password
         self._gateway_id = gateway_id
 
-    async def create(self, analytic: str, topics: Sequence[GrantedTopic]) -> BrokerIdentity:
+    async def create(
+        self, analytic: str, topics: Sequence[GrantedTopic], stage: str | None = None
+    ) -> BrokerIdentity:
+        if stage is not None:
+            raise IdentityRefused(
+                f"stage {stage}: its role needs an identity per analytic (broker_identities=dynsec)"
+            )
         return BrokerIdentity(
             self._username, self._password, f"{self._username}-{self._gateway_id}-{analytic}"
         )
@@ -73,10 +83,12 @@ class DynsecIdentities:
         digest = hmac.new(self._secret, username.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
-    async def create(self, analytic: str, topics: Sequence[GrantedTopic]) -> BrokerIdentity:
+    async def create(
+        self, analytic: str, topics: Sequence[GrantedTopic], stage: str | None = None
+    ) -> BrokerIdentity:
         username = self.username(analytic)
         password = self.password(username)
-        commands = create_commands(username, password, topics)
+        commands = create_commands(username, password, topics, stage)
         try:
             responses = await self._control.send(commands)
         except DynsecRefused as error:
@@ -100,10 +112,12 @@ class DynsecIdentities:
 
 
 def create_commands(
-    username: str, password: str, topics: Sequence[GrantedTopic]
+    username: str, password: str, topics: Sequence[GrantedTopic], stage: str | None = None
 ) -> list[dict[str, Any]]:
     """Dynamic security commands that (re)make `username`: bound to that client
-    id, with a role of its own granting exactly `topics`."""
+    id, with a role of its own granting exactly `topics`, and the registry's
+    role of `stage` (broker/dynsec.py names each role after its stage)."""
+    roles = [{"rolename": username}] + ([{"rolename": stage}] if stage is not None else [])
     acls: list[dict[str, Any]] = []
     for grant in topics:
         if grant.direction == "publish":
@@ -120,7 +134,7 @@ def create_commands(
             "username": username,
             "password": password,
             "clientid": username,
-            "roles": [{"rolename": username}],
+            "roles": roles,
         },
     ]
 

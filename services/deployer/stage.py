@@ -7,7 +7,11 @@ the desired state), then applies requests one at a time; `download` (one per
 download slot) takes analytics off a FIFO, pulls their image and starts
 them; `watch` polls the engine for containers that died, overran their
 lifetime or vanished. Every change is published retained on
-`deploy/state/<analytic>`.
+`deploy/state/<analytic>`, and where the analytic runs, when that changes, on
+`deploy/hosting/<analytic>` for the allocator: in the cloud until it runs
+here, so its raw upload is charged, then on the gateway, its results. A
+removed analytic's hosting and retained levels are cleared: its budget goes
+to the others.
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ from schemas.deploy import (
     Desired,
     Download,
     Exit,
+    Hosting,
     LifecycleRequest,
     State,
+    hosted_in,
 )
+from schemas.qos import Hosted
 from schemas.topic_spec import is_valid_level
-from schemas.topics import DEPLOY_REQUEST, DEPLOY_STATE, DEPLOYER
+from schemas.topics import DEPLOY_HOSTING, DEPLOY_REQUEST, DEPLOY_STATE, DEPLOYER, QOS_LEVELS
 from services.common.backoff import Backoff
 from services.common.door import MqttDoor, PublishFailed, Received
 from services.common.dynsec_control import DynsecControl
@@ -116,6 +123,7 @@ class DeployerStage:
         self._commands: asyncio.Queue[Command] = asyncio.Queue(maxsize=settings.max_pending)
         self._downloads: asyncio.Queue[str] = asyncio.Queue(maxsize=settings.max_pending)
         self._queued: list[str] = []  # FIFO order, for queue positions
+        self._hosted: dict[str, Hosted | None] = {}  # as last published
         self.reconciled = asyncio.Event()
         self._broker_host = settings.analytic_broker_host or ""
         door.subscribe(DEPLOY_REQUEST, self.on_request)
@@ -174,6 +182,28 @@ class DeployerStage:
             await self._door.publish(DEPLOY_STATE, message, analytic=tracked.analytic)
         except PublishFailed as error:
             log.warning("state not published", extra={"error": str(error)})
+        await self._publish_hosting(tracked.analytic, state)
+
+    async def _publish_hosting(self, analytic: str, state: State) -> None:
+        """Where the analytic runs, when that changed (a failed publish is
+        tried again at its next state). Once removed: its hosting and its
+        retained levels cleared, so no allocator counts it any more."""
+        hosted = hosted_in(state)
+        if analytic in self._hosted and self._hosted[analytic] == hosted:
+            return
+        try:
+            if hosted is None:
+                await self._door.publish(DEPLOY_HOSTING, None, analytic=analytic)
+            else:
+                hosting = Hosting(source=DEPLOYER, hosted=hosted, state=state)
+                await self._door.publish(DEPLOY_HOSTING, hosting, analytic=analytic)
+            if state == "removed":
+                await self._door.publish(QOS_LEVELS, None, analytic=analytic)
+        except PublishFailed as error:
+            log.warning("hosting not published", extra={"error": str(error)})
+            self._hosted.pop(analytic, None)
+            return
+        self._hosted[analytic] = hosted
 
     # -- control: reconcile once, then one request at a time -----------------------
 
@@ -494,7 +524,7 @@ class DeployerStage:
             await self._publish(tracked, "starting")
             image, topics = self._admit(spec)
             try:
-                identity = await self._identities.create(spec.analytic, topics)
+                identity = await self._identities.create(spec.analytic, topics, spec.stage)
             except IdentityRefused as error:
                 await self._publish(tracked, "failed", f"broker identity: {error}")
                 return
@@ -502,7 +532,8 @@ class DeployerStage:
                 **spec.environment,
                 "EDGEGW_ANALYTIC": spec.analytic,
                 "EDGEGW_GATEWAY_ID": self._settings.gateway_id,
-                "EDGEGW_TOPIC_ROOT": self._door.root,
+                # As every stage reads it: the tree is <topic root>/<gateway id>.
+                "EDGEGW_TOPIC_ROOT": self._settings.topic_root,
                 "EDGEGW_MQTT_HOST": self._broker_host,
                 "EDGEGW_MQTT_PORT": str(
                     self._settings.analytic_broker_port or self._settings.mqtt_port
@@ -532,6 +563,7 @@ class DeployerStage:
                     if spec.restart == "on-failure" and spec.max_restarts > 0
                     else {"Name": "no"}
                 ),
+                command=[spec.stage] if spec.stage is not None else None,
             )
             tracked.container_id, created = await self._engine.run_container(run)
             tracked.started_ts = time.time()

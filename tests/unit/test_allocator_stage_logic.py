@@ -137,6 +137,49 @@ def test_an_unknown_solver_or_a_tiny_budget_is_an_answer_not_a_crash() -> None:
     assert empty.summary.feasible and empty.summary.choices == []
 
 
+# A detector whose cloud copy needs the camera's frames: raw upload per level.
+DETECTOR = QosLevels(
+    source="cloud-bridge",
+    analytic="detector.b",
+    levels=[
+        QosLevel(name="low", cost_kbps=10, raw_cost_kbps=300, utility=0.5),
+        QosLevel(name="high", cost_kbps=40, raw_cost_kbps=1200, utility=1.0),
+    ],
+)
+
+
+def test_a_cloud_hosted_analytic_is_priced_by_its_raw_upload_in_the_same_budget() -> None:
+    config = AllocatorConfig()
+    on_gateway = make_plan([DETECTOR, CAM], config, 900, plan_id="p")
+    chosen = {c.analytic: (c.level, c.cost_kbps, c.hosted) for c in on_gateway.summary.choices}
+    assert chosen == {"detector.b": ("high", 40, "gateway"), "camera.a": ("high", 800, "gateway")}
+    in_cloud = make_plan([DETECTOR, CAM], config, 900, plan_id="p", hosting={"detector.b": "cloud"})
+    chosen = {c.analytic: (c.level, c.cost_kbps, c.hosted) for c in in_cloud.summary.choices}
+    # Its raw frames take 300 kbit/s even at its low level: the camera drops to mid.
+    assert chosen == {"detector.b": ("low", 300, "cloud"), "camera.a": ("mid", 200, "gateway")}
+    assert in_cloud.summary.cost_kbps == 500
+    # A level without a raw-upload model costs the same wherever it runs.
+    assert make_plan([CAM], config, 900, plan_id="p", hosting={"camera.a": "cloud"}).levels == (
+        make_plan([CAM], config, 900, plan_id="p").levels
+    )
+
+
+def test_the_book_reprices_only_an_offered_analytic_whose_hosting_changed() -> None:
+    book = AnalyticBook(max_analytics=2)
+    assert not book.host("detector.b", "cloud")  # not offered yet: nothing to re-plan
+    assert book.offer(DETECTOR)
+    assert book.hosting() == {"detector.b": "cloud"}
+    assert not book.host("detector.b", "cloud")
+    assert book.host("detector.b", "gateway")
+    assert not book.host("detector.b", None)  # forgotten: the gateway's price, unchanged
+    assert book.host("detector.b", "cloud") and book.host("detector.b", None)
+    assert book.stage_status("cloud-bridge", online=False)
+    assert not book.host("detector.b", "gateway")  # parked: no re-plan until it is back
+    assert book.host("camera.x", "cloud") is False
+    with pytest.raises(TooManyAnalytics):
+        book.host("gas.z", "cloud")
+
+
 def test_only_changed_levels_are_republished() -> None:
     plan = make_plan([CAM, MIC], AllocatorConfig(), 2000, plan_id="p").levels
     assert changed_levels(plan, {}) == plan

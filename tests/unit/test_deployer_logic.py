@@ -92,11 +92,16 @@ def test_limits_above_the_ceilings_are_refused_each_naming_its_field() -> None:
     assert limit_refusals(spec(lifetime_s=60), ceilings) == []
     # A gateway with a lifetime ceiling refuses an analytic that asks for none.
     assert limit_refusals(spec(), ceilings) == ["lifetime_s: None above this gateway's 3600.0"]
+    # Only an analytic stage may be deployed, never the deployer or the bridge.
+    assert limit_refusals(spec(stage="audio-classifier"), Ceilings()) == []
+    assert limit_refusals(spec(stage="deployer"), Ceilings())[0].startswith("stage: 'deployer'")
 
 
 def test_environment_the_deployer_sets_cannot_be_overridden() -> None:
-    with pytest.raises(ValidationError, match="EDGEGW_"):
-        spec(environment={"EDGEGW_MQTT_HOST": "evil"})
+    for name in ("EDGEGW_MQTT_HOST", "EDGEGW_TOPIC_ROOT", "EDGEGW_ANALYTIC", "EDGEGW_GATEWAY_ID"):
+        with pytest.raises(ValidationError, match=f"{name}: set by the deployer"):
+            spec(environment={name: "evil"})
+    assert spec(environment={"EDGEGW_MIC": "m2"}).environment == {"EDGEGW_MIC": "m2"}
     with pytest.raises(ValidationError, match="environment name"):
         spec(environment={"lower": "x"})
 
@@ -195,6 +200,12 @@ def test_an_analytics_dynsec_identity_is_bound_to_its_client_id_and_grants_its_t
     assert client["command"] == "createClient"
     assert client["clientid"] == client["username"] == "analytic.gw1.counter"
     assert client["roles"] == [{"rolename": "analytic.gw1.counter"}]
+    # An analytic that runs an edgegw stage also gets that stage's registry role.
+    staged = create_commands("analytic.gw1.audio.m2", "pw", [], "audio-classifier")[-1]
+    assert staged["roles"] == [
+        {"rolename": "analytic.gw1.audio.m2"},
+        {"rolename": "audio-classifier"},
+    ]
 
 
 def test_an_analytics_password_is_stable_and_its_own() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from schemas.qos import HOSTED
 from services.bandwidth_allocator.seed004_pricing import (
+    KINDS,
     Era,
     Seed004Models,
     WeightMapping,
@@ -43,3 +45,24 @@ def test_cloud_costs_raw_upload_and_gateway_costs_results() -> None:
     # Cloud yolo: the cheapest knob of each accuracy step (k <= threshold).
     yolo = dict((point.utility, knob) for knob, point in may.knob_levels("yolo", False))
     assert yolo[0.525] == 0.001 and yolo[0.64] == 0.201 and yolo[0.99] == 0.801
+
+
+def test_one_level_table_prices_both_hostings_as_the_knob_levels_do() -> None:
+    raw = seed004_data.load_models(seed004_data.data_dir())
+    for era in Era:
+        models = Seed004Models.from_json(raw, era)
+        for kind in KINDS:
+            for measured in (False, True):
+                table = models.level_table(kind, measured=measured)
+                for hosted in HOSTED:
+                    on_gateway = hosted == "gateway"
+                    expected = [
+                        (point.cost_kbps, point.utility)
+                        for _, point in models.knob_levels(kind, on_gateway, measured)
+                    ]
+                    priced = [(level.cost_hosted(hosted), level.utility) for level in table]
+                    assert priced == expected, (era, kind, measured, hosted)
+    yolo = Seed004Models.from_json(raw, Era.MAY_2020).level_table("yolo")
+    top = yolo[-1]
+    assert top.params == {"knob": 0.801} and top.raw_cost_kbps is not None
+    assert top.raw_cost_kbps > top.cost_kbps > 0  # raw frames cost more than results
