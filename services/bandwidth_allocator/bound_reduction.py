@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.bandwidth_allocator.hull_greedy import HullGreedy
-from services.bandwidth_allocator.levels import Ints, ReducedInstance
+from services.bandwidth_allocator.reduced import Ints, ReducedInstance
 
 # Relative float tolerance on the bound test, in favour of keeping a level.
 KEEP_TOLERANCE = 1e-9

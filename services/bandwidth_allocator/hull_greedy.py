@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from services.bandwidth_allocator.levels import Floats, Ints, ReducedInstance
+from services.bandwidth_allocator.reduced import Floats, Ints, ReducedInstance
 
 
 def _hull_increments(instance: ReducedInstance) -> tuple[Ints, Ints, Floats, Floats]:

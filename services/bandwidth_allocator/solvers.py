@@ -1,7 +1,7 @@
 """Multiple-choice knapsack solvers: one level per analytic, maximising
 sum(weight x utility) with sum(cost) <= budget.
 
-Every solver works on the same reduced instance (`levels.reduce_levels`):
+Every solver works on the same reduced instance (`reduced.reduce_levels`):
 the cheapest levels are paid for first and only upgrades are solved over.
 
 Infeasible input: when the budget is below the sum of every analytic's
@@ -22,27 +22,43 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-import numpy as np
-
-from services.bandwidth_allocator.bound_reduction import reduce_by_bounds
-from services.bandwidth_allocator.hull_greedy import greedy_columns, spend_leftover
+from services.bandwidth_allocator import list_cores
 from services.bandwidth_allocator.levels import (
+    BUDGET_TOLERANCE,
+    DP_MAX_STEPS,
+    DP_MIN_STEPS,
+    DP_WORK_CELLS,
+    FPTAS_DEFAULT_EPS,
+    MAX_TABLE_CELLS,
     Analytic,
-    Floats,
-    Ints,
-    ReducedInstance,
-    reduce_levels,
+    Rule,
+    dp_steps,
 )
 
-BUDGET_TOLERANCE = 1e-9
-# Budget cells of the DP: at most DP_MAX_STEPS, fewer for many analytics so
-# that n x cells stays near DP_WORK_CELLS (time and table bytes grow with it).
-DP_MAX_STEPS = 1 << 16
-DP_MIN_STEPS = 1 << 12
-DP_WORK_CELLS = 1 << 24
-# Size cap of the solvers' choice tables (one byte per cell).
-MAX_TABLE_CELLS = 100_000_000
-FPTAS_DEFAULT_EPS = 0.05
+__all__ = [  # the knobs' definitions live in `levels`; solvers answer for them too
+    "BUDGET_TOLERANCE",
+    "DP_MAX_STEPS",
+    "DP_MIN_STEPS",
+    "DP_WORK_CELLS",
+    "FPTAS_DEFAULT_EPS",
+    "MAX_TABLE_CELLS",
+    "SOLVERS",
+    "Allocation",
+    "Solver",
+    "dp_steps",
+    "lp_upper_bound",
+    "solve_dp",
+    "solve_equal_split",
+    "solve_fptas",
+    "solve_greedy_hull",
+    "solve_weighted_split",
+]
+# Instances with at most this many levels in all are solved on lists
+# (`list_cores`): numpy is not even imported, which keeps the allocator's
+# resident memory ~18 MB lower on a gateway of a few cameras, microphones and
+# sensors. Larger ones go to the vectorised `numpy_cores`. Both run the same
+# algorithm and give the same answers (tests/unit/test_allocator_list_cores.py).
+LIST_CORES_MAX_LEVELS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +80,16 @@ class Allocation:
         return dict(zip(self.analytics, self.choices, strict=True))
 
 
-Core = Callable[[ReducedInstance], tuple[Ints, float | None]]
+def _cores(analytics: Sequence[Analytic]) -> Callable[..., tuple[list[int], float | None]]:
+    if sum(len(analytic.levels) for analytic in analytics) <= LIST_CORES_MAX_LEVELS:
+        return list_cores.choose
+    from services.bandwidth_allocator import numpy_cores
+
+    return numpy_cores.choose
 
 
 def _solve(
-    solver: str, analytics: Sequence[Analytic], budget_kbps: float, core: Core
+    solver: str, analytics: Sequence[Analytic], budget_kbps: float, rule: Rule
 ) -> Allocation:
     if math.isnan(budget_kbps):
         raise ValueError("budget_kbps is NaN")
@@ -85,19 +106,14 @@ def _solve(
     else:
         reason, feasible = "", True
     resolution: float | None = None
-    columns: Ints
     if not analytics:
         chosen: list[int] = []
     else:
         # Within the slack the spare may be a hair below 0; the slack is spent once.
         spare = budget_kbps - cheapest if feasible else 0.0
-        instance = reduce_levels(analytics, spare, slack)
-        if feasible:
-            columns, resolution = core(instance)
-        else:
-            columns = np.zeros(len(analytics), dtype=np.int64)
-        rows = np.arange(len(analytics))
-        chosen = instance.level_index[rows, columns].tolist()
+        chosen, resolution = _cores(analytics)(
+            analytics, spare, slack, rule if feasible else Rule("cheapest")
+        )
     picked = [analytic.levels[index] for analytic, index in zip(analytics, chosen, strict=True)]
     return Allocation(
         solver=solver,
@@ -113,157 +129,6 @@ def _solve(
         resolution_kbps=resolution,
         solve_seconds=time.perf_counter() - started,
     )
-
-
-def _dp_unit(cost: Floats, spare: float, max_steps: int) -> tuple[float, bool]:
-    """The budget cell: the coarsest exact one when every upgrade cost is a
-    multiple of some 0.001 kbit/s unit giving at most `max_steps` cells,
-    otherwise spare / max_steps (then costs are rounded up)."""
-    finite = cost[np.isfinite(cost)]
-    milli = finite * 1000.0
-    whole = np.rint(milli)
-    if np.all(np.abs(milli - whole) <= 1e-6 * np.maximum(1.0, milli)):
-        common = int(np.gcd.reduce(whole.astype(np.int64)))
-        unit = common / 1000.0 if common else 1.0
-        if spare / unit <= max_steps:
-            return unit, True
-    return spare / max_steps, False
-
-
-def _dp_core(instance: ReducedInstance, max_steps: int | None) -> tuple[Ints, float | None]:
-    n = instance.cost.shape[0]
-    if instance.spare <= 0:
-        return np.zeros(n, dtype=np.int64), None
-    greedy = greedy_columns(instance)
-    reduction = reduce_by_bounds(instance, greedy)
-    free = reduction.free
-    if not len(reduction.free_rows):
-        return reduction.base_columns, None  # every analytic has one level left: optimal
-    steps = dp_steps(len(reduction.free_rows)) if max_steps is None else max_steps
-    chosen, unit, exact = _dp_table(free, steps)
-    columns = reduction.expand(chosen)
-    if not exact:
-        # Rounding up left real budget unused; spend it like the greedy does.
-        rows = np.arange(n)
-        left = instance.spare - float(instance.cost[rows, columns].sum())
-        spend_leftover(instance, columns, left)
-        if instance.profit[rows, greedy.columns].sum() > instance.profit[rows, columns].sum():
-            columns = greedy.columns  # rounded cells can cost more than the greedy lost
-    return columns, unit
-
-
-def _dp_table(instance: ReducedInstance, max_steps: int) -> tuple[Ints, float, bool]:
-    """The DP proper: (columns, budget cell, whether the cell is exact)."""
-    cost, profit = instance.cost, instance.profit
-    n = cost.shape[0]
-    if instance.spare <= 0:
-        return np.zeros(n, dtype=np.int64), 0.0, True
-    unit, exact = _dp_unit(cost, instance.spare, max_steps)
-    if exact:
-        steps = math.floor(instance.spare / unit + 1e-9)
-        cells = np.rint(np.where(np.isfinite(cost), cost / unit, steps + 1))
-    else:
-        steps = max_steps
-        # Rounding up keeps every answer within the real budget.
-        cells = np.ceil(np.where(np.isfinite(cost), cost / unit, steps + 1))
-    weight_cells: Ints = np.minimum(cells, steps + 1).astype(np.int64)
-    if n * (steps + 1) > MAX_TABLE_CELLS:
-        raise ValueError(f"DP table of {n} x {steps + 1} cells is too large; lower max_steps")
-    best = np.zeros(steps + 1)  # best upgrade profit within b cells, analytics so far
-    choice = np.zeros((n, steps + 1), dtype=np.uint8)
-    reach = np.zeros(n, dtype=np.int64)  # beyond reach[i] cells nothing changes
-    candidate = np.empty(steps + 1)
-    running = 0
-    for row in range(n):
-        fitting = weight_cells[row][weight_cells[row] <= steps]
-        running = min(steps, running + int(fitting[-1]))
-        top = running + 1
-        row_best = best[:top].copy()  # column 0 costs 0 cells
-        row_choice = choice[row, :top]
-        for column in range(1, len(fitting)):
-            w = int(fitting[column])
-            np.add(best[: top - w], profit[row, column], out=candidate[w:top])
-            better = candidate[w:top] > row_best[w:]
-            np.copyto(row_best[w:], candidate[w:top], where=better)
-            row_choice[w:][better] = column
-        best[:top] = row_best
-        best[top:] = row_best[-1]
-        reach[row] = running
-    columns = np.zeros(n, dtype=np.int64)
-    cell = steps
-    for row in range(n - 1, -1, -1):
-        cell = min(cell, int(reach[row]))
-        columns[row] = choice[row, cell]
-        cell -= int(weight_cells[row, columns[row]])
-    return columns, unit, exact
-
-
-def _fptas_core(instance: ReducedInstance, eps: float) -> tuple[Ints, float | None]:
-    cost, profit = instance.cost, instance.profit
-    n, width = cost.shape
-    greedy, lp_bound, _ = greedy_columns(instance)
-    lower = float(profit[np.arange(n), greedy].sum())
-    upgradable = int((np.isfinite(cost[:, 1:]).any(axis=1)).sum()) if width > 1 else 0
-    if lower <= 0 or upgradable == 0:
-        return greedy, None
-    if lower >= (1 - eps) * lp_bound:
-        # The LP bound is >= OPT, so the greedy is already certified within
-        # (1 - eps) of it; the table would only buy what eps gives away.
-        return greedy, None
-    # Profits are scaled relative to `lower`, so tiny weights (down to
-    # subnormal floats) cannot underflow the scale to zero.
-    # Rounding each chosen profit down to a multiple of `scale` loses at most
-    # upgradable x scale = eps x lower <= eps x OPT over the cheapest levels.
-    scale = eps / upgradable
-    relative = np.where(np.isfinite(cost), profit / lower, 0.0)
-    scaled: Ints = np.where(np.isfinite(cost), np.floor(relative / scale), -1).astype(np.int64)
-    # Any prefix scoring above the LP bound is infeasible, so the table stops there.
-    top_score = min(int(lp_bound / lower / scale) + 1, int(scaled.max(axis=1).sum()))
-    if n * (top_score + 1) > MAX_TABLE_CELLS:
-        raise ValueError(f"FPTAS table of {n} x {top_score + 1} cells is too large; raise eps")
-    least = np.full(top_score + 1, np.inf)  # least upgrade cost reaching exactly this score
-    least[0] = 0.0
-    choice = np.zeros((n, top_score + 1), dtype=np.uint8)
-    candidate = np.empty(top_score + 1)
-    running = 0
-    for row in range(n):
-        row_scores = scaled[row]
-        running = min(top_score, running + int(row_scores.max()))
-        top = running + 1
-        row_least = least[:top].copy()
-        row_choice = choice[row, :top]
-        for column in range(1, width):
-            s = int(row_scores[column])
-            if s < 0 or s >= top:
-                continue
-            np.add(least[: top - s], cost[row, column], out=candidate[s:top])
-            better = candidate[s:top] < row_least[s:]
-            np.copyto(row_least[s:], candidate[s:top], where=better)
-            row_choice[s:][better] = column
-        row_least[row_least > instance.spare + instance.slack] = np.inf
-        least[:top] = row_least
-    score = int(np.nonzero(np.isfinite(least))[0].max())
-    columns = np.zeros(n, dtype=np.int64)
-    for row in range(n - 1, -1, -1):
-        columns[row] = choice[row, score]
-        score -= int(scaled[row, columns[row]])
-    if profit[np.arange(n), greedy].sum() > profit[np.arange(n), columns].sum():
-        return greedy, None  # never worse than the greedy it was bounded with
-    return columns, None
-
-
-def _split_core(instance: ReducedInstance, fractions: Floats) -> tuple[Ints, float | None]:
-    """Each analytic takes its best level within its fraction of the spare
-    budget; what a share leaves unused stays unused (the baselines' weakness)."""
-    with np.errstate(invalid="ignore"):  # inf x 0 for a zero share of an unbounded budget
-        shares = np.where(fractions > 0, instance.uncapped_spare * fractions, 0.0)
-    fitting = instance.cost <= shares[:, None] + instance.slack
-    return fitting.sum(axis=1).astype(np.int64) - 1, None
-
-
-def dp_steps(analytic_count: int) -> int:
-    """The DP's default number of budget cells for this many analytics."""
-    return min(DP_MAX_STEPS, max(DP_MIN_STEPS, DP_WORK_CELLS // max(1, analytic_count)))
 
 
 def solve_dp(
@@ -289,7 +154,7 @@ def solve_dp(
     """
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    return _solve("dp", analytics, budget_kbps, lambda inst: _dp_core(inst, max_steps))
+    return _solve("dp", analytics, budget_kbps, Rule("dp", max_steps=max_steps))
 
 
 def solve_fptas(
@@ -306,39 +171,25 @@ def solve_fptas(
     """
     if not 0 < eps < 1:
         raise ValueError(f"eps must be in (0, 1), got {eps}")
-    return _solve("fptas", analytics, budget_kbps, lambda inst: _fptas_core(inst, eps))
+    return _solve("fptas", analytics, budget_kbps, Rule("fptas", eps=eps))
 
 
 def solve_greedy_hull(analytics: Sequence[Analytic], budget_kbps: float) -> Allocation:
     """Greedy by incremental efficiency on each analytic's convex hull of
     (cost, utility), then the leftover is spent on the best-gain switches,
     and the result is compared with the best single upgrade."""
-    return _solve(
-        "greedy_hull", analytics, budget_kbps, lambda inst: (greedy_columns(inst).columns, None)
-    )
+    return _solve("greedy_hull", analytics, budget_kbps, Rule("greedy_hull"))
 
 
 def solve_weighted_split(analytics: Sequence[Analytic], budget_kbps: float) -> Allocation:
     """Baseline WA: the spare budget is split in proportion to weight (equally
     when every weight is 0)."""
-
-    def core(instance: ReducedInstance) -> tuple[Ints, float | None]:
-        total = float(instance.weights.sum())
-        n = len(instance.weights)
-        share = instance.weights / total if total > 0 else np.full(n, 1.0 / n)
-        return _split_core(instance, share)
-
-    return _solve("weighted_split", analytics, budget_kbps, core)
+    return _solve("weighted_split", analytics, budget_kbps, Rule("weighted_split"))
 
 
 def solve_equal_split(analytics: Sequence[Analytic], budget_kbps: float) -> Allocation:
     """Baseline UA: the spare budget is split equally."""
-
-    def core(instance: ReducedInstance) -> tuple[Ints, float | None]:
-        n = len(instance.weights)
-        return _split_core(instance, np.full(n, 1.0 / n))
-
-    return _solve("equal_split", analytics, budget_kbps, core)
+    return _solve("equal_split", analytics, budget_kbps, Rule("equal_split"))
 
 
 def lp_upper_bound(analytics: Sequence[Analytic], budget_kbps: float) -> float | None:
@@ -350,8 +201,9 @@ def lp_upper_bound(analytics: Sequence[Analytic], budget_kbps: float) -> float |
     slack = BUDGET_TOLERANCE * max(1.0, abs(cheapest))
     if budget_kbps < cheapest - slack:
         return None
-    instance = reduce_levels(analytics, budget_kbps - cheapest, slack)
-    return instance.base_profit + greedy_columns(instance).lp_bound
+    from services.bandwidth_allocator import numpy_cores
+
+    return numpy_cores.lp_bound(analytics, budget_kbps - cheapest, slack)
 
 
 Solver = Callable[[Sequence[Analytic], float], Allocation]

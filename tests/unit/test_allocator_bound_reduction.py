@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from services.bandwidth_allocator.bound_reduction import reduce_by_bounds
 from services.bandwidth_allocator.hull_greedy import greedy_columns
-from services.bandwidth_allocator.levels import Analytic, reduce_levels
+from services.bandwidth_allocator.levels import Analytic
+from services.bandwidth_allocator.reduced import reduce_levels
 from services.bandwidth_allocator.solvers import solve_dp, solve_greedy_hull
 from tests.unit.allocator_instances import draw_analytics
 
