@@ -11,7 +11,13 @@ from pydantic import Field
 
 from schemas.alerts import Alert, Summary, TakenReceipt, UplinkUsage
 from schemas.audio import AudioClasses, SoundEvent
-from schemas.deploy import DEPLOY_MODELS, AnalyticState, DeployRequest, LifecycleRequest
+from schemas.deploy import (
+    DEPLOY_MODELS,
+    AnalyticState,
+    DeployRequest,
+    DownloadSlot,
+    LifecycleRequest,
+)
 from schemas.gas import GasAverage, GasEvent, GasReading
 from schemas.qos import PlanRequest, QosKnob, QosLevels, QosPlan
 from schemas.service import ConfigState, DeadLetter, Health, Metrics
@@ -335,6 +341,16 @@ DEPLOY_STATE = spec_of(
     # desired state of every analytic.
     subscribers=(DEPLOYER, OPERATOR, CLOUD_BRIDGE, BANDWIDTH_ALLOCATOR),
 )
+DEPLOY_SLOT = spec_of(
+    "deploy_slot",
+    "deploy/slot",
+    DownloadSlot,
+    qos=1,
+    retained=True,
+    publishers=(DEPLOYER,),
+    subscribers=(OPERATOR, CLOUD_BRIDGE),
+    max_bytes=MIB,  # 5 lists of 256 entries of up to 512 characters
+)
 ANALYTIC_OUTPUT = spec_of(
     "analytic_output",
     "analytic/{analytic}/output",
@@ -443,6 +459,7 @@ REGISTRY: Final[tuple[AnyTopicSpec, ...]] = (
     LEVEL_SET,
     DEPLOY_REQUEST,
     DEPLOY_STATE,
+    DEPLOY_SLOT,
     ANALYTIC_OUTPUT,
 )
 

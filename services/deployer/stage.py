@@ -30,7 +30,7 @@ from schemas.deploy import (
     State,
 )
 from schemas.topic_spec import is_valid_level
-from schemas.topics import DEPLOY_REQUEST, DEPLOY_STATE, DEPLOYER
+from schemas.topics import DEPLOY_REQUEST, DEPLOY_SLOT, DEPLOY_STATE, DEPLOYER
 from services.common.backoff import Backoff
 from services.common.door import MqttDoor, PublishFailed, Received
 from services.common.dynsec_control import DynsecControl
@@ -64,6 +64,7 @@ from services.deployer.layers import (
     plan_download,
 )
 from services.deployer.settings import DeployerSettings
+from services.deployer.slots import DownloadSlots, SlotRequest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -116,6 +117,10 @@ class DeployerStage:
         self._commands: asyncio.Queue[Command] = asyncio.Queue(maxsize=settings.max_pending)
         self._downloads: asyncio.Queue[str] = asyncio.Queue(maxsize=settings.max_pending)
         self._queued: list[str] = []  # FIFO order, for queue positions
+        # Planned downloads (slots.py): requests wait here for the next slot.
+        planned = settings.download_planner != "fifo"
+        self._slots = DownloadSlots(engine, settings) if planned else None
+        self._waiting: list[str] = []
         self.reconciled = asyncio.Event()
         self._broker_host = settings.analytic_broker_host or ""
         door.subscribe(DEPLOY_REQUEST, self.on_request)
@@ -254,6 +259,9 @@ class DeployerStage:
         )
 
     async def _enqueue(self, tracked: Tracked) -> None:
+        if self._slots is not None and not await self._image_on_disk(tracked):
+            await self._wait_for_slot(tracked)
+            return
         try:
             self._downloads.put_nowait(tracked.analytic)
         except asyncio.QueueFull:
@@ -261,6 +269,28 @@ class DeployerStage:
             return
         self._queued.append(tracked.analytic)
         await self._publish(tracked, "queued", queue_position=len(self._queued) - 1)
+
+    def _image_of(self, tracked: Tracked) -> ImageRef | None:
+        if tracked.spec is None:
+            return None
+        try:
+            return parse_image(tracked.spec.image, self._settings.registry)
+        except Refused:
+            return None  # the download worker fails it, naming why
+
+    async def _image_on_disk(self, tracked: Tracked) -> bool:
+        image = self._image_of(tracked)
+        return image is None or await self._engine.image_digests(image.full) is not None
+
+    async def _wait_for_slot(self, tracked: Tracked) -> None:
+        if tracked.analytic not in self._waiting:
+            if len(self._waiting) >= self._settings.max_pending:
+                await self._publish(tracked, "failed", "download queue full")
+                return
+            self._waiting.append(tracked.analytic)
+        position = self._waiting.index(tracked.analytic)
+        reason = "waiting for a download slot"
+        await self._publish(tracked, "queued", reason, queue_position=position)
 
     async def _stop(self, tracked: Tracked) -> None:
         async with tracked.lock:
@@ -369,16 +399,22 @@ class DeployerStage:
         while not self.reconciled.is_set() and not stop.is_set():
             await wait_set(stop, POLL_S)
         while (analytic := await _next(self._downloads, stop)) is not None:
-            with contextlib.suppress(ValueError):
-                self._queued.remove(analytic)
-            tracked = self._tracked.get(analytic)
-            if tracked is None or tracked.desired != "running" or tracked.spec is None:
-                continue
             try:
-                if await self._fetch(tracked, tracked.spec, stop):
-                    await self._run(tracked, tracked.spec)
-            except EngineError as error:
-                await self._publish(tracked, "failed", f"engine error: {error}")
+                await self._download_one(analytic, stop)
+            finally:
+                self._downloads.task_done()  # a slot waits for the previous slot's pulls
+
+    async def _download_one(self, analytic: str, stop: asyncio.Event) -> None:
+        with contextlib.suppress(ValueError):
+            self._queued.remove(analytic)
+        tracked = self._tracked.get(analytic)
+        if tracked is None or tracked.desired != "running" or tracked.spec is None:
+            return
+        try:
+            if await self._fetch(tracked, tracked.spec, stop):
+                await self._run(tracked, tracked.spec)
+        except EngineError as error:
+            await self._publish(tracked, "failed", f"engine error: {error}")
 
     async def _fetch(self, tracked: Tracked, spec: DeploySpec, stop: asyncio.Event) -> bool:
         """Pull the image unless it is on disk; retries a registry that does
@@ -445,11 +481,15 @@ class DeployerStage:
             self._door.metrics.count("images_cached")
             return True
         plan = plan_download(remote, await self._engine.local_diff_ids())
-        refusal = disk_refusal(
-            plan,
-            await self._engine.layers_bytes(),
-            int(settings.image_disk_budget_mb * MIB),
-            settings.layer_expansion,
+        refusal = (
+            None
+            if self._slots is not None
+            else disk_refusal(  # slots keep the budget
+                plan,
+                await self._engine.layers_bytes(),
+                int(settings.image_disk_budget_mb * MIB),
+                settings.layer_expansion,
+            )
         )
         if refusal is not None:
             await self._publish(tracked, "failed", f"refused: {refusal}")
@@ -535,9 +575,72 @@ class DeployerStage:
             )
             tracked.container_id, created = await self._engine.run_container(run)
             tracked.started_ts = time.time()
+            if self._slots is not None:
+                self._slots.usage.started(image.full, tracked.started_ts)
             tracked.restarts = 0
             self._door.metrics.count("started" if created else "adopted")
             await self._publish(tracked, "running")
+
+    # -- slots: plan the waiting requests together (slots.py) ------------------------
+
+    async def plan_slots(self, stop: asyncio.Event) -> None:
+        if self._slots is None:
+            return
+        while not stop.is_set():
+            await wait_set(stop, self._settings.download_slot_s)
+            while not stop.is_set() and not self._downloads_idle():
+                await wait_set(stop, POLL_S)  # the previous slot's pulls first
+            if stop.is_set() or not self.reconciled.is_set():
+                continue
+            try:
+                await self._plan_slot(self._slots)
+            except EngineError as error:
+                log.warning("engine error in a download slot", extra={"error": str(error)})
+
+    def _downloads_idle(self) -> bool:
+        return self._downloads.empty() and not any(
+            t.state in ("downloading", "starting") for t in self._tracked.values()
+        )
+
+    async def _plan_slot(self, slots: DownloadSlots) -> None:
+        waiting: list[SlotRequest] = []
+        for analytic in list(self._waiting):
+            tracked = self._tracked.get(analytic)
+            image = self._image_of(tracked) if tracked is not None else None
+            if tracked is None or tracked.state != "queued" or not tracked.spec or not image:
+                self._waiting.remove(analytic)  # removed, stopped or failed meanwhile
+                continue
+            waiting.append(SlotRequest(analytic, image, tracked.spec.upload_saving_kbps))
+        # Images an analytic still wants are never evicted.
+        wanted = {
+            image.full
+            for t in self._tracked.values()
+            if t.desired in ("running", "stopped")
+            and t.state not in ("failed", "removed", "orphaned")
+            and (image := self._image_of(t)) is not None
+        }
+        decision = await slots.plan(waiting, wanted)
+        for analytic in [*decision.chosen, *decision.unplanned]:
+            self._waiting.remove(analytic)
+            self._queued.append(analytic)
+            self._downloads.put_nowait(analytic)  # as bounded as _waiting
+        for analytic, reason in [*decision.failed.items(), *decision.deferred.items()]:
+            tracked = self._tracked[analytic]
+            if analytic in decision.failed:
+                self._waiting.remove(analytic)
+                await self._publish(tracked, "failed", reason)
+            else:
+                position = self._waiting.index(analytic)
+                await self._publish(tracked, "queued", reason, queue_position=position)
+        if decision.report is not None:
+            for evicted in decision.report.evicted:
+                self._door.metrics.count("evicted_images")
+                self._door.metrics.count("evicted_bytes", evicted.freed_bytes)
+            self._door.metrics.gauge("image_cache_bytes", decision.report.cache_bytes_after)
+            try:
+                await self._door.publish(DEPLOY_SLOT, decision.report)
+            except PublishFailed as error:
+                log.warning("slot not published", extra={"error": str(error)})
 
     # -- watch: dead containers, lifetimes, vanished ones -----------------------------
 
@@ -621,6 +724,6 @@ async def run(
     stage = DeployerStage(door, settings, engine, identities)
     downloads = [stage.download] * settings.download_slots
     try:
-        await serve(door, [stage.control, stage.watch, *downloads], stop=stop)
+        await serve(door, [stage.control, stage.watch, stage.plan_slots, *downloads], stop=stop)
     finally:
         engine.close()
