@@ -1,16 +1,15 @@
 """Which cached images to remove, and in what order.
 
 The engine removes images, not layers: removing an image frees the layers no
-other image on disk holds. The order is the download planner's layer order
-(`eviction_order`: LRU, MRU, LFU, MFU over when and how often a container
-started with a layer); the first layer in that order that some image still
-holds decides which images go next (every image holding it, since the layer
-is freed only with the last of them). Layers of the images to keep (those of
-running, starting or downloading analytics, and of the slot's chosen pulls)
-are never in the order, so an image that holds only such layers frees
-nothing and is never chosen; the engine refuses to remove an image a
-container uses anyway (never forced). Pure: the caller lists the images and
-removes them.
+other image on disk holds. So the policy orders images (the download
+planner's `eviction_order`: LRU, MRU, LFU, MFU over when an image was last
+pulled or started and how many containers started with it; ties: by key),
+and each removal frees what only that image held. The images to keep (of
+running, starting, stopped or waiting analytics, and of a slot's chosen
+pulls) are never in the order and their layers always stay; the engine
+refuses to remove an image a container uses anyway (never forced). Layer by
+layer, as the seed evicts, would free a shared base only by removing every
+image above it. Pure: the caller lists the images and removes them.
 """
 
 from __future__ import annotations
@@ -57,29 +56,24 @@ def held_bytes(images: Iterable[CachedImage], layer_bytes: Mapping[str, int]) ->
     return sum(layer_bytes.get(layer, 0) for layer in layers)
 
 
-def layer_cache(
+def usage_entries(
     images: Sequence[CachedImage],
     layer_bytes: Mapping[str, int],
     usage: UsageBook,
     names: Mapping[str, str],
 ) -> dict[str, CachedLayer]:
-    """Each layer on disk as the planner's eviction sees it: last used = the
-    latest use of an image holding it, uses = their starts summed, height =
-    its highest position. `names` maps an image's key to its usage name."""
-    cache: dict[str, CachedLayer] = {}
-    for image in images:
-        name = names.get(image.key, image.key)
-        last = usage.last_used.get(name, 0.0)
-        starts = usage.starts.get(name, 0)
-        for height, layer in enumerate(image.layers):
-            old = cache.get(layer)
-            cache[layer] = CachedLayer(
-                layer_bytes.get(layer, 0),
-                max(last, old.last_used) if old else last,
-                starts + (old.uses if old else 0),
-                max(height, old.height) if old else height,
-            )
-    return cache
+    """Each cached image as the planner's eviction order sees an entry: its
+    bytes, when it was last used, how many containers started with it.
+    `names` maps an image's key to its name in the usage book."""
+    return {
+        image.key: CachedLayer(
+            held_bytes([image], layer_bytes),
+            usage.last_used.get(names.get(image.key, image.key), 0.0),
+            usage.starts.get(names.get(image.key, image.key), 0),
+            0,
+        )
+        for image in images
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,31 +84,27 @@ class Eviction:
 
 def images_to_evict(
     images: Sequence[CachedImage],
-    cache: Mapping[str, CachedLayer],
-    keep_layers: frozenset[str],
+    entries: Mapping[str, CachedLayer],
+    keep: frozenset[str],
     policy: EvictionPolicy,
     bytes_to_free: int,
+    layer_bytes: Mapping[str, int],
 ) -> list[Eviction]:
-    """Images to remove, in order, until `bytes_to_free` are freed or nothing
-    outside `keep_layers` is left."""
+    """Images not in `keep` to remove, in the policy's order, until
+    `bytes_to_free` are freed or none is left. An image frees the layers no
+    remaining image holds, so a kept image's layers always stay."""
     remaining = {image.key: image for image in images}
     out: list[Eviction] = []
     freed = 0
-    for layer in eviction_order(cache, keep_layers, policy):
+    for key in eviction_order(entries, keep, policy):
         if freed >= bytes_to_free:
             break
-        holders = sorted(key for key, image in remaining.items() if layer in image.layers)
-        for key in holders:
-            before = held_bytes(remaining.values(), _sizes(cache))
-            del remaining[key]
-            gained = before - held_bytes(remaining.values(), _sizes(cache))
-            out.append(Eviction(key, gained))
-            freed += gained
+        before = held_bytes(remaining.values(), layer_bytes)
+        del remaining[key]
+        gained = before - held_bytes(remaining.values(), layer_bytes)
+        out.append(Eviction(key, gained))
+        freed += gained
     return out
-
-
-def _sizes(cache: Mapping[str, CachedLayer]) -> dict[str, int]:
-    return {layer: entry.size_bytes for layer, entry in cache.items()}
 
 
 def threshold_bytes(used: int, budget: int, start: float, target: float) -> int:

@@ -54,8 +54,8 @@ from services.deployer.eviction import (
     UsageBook,
     held_bytes,
     images_to_evict,
-    layer_cache,
     threshold_bytes,
+    usage_entries,
 )
 from services.deployer.layers import (
     ManifestUnknown,
@@ -153,17 +153,18 @@ class DownloadSlots:
         self,
         local: Sequence[LocalImage],
         names: Mapping[str, str],
-        wanted_layers: frozenset[str],
+        keep: frozenset[str],
         bytes_to_free: int,
         why: EvictionCause,
         evicted: list[EvictedImage],
     ) -> None:
         cached = [CachedImage(image.id, image.diff_ids) for image in local]
         by_id = {image.id: image for image in local}
-        cache = layer_cache(cached, self._layer_bytes, self.usage, names)
+        entries = usage_entries(cached, self._layer_bytes, self.usage, names)
         policy = EvictionPolicy(self._settings.eviction_policy)
+        victims = images_to_evict(cached, entries, keep, policy, bytes_to_free, self._layer_bytes)
         freed = 0
-        for victim in images_to_evict(cached, cache, wanted_layers, policy, bytes_to_free):
+        for victim in victims:
             if freed >= bytes_to_free:
                 break
             refusal = await self._engine.remove_image(by_id[victim.key])
@@ -185,15 +186,13 @@ class DownloadSlots:
         local, cached, names = await self._cached()
         cache_before = held_bytes(cached, self._layer_bytes)
 
-        def wanted_layers(images: Sequence[LocalImage]) -> frozenset[str]:
-            return frozenset(
-                layer
-                for image in images
-                if wanted.intersection(image.references)
-                for layer in image.diff_ids
-            )
+        def wanted_images(images: Sequence[LocalImage]) -> frozenset[str]:
+            return frozenset(image.id for image in images if wanted.intersection(image.references))
 
-        keep = wanted_layers(local)
+        def wanted_layers(images: Sequence[LocalImage]) -> frozenset[str]:
+            keys = wanted_images(images)
+            return frozenset(layer for i in images if i.id in keys for layer in i.diff_ids)
+
         to_free = threshold_bytes(
             cache_before,
             self.budget_bytes,
@@ -201,7 +200,7 @@ class DownloadSlots:
             settings.eviction_target_fraction,
         )
         if to_free:
-            await self._evict(local, names, keep, to_free, "threshold", evicted)
+            await self._evict(local, names, wanted_images(local), to_free, "threshold", evicted)
             local, cached, names = await self._cached()
 
         manifests: dict[str, RemoteImage] = {}
@@ -265,13 +264,17 @@ class DownloadSlots:
                     f" {_mib(capacity)} left in the slot)"
                 )
 
-        # Room for the chosen pulls: unwanted images whose space they need go.
-        needed = keep | frozenset(plan.layers)
-        on_disk = {layer for image in local for layer in image.diff_ids}
-        arriving = catalog.bytes_of(set(plan.layers) - on_disk)
-        over = held_bytes(cached, self._layer_bytes) + arriving - self.budget_bytes
-        if over > 0:
-            await self._evict(local, names, needed, over, "room", evicted)
+        # Room for the chosen pulls: unwanted images whose space they need go,
+        # first those sharing no layer with the pulls (theirs need no download).
+        planned = set(plan.layers)
+        sharing = frozenset(i.id for i in local if planned.intersection(i.diff_ids))
+        for keep_images in (wanted_images(local) | sharing, wanted_images(local)):
+            on_disk = {layer for image in local for layer in image.diff_ids}
+            arriving = catalog.bytes_of(planned - on_disk)
+            over = held_bytes(cached, self._layer_bytes) + arriving - self.budget_bytes
+            if over <= 0:
+                break
+            await self._evict(local, names, keep_images, over, "room", evicted)
             local, cached, names = await self._cached()
         now = time.time()
         for image in chosen_images:
