@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -253,6 +254,17 @@ class LiveRun:
                 latest[state.analytic] = state
         return latest
 
+    def downloads(self) -> dict[str, int]:
+        """Bytes each analytic's pull downloaded (its last download total)."""
+        out: dict[str, int] = {}
+        prefix = f"{self.root}/deploy/state/"
+        for message in self.observer.received(lambda m: m.topic.startswith(prefix)):
+            if message.payload:
+                state = AnalyticState.from_bytes(message.payload)
+                if state.download is not None:
+                    out[state.analytic] = state.download.bytes_total
+        return out
+
     def slot_reports(self) -> list[tuple[float, DownloadSlot]]:
         topic = f"{self.root}/deploy/slot"
         return [
@@ -326,7 +338,10 @@ def _acknowledged(event: Event, states: dict[str, AnalyticState]) -> bool:
 
 
 def replay(
-    run: LiveRun, requests: list[seed004_data.Request], models: Seed004Models
+    run: LiveRun,
+    requests: list[seed004_data.Request],
+    models: Seed004Models,
+    on_slot: Callable[[dict[str, Any], str], None] | None = None,
 ) -> dict[str, Any]:
     options = run.options
     events = events_of(requests, options)
@@ -344,12 +359,11 @@ def replay(
         late += [e.analytic for e in published if not _acknowledged(e, states)]
         published = []
         if rows:  # the previous slot's pulls are done: what they downloaded
-            rows[-1]["pulled_bytes"] = sum(
-                s.download.bytes_total
-                for a, s in states.items()
-                if a in rows[-1]["chosen"] and s.download is not None
-            )
+            pulled = run.downloads()
+            rows[-1]["pulled_bytes"] = sum(pulled.get(a, 0) for a in rows[-1]["chosen"])
         rows.append(_slot_row(run, report, states, models, events))
+        if on_slot is not None:
+            on_slot(rows[-1], run.registry)
         for j in range(5):
             minute = 5 * slot + j
             if minute >= last_minute:
@@ -407,6 +421,7 @@ def _slot_row(
         "cache_bytes_before": report.cache_bytes_before,
         "cache_bytes_after": report.cache_bytes_after,
         "capacity_bytes": report.capacity_bytes,
+        "budget_bytes": report.budget_bytes,
         "solve_ms": report.solve_ms,
         "running": running,
         "running_saving_kbps": sum(models.saving_kbps[kinds[a]] for a in running if a in kinds),
@@ -440,7 +455,14 @@ def _summary(rows: list[dict[str, Any]], late: list[str]) -> dict[str, Any]:
     }
 
 
-def run_live(options: LiveOptions, workdir: Path, folder: Path | None = None) -> dict[str, Any]:
+def run_live(
+    options: LiveOptions,
+    workdir: Path,
+    folder: Path | None = None,
+    on_slot: Callable[[dict[str, Any], str], None] | None = None,
+) -> dict[str, Any]:
+    """The whole run in its own network, broker and registry; `on_slot(row,
+    registry)` is called at each slot's report, while the run goes on."""
     folder = seed004_data.data_dir(folder)
     raw = seed004_data.load_models(folder)
     models = Seed004Models.from_json(raw, ReplaySettings.for_file(options.request_file, raw).era)
@@ -457,7 +479,7 @@ def run_live(options: LiveOptions, workdir: Path, folder: Path | None = None) ->
         pushed = build_and_push(registry.address, client, live_images(options.types_per_kind))
         forget_images(client, registry.address)
         run = LiveRun(options, broker, registry.address, network.name, workdir)
-        result = replay(run, requests, models)
+        result = replay(run, requests, models, on_slot)
         result["image_bytes"] = {
             name: sum(layer["size"] for layer in image["layers"]) for name, image in pushed.items()
         }
