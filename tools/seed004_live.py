@@ -319,7 +319,7 @@ class LiveRun:
         out: dict[str, float] = {}
         for message in self.observer.received(lambda m: _is_knob(m, self.root)):
             knob = QosKnob.from_bytes(message.payload)
-            out[knob.analytic] = float(knob.level.params.get("knob", 0.0))  # type: ignore[arg-type]
+            out[knob.analytic] = float(knob.level.params.get("knob", 0.0))
         return out
 
 

@@ -300,8 +300,9 @@ class DownloadSlots:
         evicted: list[EvictedImage],
         cached: list[str],
     ) -> DownloadSlot:
-        lists = [decision.chosen, sorted(decision.deferred), list(plan.images), evicted, cached]
-        unlisted = sum(max(0, len(entries) - MAX_SLOT_ENTRIES) for entries in lists)
+        sizes = [len(decision.chosen), len(decision.deferred), len(plan.images)]
+        sizes += [len(evicted), len(cached)]
+        unlisted = sum(max(0, size - MAX_SLOT_ENTRIES) for size in sizes)
         return DownloadSlot(
             source=DEPLOYER,
             slot=self.slot,

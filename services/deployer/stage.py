@@ -1,11 +1,13 @@
 """The async shell of the deployer: requests in, containers and their
 retained state out.
 
-Three kinds of workers share one table of tracked analytics: `control`
-reconciles with the engine once after connecting (the retained states are
-the desired state), then applies requests one at a time; `download` (one per
-download slot) takes analytics off a FIFO, pulls their image and starts
-them; `watch` polls the engine for containers that died, overran their
+Workers share one table of tracked analytics: `control` reconciles with the
+engine once after connecting (the retained states are the desired state),
+then applies requests one at a time; `plan_slots` (unless the planner is
+"fifo") plans the waiting requests every download slot and hands the chosen
+ones on, evicting images no analytic wants (slots.py); `download`
+(`download_slots` of them) takes analytics off a FIFO, pulls their image and
+starts them; `watch` polls the engine for containers that died, overran their
 lifetime or vanished. Every change is published retained on
 `deploy/state/<analytic>`.
 """
@@ -399,22 +401,16 @@ class DeployerStage:
         while not self.reconciled.is_set() and not stop.is_set():
             await wait_set(stop, POLL_S)
         while (analytic := await _next(self._downloads, stop)) is not None:
+            with contextlib.suppress(ValueError):
+                self._queued.remove(analytic)
+            tracked = self._tracked.get(analytic)
+            if tracked is None or tracked.desired != "running" or tracked.spec is None:
+                continue
             try:
-                await self._download_one(analytic, stop)
-            finally:
-                self._downloads.task_done()  # a slot waits for the previous slot's pulls
-
-    async def _download_one(self, analytic: str, stop: asyncio.Event) -> None:
-        with contextlib.suppress(ValueError):
-            self._queued.remove(analytic)
-        tracked = self._tracked.get(analytic)
-        if tracked is None or tracked.desired != "running" or tracked.spec is None:
-            return
-        try:
-            if await self._fetch(tracked, tracked.spec, stop):
-                await self._run(tracked, tracked.spec)
-        except EngineError as error:
-            await self._publish(tracked, "failed", f"engine error: {error}")
+                if await self._fetch(tracked, tracked.spec, stop):
+                    await self._run(tracked, tracked.spec)
+            except EngineError as error:
+                await self._publish(tracked, "failed", f"engine error: {error}")
 
     async def _fetch(self, tracked: Tracked, spec: DeploySpec, stop: asyncio.Event) -> bool:
         """Pull the image unless it is on disk; retries a registry that does
@@ -724,6 +720,7 @@ async def run(
     stage = DeployerStage(door, settings, engine, identities)
     downloads = [stage.download] * settings.download_slots
     try:
-        await serve(door, [stage.control, stage.watch, stage.plan_slots, *downloads], stop=stop)
+        planning = [stage.plan_slots] if settings.download_planner != "fifo" else []
+        await serve(door, [stage.control, stage.watch, *planning, *downloads], stop=stop)
     finally:
         engine.close()
