@@ -293,6 +293,8 @@ class LiveRun:
             payload = DeployRequest(source="operator", request=spec).to_bytes()
             self.publish_levels(event, models, on_gateway=False)
         else:
+            if self.levels is not None:  # gone: the allocator forgets its levels
+                self.levels.publish(f"{self.root}/qos/{event.analytic}/levels", b"", retain=True)
             payload = LifecycleRequest(
                 source="operator", action="remove", analytic=event.analytic
             ).to_bytes()
