@@ -7,7 +7,7 @@ EXTRAS := video,audio,telemetry,deploy,ops,web,dev
 SOURCES := schemas services profiling broker tests tools
 REGISTRY_PORT ?= 5000
 
-.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine k8s-validate swarm swarm-down fleet-sim experiment-seed004 registry images
+.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine k8s-validate swarm swarm-down fleet-sim experiment-seed004 experiment-seed004-live registry images
 
 setup: system-deps venv
 
@@ -74,6 +74,13 @@ bench: setup assets
 SEED004_DATA ?= ../shared/seed004
 experiment-seed004: setup
 	$(PY) -m tools.seed004_experiment --data $(SEED004_DATA) --out bench-results/seed004 --exact-scaling
+
+# The same, live and scaled down (1 min -> 3 s, small images in a registry of
+# its own): the real deployer's slots, pulls and evictions, and the allocator.
+experiment-seed004-live: setup
+	EDGEGW_SEED004_DATA=$(SEED004_DATA) $(PY) -m tools.seed004_live --minutes 25 \
+		--seconds-per-minute 3 --budget-mib 2.8 --types-per-kind 4 --allocator \
+		--out bench-results/seed004-live.json
 
 clean:
 	rm -rf $(VENV) var bench-results .mypy_cache .ruff_cache .pytest_cache

@@ -197,3 +197,41 @@ def hosted_in(state: State) -> Hosted | None:
     if state in ("removed", "orphaned"):
         return None
     return "cloud"
+
+
+MAX_SLOT_ENTRIES = 256  # analytics / images listed in one slot report (the rest counted)
+
+
+# Why an image was evicted: the cache passed the start share, or a chosen
+# pull needed its space.
+EvictionCause = Literal["threshold", "room"]
+
+
+class EvictedImage(Model):
+    image: str = Field(min_length=1, max_length=512)
+    freed_bytes: int = Field(ge=0, le=MAX_COUNT, description="compressed bytes of its layers")
+    why: EvictionCause = Field(
+        description="the cache passed the start share, or a chosen pull needed the space"
+    )
+
+
+class DownloadSlot(Envelope):
+    """Retained on `deploy/slot`: what the deployer's last download slot decided."""
+
+    slot: int = Field(ge=0, le=MAX_COUNT)
+    planner: str = Field(min_length=1, max_length=32)
+    solve_ms: float = Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)
+    budget_bytes: int = Field(ge=0, le=MAX_COUNT, description="the image cache's budget")
+    capacity_bytes: int = Field(ge=0, le=MAX_COUNT, description="what the slot may download")
+    cache_bytes_before: int = Field(ge=0, le=MAX_COUNT)
+    cache_bytes_after: int = Field(ge=0, le=MAX_COUNT, description="after evictions, before pulls")
+    planned_bytes: int = Field(ge=0, le=MAX_COUNT, description="new layers of the chosen images")
+    saved_kbps: float = Field(ge=0, le=MAX_KBPS * 1e3, allow_inf_nan=False)
+    chosen: list[str] = Field(default_factory=list, max_length=MAX_SLOT_ENTRIES)
+    deferred: list[str] = Field(default_factory=list, max_length=MAX_SLOT_ENTRIES)
+    images: list[str] = Field(default_factory=list, max_length=MAX_SLOT_ENTRIES)
+    evicted: list[EvictedImage] = Field(default_factory=list, max_length=MAX_SLOT_ENTRIES)
+    cached: list[str] = Field(
+        default_factory=list, max_length=MAX_SLOT_ENTRIES, description="images on disk after"
+    )
+    unlisted: int = Field(default=0, ge=0, le=MAX_COUNT, description="entries over the lists' cap")

@@ -15,6 +15,7 @@ from schemas.deploy import (
     DEPLOY_MODELS,
     AnalyticState,
     DeployRequest,
+    DownloadSlot,
     Hosting,
     LifecycleRequest,
 )
@@ -352,6 +353,16 @@ DEPLOY_HOSTING = spec_of(
     subscribers=(BANDWIDTH_ALLOCATOR, OPERATOR, CLOUD_BRIDGE, WEB),
     max_bytes=4 * KIB,
 )
+DEPLOY_SLOT = spec_of(
+    "deploy_slot",
+    "deploy/slot",
+    DownloadSlot,
+    qos=1,
+    retained=True,
+    publishers=(DEPLOYER,),
+    subscribers=(OPERATOR, CLOUD_BRIDGE),
+    max_bytes=MIB,  # 5 lists of 256 entries of up to 512 characters
+)
 ANALYTIC_OUTPUT = spec_of(
     "analytic_output",
     "analytic/{analytic}/output",
@@ -461,6 +472,7 @@ REGISTRY: Final[tuple[AnyTopicSpec, ...]] = (
     DEPLOY_REQUEST,
     DEPLOY_STATE,
     DEPLOY_HOSTING,
+    DEPLOY_SLOT,
     ANALYTIC_OUTPUT,
 )
 

@@ -96,10 +96,12 @@ class ExampleImage:
     tag: str
     dockerfile: str
     files: dict[str, str | bytes]
+    prefix: str = PREFIX
+    push: bool = True  # False: a local parent only, never pushed
 
     @property
     def repository(self) -> str:
-        return f"{PREFIX}/{self.name}"
+        return f"{self.prefix}/{self.name}"
 
     @property
     def local(self) -> str:
@@ -208,12 +210,15 @@ def manifest(registry: str, repository: str, reference: str) -> dict[str, Any]:
         return found
 
 
-def build_and_push(registry: str, client: Any | None = None) -> dict[str, dict[str, Any]]:
-    """Build every example image, push it to `registry`; returns, per image,
-    its registry reference, manifest digest and layers (digest, size)."""
+def build_and_push(
+    registry: str, client: Any | None = None, images: list[ExampleImage] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Build every example image (or `images`, parents first), push it to
+    `registry`; returns, per pushed image, its registry reference, manifest
+    digest and layers (digest, size)."""
     client = client or docker.from_env(version="auto", timeout=300)
     pushed: dict[str, dict[str, Any]] = {}
-    for image in example_images():
+    for image in example_images() if images is None else images:
         with tempfile.TemporaryDirectory(prefix="edgegw-image-") as context:
             root = Path(context)
             for relative, content in image.files.items():
@@ -226,6 +231,8 @@ def build_and_push(registry: str, client: Any | None = None) -> dict[str, dict[s
                 target.chmod(0o755)
             (root / "Dockerfile").write_text(image.dockerfile)
             built, _ = client.images.build(path=context, tag=image.local, rm=True, forcerm=True)
+        if not image.push:
+            continue
         remote = f"{registry}/{image.repository}"
         built.tag(remote, image.tag)
         for line in client.api.push(remote, image.tag, stream=True, decode=True):

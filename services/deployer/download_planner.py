@@ -205,8 +205,7 @@ def plan_exact(problem: DownloadProblem, time_limit_s: float | None = None) -> D
     layers every image of the same set needs become one variable. Docker
     images share whole base stacks, so this leaves a handful of variables
     beyond the images."""
-    # scipy is in the audio and dev extras, not the deploy one: only the exact
-    # solver needs it, so the other planners run without it.
+    # Imported here: only the exact solver needs scipy (the deploy extra has it).
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_array
 

@@ -60,6 +60,15 @@ class ContainerDetail:
 
 
 @dataclass(frozen=True)
+class LocalImage:
+    """An image on disk that came from the gateway's registry."""
+
+    id: str
+    references: tuple[str, ...]  # its tags there (its digests when it has no tag)
+    diff_ids: tuple[str, ...]  # its layers, base first
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """Everything a container is created with (see `stage.run_spec`)."""
 
@@ -156,6 +165,46 @@ class Engine:
             return found
 
         return await self._call(collect)
+
+    async def registry_images(self, registry: str) -> list[LocalImage]:
+        """Images on disk tagged (or, untagged, pinned) from `registry`, by id."""
+        prefix = f"{registry}/"
+
+        def collect() -> list[LocalImage]:
+            found: list[LocalImage] = []
+            for summary in self._client.api.images(all=False):
+                tags = [t for t in summary.get("RepoTags") or [] if t.startswith(prefix)]
+                digests = [d for d in summary.get("RepoDigests") or [] if d.startswith(prefix)]
+                if not tags and not digests:
+                    continue
+                image_id = str(summary["Id"])
+                if image_id not in self._diff_ids:
+                    with contextlib.suppress(docker.errors.NotFound):
+                        attrs = self._client.api.inspect_image(image_id)
+                        self._diff_ids[image_id] = tuple(attrs["RootFS"].get("Layers") or [])
+                references = tuple(sorted(tags)) if tags else tuple(sorted(digests))
+                found.append(LocalImage(image_id, references, self._diff_ids.get(image_id, ())))
+            return sorted(found, key=lambda image: image.references)
+
+        return await self._call(collect)
+
+    async def remove_image(self, image: LocalImage) -> str | None:
+        """`docker image rm` of every reference of `image`, never forced: None
+        when it is gone, else why not (a container still uses it)."""
+
+        def remove() -> str | None:
+            for reference in image.references:
+                try:
+                    self._client.api.remove_image(reference, force=False, noprune=False)
+                except docker.errors.ImageNotFound:
+                    continue
+                except docker.errors.APIError as error:
+                    if error.status_code == 409:
+                        return str(error.explanation or error)
+                    raise
+            return None
+
+        return await self._call(remove)
 
     async def layers_bytes(self) -> int:
         """What the engine's image layers take on disk (shared ones once)."""

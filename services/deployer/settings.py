@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from schemas.envelope import Model
 from services.common.settings import ENV_PREFIX, StageSettings
+from services.deployer.download_planner import DEFAULT_TARGET_FRACTION, DEFAULT_TRIGGER_FRACTION
 
 
 class Ceilings(Model):
@@ -65,7 +66,32 @@ class DeployerSettings(StageSettings, Ceilings):
     layer_expansion: float = Field(
         default=2.0, ge=1, description="on-disk size of a layer per compressed byte (estimate)"
     )
-    download_slots: int = Field(default=1, ge=1, le=8, description="pulls at a time (FIFO)")
+    download_slots: int = Field(default=1, ge=1, le=8, description="pulls at a time")
+    # Download planning (slots.py): every `download_slot_s` the queued requests
+    # are planned together under the slot's download volume and the image disk;
+    # "fifo" pulls each request as it comes, unplanned.
+    download_planner: Literal["fifo", "greedy", "exact", "fptas", "seed_dp"] = "greedy"
+    download_slot_s: float = Field(default=5.0, gt=0, le=86_400, description="length of a slot")
+    exact_time_limit_s: float = Field(
+        default=1.0, gt=0, le=600, description="HiGHS's limit for the exact planner"
+    )
+    downlink_kbps: float | None = Field(
+        default=None,
+        gt=0,
+        le=1e8,
+        allow_inf_nan=False,
+        description="what the download link carries; None: a slot is bounded by disk only",
+    )
+    eviction_policy: Literal["LRU", "MRU", "LFU", "MFU"] = "LRU"
+    eviction_start_fraction: float = Field(
+        default=DEFAULT_TRIGGER_FRACTION,
+        gt=0,
+        le=1,
+        description="evict when the image cache passes this share of the budget",
+    )
+    eviction_target_fraction: float = Field(
+        default=DEFAULT_TARGET_FRACTION, ge=0, le=1, description="... down to this share"
+    )
     max_pending: int = Field(default=64, ge=1, description="requests waiting, then refused")
     watch_interval_s: float = Field(default=0.5, gt=0)
     progress_interval_s: float = Field(default=0.5, gt=0, description="least time between two")
@@ -77,6 +103,12 @@ class DeployerSettings(StageSettings, Ceilings):
     reconcile_settle_s: float = Field(
         default=1.0, ge=0, description="wait for retained states after connecting"
     )
+
+    @model_validator(mode="after")
+    def _eviction_fractions(self) -> DeployerSettings:
+        if self.eviction_target_fraction > self.eviction_start_fraction:
+            raise ValueError("eviction_target_fraction must be <= eviction_start_fraction")
+        return self
 
     def ceilings(self) -> Ceilings:
         return Ceilings.model_validate(self.model_dump(include=set(Ceilings.model_fields)))

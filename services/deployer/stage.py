@@ -1,11 +1,13 @@
 """The async shell of the deployer: requests in, containers and their
 retained state out.
 
-Three kinds of workers share one table of tracked analytics: `control`
-reconciles with the engine once after connecting (the retained states are
-the desired state), then applies requests one at a time; `download` (one per
-download slot) takes analytics off a FIFO, pulls their image and starts
-them; `watch` polls the engine for containers that died, overran their
+Workers share one table of tracked analytics: `control` reconciles with the
+engine once after connecting (the retained states are the desired state),
+then applies requests one at a time; `plan_slots` (unless the planner is
+"fifo") plans the waiting requests every download slot and hands the chosen
+ones on, evicting images no analytic wants (slots.py); `download`
+(`download_slots` of them) takes analytics off a FIFO, pulls their image and
+starts them; `watch` polls the engine for containers that died, overran their
 lifetime or vanished. Every change is published retained on
 `deploy/state/<analytic>`, and where the analytic runs, when that changes, on
 `deploy/hosting/<analytic>` for the allocator: in the cloud until it runs
@@ -37,7 +39,14 @@ from schemas.deploy import (
 )
 from schemas.qos import Hosted
 from schemas.topic_spec import is_valid_level
-from schemas.topics import DEPLOY_HOSTING, DEPLOY_REQUEST, DEPLOY_STATE, DEPLOYER, QOS_LEVELS
+from schemas.topics import (
+    DEPLOY_HOSTING,
+    DEPLOY_REQUEST,
+    DEPLOY_SLOT,
+    DEPLOY_STATE,
+    DEPLOYER,
+    QOS_LEVELS,
+)
 from services.common.backoff import Backoff
 from services.common.door import MqttDoor, PublishFailed, Received
 from services.common.dynsec_control import DynsecControl
@@ -71,6 +80,7 @@ from services.deployer.layers import (
     plan_download,
 )
 from services.deployer.settings import DeployerSettings
+from services.deployer.slots import DownloadSlots, SlotRequest
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -124,6 +134,10 @@ class DeployerStage:
         self._downloads: asyncio.Queue[str] = asyncio.Queue(maxsize=settings.max_pending)
         self._queued: list[str] = []  # FIFO order, for queue positions
         self._hosted: dict[str, Hosted | None] = {}  # as last published
+        # Planned downloads (slots.py): requests wait here for the next slot.
+        planned = settings.download_planner != "fifo"
+        self._slots = DownloadSlots(engine, settings) if planned else None
+        self._waiting: list[str] = []
         self.reconciled = asyncio.Event()
         self._broker_host = settings.analytic_broker_host or ""
         door.subscribe(DEPLOY_REQUEST, self.on_request)
@@ -284,6 +298,9 @@ class DeployerStage:
         )
 
     async def _enqueue(self, tracked: Tracked) -> None:
+        if self._slots is not None and not await self._image_on_disk(tracked):
+            await self._wait_for_slot(tracked)
+            return
         try:
             self._downloads.put_nowait(tracked.analytic)
         except asyncio.QueueFull:
@@ -291,6 +308,28 @@ class DeployerStage:
             return
         self._queued.append(tracked.analytic)
         await self._publish(tracked, "queued", queue_position=len(self._queued) - 1)
+
+    def _image_of(self, tracked: Tracked) -> ImageRef | None:
+        if tracked.spec is None:
+            return None
+        try:
+            return parse_image(tracked.spec.image, self._settings.registry)
+        except Refused:
+            return None  # the download worker fails it, naming why
+
+    async def _image_on_disk(self, tracked: Tracked) -> bool:
+        image = self._image_of(tracked)
+        return image is None or await self._engine.image_digests(image.full) is not None
+
+    async def _wait_for_slot(self, tracked: Tracked) -> None:
+        if tracked.analytic not in self._waiting:
+            if len(self._waiting) >= self._settings.max_pending:
+                await self._publish(tracked, "failed", "download queue full")
+                return
+            self._waiting.append(tracked.analytic)
+        position = self._waiting.index(tracked.analytic)
+        reason = "waiting for a download slot"
+        await self._publish(tracked, "queued", reason, queue_position=position)
 
     async def _stop(self, tracked: Tracked) -> None:
         async with tracked.lock:
@@ -475,11 +514,15 @@ class DeployerStage:
             self._door.metrics.count("images_cached")
             return True
         plan = plan_download(remote, await self._engine.local_diff_ids())
-        refusal = disk_refusal(
-            plan,
-            await self._engine.layers_bytes(),
-            int(settings.image_disk_budget_mb * MIB),
-            settings.layer_expansion,
+        refusal = (
+            None
+            if self._slots is not None
+            else disk_refusal(  # slots keep the budget
+                plan,
+                await self._engine.layers_bytes(),
+                int(settings.image_disk_budget_mb * MIB),
+                settings.layer_expansion,
+            )
         )
         if refusal is not None:
             await self._publish(tracked, "failed", f"refused: {refusal}")
@@ -567,9 +610,72 @@ class DeployerStage:
             )
             tracked.container_id, created = await self._engine.run_container(run)
             tracked.started_ts = time.time()
+            if self._slots is not None:
+                self._slots.usage.started(image.full, tracked.started_ts)
             tracked.restarts = 0
             self._door.metrics.count("started" if created else "adopted")
             await self._publish(tracked, "running")
+
+    # -- slots: plan the waiting requests together (slots.py) ------------------------
+
+    async def plan_slots(self, stop: asyncio.Event) -> None:
+        if self._slots is None:
+            return
+        while not stop.is_set():
+            await wait_set(stop, self._settings.download_slot_s)
+            while not stop.is_set() and not self._downloads_idle():
+                await wait_set(stop, POLL_S)  # the previous slot's pulls first
+            if stop.is_set() or not self.reconciled.is_set():
+                continue
+            try:
+                await self._plan_slot(self._slots)
+            except EngineError as error:
+                log.warning("engine error in a download slot", extra={"error": str(error)})
+
+    def _downloads_idle(self) -> bool:
+        return self._downloads.empty() and not any(
+            t.state in ("downloading", "starting") for t in self._tracked.values()
+        )
+
+    async def _plan_slot(self, slots: DownloadSlots) -> None:
+        waiting: list[SlotRequest] = []
+        for analytic in list(self._waiting):
+            tracked = self._tracked.get(analytic)
+            image = self._image_of(tracked) if tracked is not None else None
+            if tracked is None or tracked.state != "queued" or not tracked.spec or not image:
+                self._waiting.remove(analytic)  # removed, stopped or failed meanwhile
+                continue
+            waiting.append(SlotRequest(analytic, image, tracked.spec.upload_saving_kbps))
+        # Images an analytic still wants are never evicted.
+        wanted = {
+            image.full
+            for t in self._tracked.values()
+            if t.desired in ("running", "stopped")
+            and t.state not in ("failed", "removed", "orphaned")
+            and (image := self._image_of(t)) is not None
+        }
+        decision = await slots.plan(waiting, wanted)
+        for analytic in [*decision.chosen, *decision.unplanned]:
+            self._waiting.remove(analytic)
+            self._queued.append(analytic)
+            self._downloads.put_nowait(analytic)  # as bounded as _waiting
+        for analytic, reason in [*decision.failed.items(), *decision.deferred.items()]:
+            tracked = self._tracked[analytic]
+            if analytic in decision.failed:
+                self._waiting.remove(analytic)
+                await self._publish(tracked, "failed", reason)
+            else:
+                position = self._waiting.index(analytic)
+                await self._publish(tracked, "queued", reason, queue_position=position)
+        if decision.report is not None:
+            for evicted in decision.report.evicted:
+                self._door.metrics.count("evicted_images")
+                self._door.metrics.count("evicted_bytes", evicted.freed_bytes)
+            self._door.metrics.gauge("image_cache_bytes", decision.report.cache_bytes_after)
+            try:
+                await self._door.publish(DEPLOY_SLOT, decision.report)
+            except PublishFailed as error:
+                log.warning("slot not published", extra={"error": str(error)})
 
     # -- watch: dead containers, lifetimes, vanished ones -----------------------------
 
@@ -653,6 +759,7 @@ async def run(
     stage = DeployerStage(door, settings, engine, identities)
     downloads = [stage.download] * settings.download_slots
     try:
-        await serve(door, [stage.control, stage.watch, *downloads], stop=stop)
+        planning = [stage.plan_slots] if settings.download_planner != "fifo" else []
+        await serve(door, [stage.control, stage.watch, *planning, *downloads], stop=stop)
     finally:
         engine.close()

@@ -42,4 +42,25 @@ DEPLOY_EXAMPLES: dict[str, dict[str, Any]] = {
         },
         "exit": {"code": 3, "oom_killed": False, "log_tail": ["giving up"]},
     },
+    "Hosting": {"source": "deployer", "hosted": "gateway", "state": "running"},
+    "DownloadSlot": {
+        "source": "deployer",
+        "slot": 3,
+        "planner": "greedy",
+        "solve_ms": 0.4,
+        "budget_bytes": 1000,
+        "capacity_bytes": 500,
+        "cache_bytes_before": 900,
+        "cache_bytes_after": 400,
+        "planned_bytes": 300,
+        "saved_kbps": 688.0,
+        "chosen": ["audio0"],
+        "deferred": ["yolo0"],
+        "images": ["127.0.0.1:5000/live-seed/audio0:1"],
+        "evicted": [
+            {"image": "127.0.0.1:5000/live-seed/yolo1:1", "freed_bytes": 500, "why": "room"}
+        ],
+        "cached": ["127.0.0.1:5000/live-seed/audio0:1"],
+        "unlisted": 0,
+    },
 }

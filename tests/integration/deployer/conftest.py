@@ -103,6 +103,7 @@ def deployer(
             "EDGEGW_PULL_RETRY_INITIAL_S": "0.5",
             "EDGEGW_PULL_RETRY_MAX_S": "1.5",
             "EDGEGW_STOP_TIMEOUT_S": "1",
+            "EDGEGW_DOWNLOAD_SLOT_S": "0.5",
             **env,
         }
         process = StageProcess("deployer", full, tmp_path)
