@@ -67,6 +67,7 @@ from tests.integration.deployer.environment import (  # noqa: E402
     BridgeBroker,
     create_network,
     identity_env,
+    remove_gateway_containers,
     remove_network,
 )
 from tools import seed004_data  # noqa: E402
@@ -245,25 +246,22 @@ class LiveRun:
         if self.levels is not None:
             self.levels.close()
 
-    def states(self) -> dict[str, AnalyticState]:
-        latest: dict[str, AnalyticState] = {}
+    def state_history(self) -> list[AnalyticState]:
+        """Every state the deployer reported, in order (removals' empty payloads left out)."""
         prefix = f"{self.root}/deploy/state/"
-        for message in self.observer.received(lambda m: m.topic.startswith(prefix)):
-            if message.payload:
-                state = AnalyticState.from_bytes(message.payload)
-                latest[state.analytic] = state
-        return latest
+        received = self.observer.received(lambda m: m.topic.startswith(prefix) and bool(m.payload))
+        return [AnalyticState.from_bytes(m.payload) for m in received]
+
+    def states(self) -> dict[str, AnalyticState]:
+        return {state.analytic: state for state in self.state_history()}
 
     def downloads(self) -> dict[str, int]:
         """Bytes each analytic's pull downloaded (its last download total)."""
-        out: dict[str, int] = {}
-        prefix = f"{self.root}/deploy/state/"
-        for message in self.observer.received(lambda m: m.topic.startswith(prefix)):
-            if message.payload:
-                state = AnalyticState.from_bytes(message.payload)
-                if state.download is not None:
-                    out[state.analytic] = state.download.bytes_total
-        return out
+        return {
+            state.analytic: state.download.bytes_total
+            for state in self.state_history()
+            if state.download is not None
+        }
 
     def slot_reports(self) -> list[tuple[float, DownloadSlot]]:
         topic = f"{self.root}/deploy/slot"
@@ -489,10 +487,7 @@ def run_live(
     finally:
         if run is not None:
             run.close()
-            for container in client.containers.list(
-                all=True, filters={"label": f"edgegw.gateway={run.gateway_id}"}
-            ):
-                container.remove(force=True)
+            remove_gateway_containers(client, run.gateway_id)
         remove_network(client, network.name)
         forget_images(client, registry.address)
         registry.stop()

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from services.bandwidth_allocator.list_cores import climb_hull
 from services.bandwidth_allocator.reduced import Floats, Ints, ReducedInstance
 
 
@@ -81,17 +82,8 @@ def greedy_columns(instance: ReducedInstance) -> HullGreedy:
         used = float(spent[whole - 1]) if whole else 0.0
         lp_bound += float(d_profit[whole]) * (limit - used) / float(d_cost[whole])
         price = float(d_profit[whole]) / float(d_cost[whole])
-    level = [0] * n
-    blocked = [False] * n
-    left = spare
-    for row, col, step in zip(rows.tolist(), cols.tolist(), d_cost.tolist(), strict=True):
-        if blocked[row]:
-            continue
-        if step <= left + slack:
-            level[row] = col
-            left -= step
-        else:
-            blocked[row] = True  # its later hull steps need this one first
+    steps = zip(rows.tolist(), cols.tolist(), d_cost.tolist(), strict=True)
+    level, left = climb_hull(n, steps, spare, slack)
     columns: Ints = np.array(level, dtype=np.int64)
     spend_leftover(instance, columns, left)
     # A single large upgrade can beat the greedy (the classic 1/2 guarantee).

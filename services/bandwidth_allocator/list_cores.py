@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
 
@@ -124,6 +124,23 @@ class Greedy:
     price: float
 
 
+def climb_hull(
+    n: int, steps: Iterable[tuple[int, int, float]], spare: float, slack: float
+) -> tuple[list[int], float]:
+    """Take hull steps (row, column, cost) in price order while they fit; a
+    row whose step does not fit takes no later step. Columns and what is left."""
+    columns, blocked, left = [0] * n, [False] * n, spare
+    for row, column, d_cost in steps:
+        if blocked[row]:
+            continue
+        if d_cost <= left + slack:
+            columns[row] = column
+            left -= d_cost
+        else:
+            blocked[row] = True  # its later hull steps need this one first
+    return columns, left
+
+
 def greedy_columns(rows: Rows) -> Greedy:
     """`hull_greedy.greedy_columns` on lists."""
     steps = _hull_steps(rows)
@@ -139,15 +156,7 @@ def greedy_columns(rows: Rows) -> Greedy:
         lp_bound += d_profit * (limit - used) / d_cost
         price = d_profit / d_cost
     n = len(rows.cost)
-    columns, blocked, left = [0] * n, [False] * n, spare
-    for r, column, d_cost, _ in steps:
-        if blocked[r]:
-            continue
-        if d_cost <= left + slack:
-            columns[r] = column
-            left -= d_cost
-        else:
-            blocked[r] = True  # its later hull steps need this one first
+    columns, left = climb_hull(n, ((r, c, d) for r, c, d, _ in steps), spare, slack)
     spend_leftover(rows, columns, left)
     # A single large upgrade can beat the greedy (the classic 1/2 guarantee).
     best, best_at = -INF, (0, 0)
@@ -374,25 +383,30 @@ def _weighted_fractions(rows: Rows) -> list[float]:
     return [weight / total for weight in rows.weights] if total > 0 else [1.0 / n] * n
 
 
+def _run_core(rows: Rows, rule: Rule) -> tuple[list[int], float | None]:
+    """The rule's core on the reduced rows: their columns, and the DP's budget cell."""
+    n = len(rows.cost)
+    match rule.core:
+        case "cheapest":
+            return [0] * n, None
+        case "dp":
+            return _dp_core(rows, rule.max_steps)
+        case "fptas":
+            return _fptas_core(rows, rule.eps)
+        case "greedy_hull":
+            return greedy_columns(rows).columns, None
+        case "weighted_split":
+            return _split_core(rows, _weighted_fractions(rows))
+        case _:
+            return _split_core(rows, [1.0 / n] * n)
+
+
 def choose(
     analytics: Sequence[Analytic], spare: float, slack: float, rule: Rule
 ) -> tuple[list[int], float | None]:
     """Each analytic's chosen level (its own index) and the DP's budget cell."""
     rows = reduce_levels(analytics, spare, slack)
-    columns: list[int]
-    resolution: float | None = None
-    if rule.core == "cheapest":
-        columns = [0] * len(analytics)
-    elif rule.core == "dp":
-        columns, resolution = _dp_core(rows, rule.max_steps)
-    elif rule.core == "fptas":
-        columns, resolution = _fptas_core(rows, rule.eps)
-    elif rule.core == "greedy_hull":
-        columns = greedy_columns(rows).columns
-    elif rule.core == "weighted_split":
-        columns, resolution = _split_core(rows, _weighted_fractions(rows))
-    else:
-        columns, resolution = _split_core(rows, [1.0 / len(analytics)] * len(analytics))
+    columns, resolution = _run_core(rows, rule)
     return [index[column] for index, column in zip(rows.level_index, columns, strict=True)], (
         resolution
     )

@@ -107,6 +107,20 @@ def images_to_evict(
     return out
 
 
+def choose_evictions(
+    images: Sequence[CachedImage],
+    layer_bytes: Mapping[str, int],
+    usage: UsageBook,
+    names: Mapping[str, str],
+    keep: frozenset[str],
+    policy: EvictionPolicy,
+    bytes_to_free: int,
+) -> list[Eviction]:
+    """`images_to_evict` in the order the usage book gives the policy."""
+    entries = usage_entries(images, layer_bytes, usage, names)
+    return images_to_evict(images, entries, keep, policy, bytes_to_free, layer_bytes)
+
+
 def threshold_bytes(used: int, budget: int, start: float, target: float) -> int:
     """What to free when the cache passes `start` x budget: down to `target` x budget."""
     if used <= start * budget:

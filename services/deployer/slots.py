@@ -52,10 +52,9 @@ from services.deployer.engine import Engine, LocalImage
 from services.deployer.eviction import (
     CachedImage,
     UsageBook,
+    choose_evictions,
     held_bytes,
-    images_to_evict,
     threshold_bytes,
-    usage_entries,
 )
 from services.deployer.layers import (
     ManifestUnknown,
@@ -160,9 +159,10 @@ class DownloadSlots:
     ) -> None:
         cached = [CachedImage(image.id, image.diff_ids) for image in local]
         by_id = {image.id: image for image in local}
-        entries = usage_entries(cached, self._layer_bytes, self.usage, names)
         policy = EvictionPolicy(self._settings.eviction_policy)
-        victims = images_to_evict(cached, entries, keep, policy, bytes_to_free, self._layer_bytes)
+        victims = choose_evictions(
+            cached, self._layer_bytes, self.usage, names, keep, policy, bytes_to_free
+        )
         freed = 0
         for victim in victims:
             if freed >= bytes_to_free:

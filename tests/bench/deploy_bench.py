@@ -32,6 +32,7 @@ from tests.integration.deployer.environment import (
     drop_local,
     identity_env,
     registry_reference,
+    remove_gateway_containers,
     remove_network,
 )
 from tools.analytic_images import build_and_push
@@ -175,10 +176,7 @@ def main() -> None:
             observer.close()
         if deployer is not None:
             deployer.stop()
-        for container in engine.containers.list(
-            all=True, filters={"label": f"edgegw.gateway={GATEWAY}"}
-        ):
-            container.remove(force=True)
+        remove_gateway_containers(engine, GATEWAY)
         remove_network(engine, network.name)
         for name in ("hello", "solo"):
             drop_local(engine, registry, name)

@@ -26,6 +26,7 @@ from tests.integration.deployer.environment import (
     create_network,
     drop_local,
     identity_env,
+    remove_gateway_containers,
     remove_network,
 )
 from tools.analytic_images import build_and_push
@@ -113,7 +114,4 @@ def deployer(
     yield start
     for process in started:
         process.stop()
-    for container in engine.containers.list(
-        all=True, filters={"label": f"edgegw.gateway={gateway_id}"}
-    ):
-        container.remove(force=True)
+    remove_gateway_containers(engine, gateway_id)

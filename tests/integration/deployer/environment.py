@@ -58,6 +58,16 @@ def create_network(engine: Any, prefix: str = "edgegw-test") -> AnalyticsNetwork
     return AnalyticsNetwork(name, asyncio.run(ensure()))
 
 
+def gateway_containers(engine: Any, gateway_id: str) -> list[Any]:
+    """Every container the deployer of `gateway_id` made (its label), stopped ones too."""
+    return list(engine.containers.list(all=True, filters={"label": f"edgegw.gateway={gateway_id}"}))
+
+
+def remove_gateway_containers(engine: Any, gateway_id: str) -> None:
+    for container in gateway_containers(engine, gateway_id):
+        container.remove(force=True)
+
+
 def remove_network(engine: Any, name: str) -> None:
     network = engine.networks.get(name)
     network.reload()

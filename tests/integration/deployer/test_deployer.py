@@ -16,6 +16,7 @@ from tests.integration.deployer.conftest import StartDeployer
 from tests.integration.deployer.environment import (
     AnalyticsNetwork,
     drop_local,
+    gateway_containers,
     publish_as,
     uses_dynsec,
 )
@@ -217,7 +218,7 @@ def test_deployer_killed_and_restarted_finds_its_analytic_and_starts_nothing_twi
     wait_state(observer, root, "steady", "removed")
     lifecycle(observer, root, "remove", "stray")
     wait_state(observer, root, "stray", "removed")
-    assert not engine.containers.list(all=True, filters={"label": f"edgegw.gateway={gateway_id}"})
+    assert not gateway_containers(engine, gateway_id)
 
 
 def test_registry_down_during_a_pull_is_retried_with_backoff_until_it_returns(
