@@ -138,6 +138,7 @@ class DeployerStage:
         planned = settings.download_planner != "fifo"
         self._slots = DownloadSlots(engine, settings) if planned else None
         self._waiting: list[str] = []
+        self._slot_wanted = asyncio.Event()  # a request waits for a slot
         self.reconciled = asyncio.Event()
         self._broker_host = settings.analytic_broker_host or ""
         door.subscribe(DEPLOY_REQUEST, self.on_request)
@@ -327,6 +328,7 @@ class DeployerStage:
                 await self._publish(tracked, "failed", "download queue full")
                 return
             self._waiting.append(tracked.analytic)
+        self._slot_wanted.set()
         position = self._waiting.index(tracked.analytic)
         reason = "waiting for a download slot"
         await self._publish(tracked, "queued", reason, queue_position=position)
@@ -619,18 +621,30 @@ class DeployerStage:
     # -- slots: plan the waiting requests together (slots.py) ------------------------
 
     async def plan_slots(self, stop: asyncio.Event) -> None:
+        """A slot opens when a request waits: `download_slot_gather_s` after it
+        (a burst is planned together), but no sooner than `download_slot_s`
+        after the previous slot opened, and once the previous slot's pulls ended."""
         if self._slots is None:
             return
+        settings = self._settings
+        next_open = time.monotonic()
         while not stop.is_set():
-            await wait_set(stop, self._settings.download_slot_s)
+            while not stop.is_set() and not await wait_set(self._slot_wanted, POLL_S):
+                pass  # no request waits
+            gather = max(settings.download_slot_gather_s, next_open - time.monotonic())
+            await wait_set(stop, gather)
             while not stop.is_set() and not self._downloads_idle():
                 await wait_set(stop, POLL_S)  # the previous slot's pulls first
             if stop.is_set() or not self.reconciled.is_set():
                 continue
+            self._slot_wanted.clear()
+            next_open = time.monotonic() + settings.download_slot_s
             try:
                 await self._plan_slot(self._slots)
             except EngineError as error:
                 log.warning("engine error in a download slot", extra={"error": str(error)})
+            if self._waiting:
+                self._slot_wanted.set()  # deferred: planned again in the next slot
 
     def _downloads_idle(self) -> bool:
         return self._downloads.empty() and not any(

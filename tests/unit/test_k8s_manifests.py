@@ -10,6 +10,7 @@ import yaml
 
 from broker import dynsec
 from broker.generate import env_name
+from schemas.topics import OBJECT_DETECTOR
 from tools.k8s_validate import K8S_DIR, render, validate_tree, with_example_secrets
 
 
@@ -18,24 +19,55 @@ def test_every_overlay_renders_and_every_object_is_valid() -> None:
     assert [r.overlay for r in reports] == ["site-a", "site-b"]
     for report in reports:
         assert report.errors == [], report.overlay
-        assert report.kinds["Namespace"] == 1 and report.kinds["StatefulSet"] == 1
+        assert (
+            report.kinds["Namespace"] == 1 and report.kinds["StatefulSet"] == 2
+        )  # broker, detector
         assert report.kinds["PersistentVolumeClaim"] == 2
 
 
 def test_the_detector_scales_and_every_other_stage_runs_once(tmp_path: Path) -> None:
     copy = with_example_secrets(K8S_DIR, tmp_path)
     objects = [o for o in yaml.safe_load_all(render(copy / "overlays" / "site-a")) if o]
+    assert all(o["metadata"]["namespace"] == "edgegw-site-a" for o in objects[1:])
     deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
-    assert deployments["object-detector"]["spec"]["replicas"] == 2
-    assert "object-tracker" in deployments
-    for name, deployment in deployments.items():
-        assert all(o["metadata"]["namespace"] == "edgegw-site-a" for o in objects[1:])
+    sets = {o["metadata"]["name"]: o for o in objects if o["kind"] == "StatefulSet"}
+    assert "object-detector" not in deployments and "object-tracker" in deployments
+    for name, deployment in [*deployments.items(), ("object-detector", sets["object-detector"])]:
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert container["args"] == [name]
         assert container["readinessProbe"]["exec"]["command"] == ["edgegw", "health", name]
         if name != "object-detector":
             assert deployment["spec"]["replicas"] == 1
             assert deployment["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_each_detector_replica_logs_in_as_its_own_identity(tmp_path: Path) -> None:
+    """Replica k (its StatefulSet ordinal, from 1) reads its ordinal and the
+    password of `object-detector.<k>`; the site never runs more replicas than
+    the broker has identities for."""
+    copy = with_example_secrets(K8S_DIR, tmp_path)
+    objects = [o for o in yaml.safe_load_all(render(copy / "overlays" / "site-a")) if o]
+    detector = next(
+        o
+        for o in objects
+        if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "object-detector"
+    )
+    spec = detector["spec"]
+    assert spec["ordinals"]["start"] == 1 and spec["podManagementPolicy"] == "Parallel"
+    assert 1 < spec["replicas"] <= dynsec.REPLICAS[OBJECT_DETECTOR]
+    pod = spec["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert "EDGEGW_MQTT_PASSWORD" not in env  # one shared password would be one identity
+    index = env["EDGEGW_REPLICA"]["valueFrom"]["fieldRef"]["fieldPath"]
+    assert index == "metadata.labels['apps.kubernetes.io/pod-index']"
+    password_file = env["EDGEGW_MQTT_PASSWORD_FILE"]["value"]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "replica-passwords"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "replica-passwords"]
+    files = {item["path"]: item["key"] for item in volume["secret"]["items"]}
+    for k in range(1, dynsec.REPLICAS[OBJECT_DETECTOR] + 1):
+        path = password_file.replace("$(EDGEGW_REPLICA)", str(k))
+        assert path == f"{mount['mountPath']}/{Path(path).name}"
+        assert files[Path(path).name] == env_name(f"{OBJECT_DETECTOR}.{k}")
 
 
 def test_a_broken_field_fails_the_check(tmp_path: Path) -> None:
