@@ -219,6 +219,7 @@ class LiveRun:
             "EDGEGW_STOP_TIMEOUT_S": "1",
             "EDGEGW_DOWNLOAD_PLANNER": options.planner,
             "EDGEGW_DOWNLOAD_SLOT_S": str(slot_s),
+            "EDGEGW_DOWNLOAD_SLOT_CLOCK": "true",  # the replay's minutes follow the slots
             "EDGEGW_EVICTION_POLICY": options.policy,
             "EDGEGW_IMAGE_DISK_BUDGET_MB": str(options.budget_mib),
             "EDGEGW_LAYER_EXPANSION": "1",

@@ -70,11 +70,15 @@ class DeployerSettings(StageSettings, Ceilings):
     # Download planning (slots.py): the queued requests are planned together
     # under the slot's download volume and the image disk, at most once every
     # `download_slot_s`; a request that finds the planner idle waits only
-    # `download_slot_gather_s` (a burst of requests is planned as one);
+    # `download_slot_gather_s` (a burst of requests is planned as one), unless
+    # `download_slot_clock` runs the slots on seed 004's fixed clock;
     # "fifo" pulls each request as it comes, unplanned.
     download_planner: Literal["fifo", "greedy", "exact", "fptas", "seed_dp"] = "greedy"
     download_slot_s: float = Field(
         default=5.0, gt=0, le=86_400, description="length of a slot: the least time between two"
+    )
+    download_slot_clock: bool = Field(
+        default=False, description="slots at a fixed period, as seed 004's, empty ones too"
     )
     download_slot_gather_s: float = Field(
         default=0.25,

@@ -621,30 +621,37 @@ class DeployerStage:
     # -- slots: plan the waiting requests together (slots.py) ------------------------
 
     async def plan_slots(self, stop: asyncio.Event) -> None:
-        """A slot opens when a request waits: `download_slot_gather_s` after it
-        (a burst is planned together), but no sooner than `download_slot_s`
-        after the previous slot opened, and once the previous slot's pulls ended."""
+        """Plan the waiting requests slot after slot, each slot once the
+        previous slot's pulls have ended (`_until_slot_opens` says when)."""
         if self._slots is None:
             return
-        settings = self._settings
         next_open = time.monotonic()
         while not stop.is_set():
-            while not stop.is_set() and not await wait_set(self._slot_wanted, POLL_S):
-                pass  # no request waits
-            gather = max(settings.download_slot_gather_s, next_open - time.monotonic())
-            await wait_set(stop, gather)
+            await self._until_slot_opens(stop, next_open)
             while not stop.is_set() and not self._downloads_idle():
                 await wait_set(stop, POLL_S)  # the previous slot's pulls first
             if stop.is_set() or not self.reconciled.is_set():
                 continue
             self._slot_wanted.clear()
-            next_open = time.monotonic() + settings.download_slot_s
+            next_open = time.monotonic() + self._settings.download_slot_s
             try:
                 await self._plan_slot(self._slots)
             except EngineError as error:
                 log.warning("engine error in a download slot", extra={"error": str(error)})
             if self._waiting:
                 self._slot_wanted.set()  # deferred: planned again in the next slot
+
+    async def _until_slot_opens(self, stop: asyncio.Event, next_open: float) -> None:
+        """Seed 004's clock: every `download_slot_s`, empty slots too. Otherwise
+        when a request waits: `download_slot_gather_s` after it (a burst is
+        planned together), no sooner than `download_slot_s` after the last slot."""
+        settings = self._settings
+        if settings.download_slot_clock:
+            await wait_set(stop, settings.download_slot_s)
+            return
+        while not stop.is_set() and not await wait_set(self._slot_wanted, POLL_S):
+            pass  # no request waits
+        await wait_set(stop, max(settings.download_slot_gather_s, next_open - time.monotonic()))
 
     def _downloads_idle(self) -> bool:
         return self._downloads.empty() and not any(
