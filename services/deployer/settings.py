@@ -67,24 +67,25 @@ class DeployerSettings(StageSettings, Ceilings):
         default=2.0, ge=1, description="on-disk size of a layer per compressed byte (estimate)"
     )
     download_slots: int = Field(default=1, ge=1, le=8, description="pulls at a time")
-    # Download planning (slots.py): the queued requests are planned together
-    # under the slot's download volume and the image disk, at most once every
-    # `download_slot_s`; a request that finds the planner idle waits only
-    # `download_slot_gather_s` (a burst of requests is planned as one), unless
-    # `download_slot_clock` runs the slots on seed 004's fixed clock;
+    # Download planning (slots.py): the waiting requests are planned together,
+    # a slot at a time, under the slot's download volume (downlink x
+    # `download_slot_s`) and the image disk. A slot opens
+    # `download_slot_gather_s` after a request starts waiting (a burst is
+    # planned as one) once the previous slot's pulls have ended, or, with
+    # `download_slot_clock`, every `download_slot_s` as in seed 004.
     # "fifo" pulls each request as it comes, unplanned.
     download_planner: Literal["fifo", "greedy", "exact", "fptas", "seed_dp"] = "greedy"
     download_slot_s: float = Field(
-        default=5.0, gt=0, le=86_400, description="length of a slot: the least time between two"
+        default=5.0, gt=0, le=86_400, description="a slot's horizon (its download volume)"
     )
     download_slot_clock: bool = Field(
         default=False, description="slots at a fixed period, as seed 004's, empty ones too"
     )
     download_slot_gather_s: float = Field(
-        default=0.25,
+        default=0.05,
         ge=0,
         le=60,
-        description="an idle planner opens a slot this long after a request starts waiting",
+        description="a slot opens this long after a request starts waiting",
     )
     exact_time_limit_s: float = Field(
         default=1.0, gt=0, le=600, description="HiGHS's limit for the exact planner"

@@ -625,15 +625,13 @@ class DeployerStage:
         previous slot's pulls have ended (`_until_slot_opens` says when)."""
         if self._slots is None:
             return
-        next_open = time.monotonic()
         while not stop.is_set():
-            await self._until_slot_opens(stop, next_open)
+            await self._until_slot_opens(stop)
             while not stop.is_set() and not self._downloads_idle():
                 await wait_set(stop, POLL_S)  # the previous slot's pulls first
             if stop.is_set() or not self.reconciled.is_set():
                 continue
             self._slot_wanted.clear()
-            next_open = time.monotonic() + self._settings.download_slot_s
             try:
                 await self._plan_slot(self._slots)
             except EngineError as error:
@@ -641,17 +639,18 @@ class DeployerStage:
             if self._waiting:
                 self._slot_wanted.set()  # deferred: planned again in the next slot
 
-    async def _until_slot_opens(self, stop: asyncio.Event, next_open: float) -> None:
+    async def _until_slot_opens(self, stop: asyncio.Event) -> None:
         """Seed 004's clock: every `download_slot_s`, empty slots too. Otherwise
-        when a request waits: `download_slot_gather_s` after it (a burst is
-        planned together), no sooner than `download_slot_s` after the last slot."""
+        `download_slot_gather_s` after a request starts waiting (a burst is
+        planned together); `download_slot_s` is then the horizon of a slot's
+        download volume, not a wait."""
         settings = self._settings
         if settings.download_slot_clock:
             await wait_set(stop, settings.download_slot_s)
             return
         while not stop.is_set() and not await wait_set(self._slot_wanted, POLL_S):
             pass  # no request waits
-        await wait_set(stop, max(settings.download_slot_gather_s, next_open - time.monotonic()))
+        await wait_set(stop, settings.download_slot_gather_s)
 
     def _downloads_idle(self) -> bool:
         return self._downloads.empty() and not any(

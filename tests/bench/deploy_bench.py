@@ -24,6 +24,7 @@ import docker
 import orjson
 
 from schemas.deploy import AnalyticState, DeployRequest, DeploySpec, LifecycleRequest
+from services.deployer.settings import DeployerSettings
 from tests.harness.probe import Probe
 from tests.harness.stage_process import StageProcess
 from tests.integration.deployer.environment import (
@@ -117,6 +118,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--phases", action="store_true", help="print each state's time")
+    parser.add_argument(
+        "--planner", default=None, help="EDGEGW_DOWNLOAD_PLANNER (default: the deployer's own)"
+    )
     args = parser.parse_args()
     engine = docker.from_env(version="auto", timeout=300)
     network = create_network(engine, "edgegw-bench")
@@ -140,6 +144,8 @@ def main() -> None:
             "EDGEGW_STOP_TIMEOUT_S": "0",
             "EDGEGW_LOG_LEVEL": "WARNING",
         }
+        if args.planner is not None:
+            env["EDGEGW_DOWNLOAD_PLANNER"] = args.planner
         deployer = StageProcess("deployer", env, work)
         observer = Probe(broker, "operator")
         observer.subscribe(f"{ROOT}/status/deployer")
@@ -163,7 +169,12 @@ def main() -> None:
                         reference = registry_reference(registry, name, tag)
                         elapsed = docker_run(reference, network.name)
                     timings[case][runner].append(elapsed)
-        result: dict[str, Any] = {"rounds": args.rounds, "idle_rss_mb": round(idle_rss, 1)}
+        planner = args.planner or DeployerSettings.model_fields["download_planner"].default
+        result: dict[str, Any] = {
+            "rounds": args.rounds,
+            "planner": planner,
+            "idle_rss_mb": round(idle_rss, 1),
+        }
         for case, measured in timings.items():
             ours = statistics.median(measured["deployer"])
             theirs = statistics.median(measured["docker_run"])
