@@ -7,7 +7,7 @@ EXTRAS := video,audio,telemetry,deploy,ops,web,dev
 SOURCES := schemas services profiling broker tests tools
 REGISTRY_PORT ?= 5000
 
-.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine k8s-validate swarm swarm-down fleet-sim experiment-seed004 experiment-seed004-live registry images
+.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine k8s-validate swarm swarm-down fleet-sim experiment-seed004 experiment-seed004-live registry images offline-bundle
 
 setup: system-deps venv
 
@@ -97,8 +97,28 @@ registry: setup
 
 # The example analytics images (layered: base -> runtime -> model -> code),
 # built and pushed to the local registry; prints each one's layers.
+# OFFLINE=1 (an air-gapped site, README "Air-gapped build"): first the gateway's
+# three images (compose/*.Dockerfile) from the offline bundle, with no network
+# in their RUN steps (OFFLINE_BUNDLE=dir, default the one `make offline-bundle`
+# cached; IMAGE_TAG, default latest); the analytics images install nothing.
+OFFLINE ?=
+OFFLINE_BUNDLE ?=
+IMAGE_TAG ?= latest
+ifeq ($(OFFLINE),1)
+images: venv registry
+	$(PY) -m tools.offline_bundle build --tag $(IMAGE_TAG) $(if $(OFFLINE_BUNDLE),--bundle $(OFFLINE_BUNDLE))
+	$(PY) -m tools.analytic_images --registry 127.0.0.1:$(REGISTRY_PORT)
+else
 images: setup docker-engine registry
 	$(PY) -m tools.analytic_images --registry 127.0.0.1:$(REGISTRY_PORT)
+endif
+
+# On a connected machine: every .deb and wheel the gateway's images install,
+# resolved in the base image, with the base image itself, into
+# var/offline-bundle-cache/<key> (reused while pyproject.toml, the Dockerfiles
+# and the base are unchanged). Copy that directory (or the tree) to the site.
+offline-bundle: setup docker-engine
+	$(PY) -m tools.offline_bundle gather
 
 # Containers on a gateway: installs Debian's docker.io (and docker-compose when
 # the plugin is missing), starts dockerd if none runs, makes the base image.

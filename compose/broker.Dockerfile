@@ -3,9 +3,10 @@
 # identities with password hashes) is made by `make compose-env` and mounted.
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends mosquitto \
- && rm -rf /var/lib/apt/lists/* \
+# Set by `make images OFFLINE=1`: packages come from the offline bundle only.
+ARG BUNDLE_URL=
+COPY compose/install.sh /usr/local/bin/edgegw-install
+RUN edgegw-install apt mosquitto mosquitto-clients \
  && ln -s "$(dpkg -L mosquitto | grep '/mosquitto_dynamic_security.so$')" /usr/lib/mosquitto_dynamic_security.so \
  && test -e /usr/lib/mosquitto_dynamic_security.so
 COPY broker/mosquitto.conf /mosquitto/config/mosquitto.conf

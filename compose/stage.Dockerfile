@@ -10,24 +10,26 @@ ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DEBIAN_FRONTEND=noninteractive PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates tzdata alsa-utils \
- && rm -rf /var/lib/apt/lists/*
+# Set by `make images OFFLINE=1`: packages and wheels come from the offline
+# bundle only (compose/install.sh, tools/offline_bundle.py).
+ARG BUNDLE_URL=
+COPY compose/install.sh /usr/local/bin/edgegw-install
+RUN edgegw-install apt python3 python3-venv ca-certificates tzdata alsa-utils
 # A site whose egress re-signs TLS (a corporate proxy) needs its CA to reach
 # PyPI: tools/compose.sh copies the host's local CAs into compose/build-ca/.
 COPY compose/build-ca/ /usr/local/share/ca-certificates/
 RUN update-ca-certificates >/dev/null
 ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt
-RUN python3 -m venv /opt/venv && pip install -q --upgrade pip
+RUN python3 -m venv /opt/venv && edgegw-install pip -q --upgrade pip
 WORKDIR /opt/edgegw
 # Dependencies first, in their own layer: code changes do not re-download them.
 COPY pyproject.toml README.md ./
 RUN mkdir -p schemas services broker && touch schemas/__init__.py services/__init__.py broker/__init__.py \
- && pip install -q '.[video,audio,telemetry,deploy,ops,web]' && pip uninstall -q -y edgegw
+ && edgegw-install pip -q '.[video,audio,telemetry,deploy,ops,web]' && pip uninstall -q -y edgegw
 COPY schemas schemas
 COPY services services
 COPY broker broker
-RUN pip install -q --no-deps .
+RUN edgegw-install pip -q --no-deps .
 COPY .cache/models /opt/edgegw/.cache/models
 COPY .cache/media /opt/edgegw/.cache/media
 RUN useradd --system --uid 10001 edgegw && mkdir -p /var/lib/edgegw && chown edgegw /var/lib/edgegw

@@ -49,6 +49,7 @@ STAGE_REPOSITORY = f"{PREFIX}/stage"
 # tree sharing its assets), so the context is made here, links followed.
 STAGE_CONTEXT = (
     "compose/stage.Dockerfile",
+    "compose/install.sh",
     "compose/build-ca",
     "pyproject.toml",
     "README.md",
