@@ -89,17 +89,6 @@ def baseline_mb(code: str) -> float:
     return round(int(done.stdout.split()[-1]) / 1024, 1)
 
 
-def stage_env(broker: MosquittoBroker, stage: str) -> dict[str, str]:
-    return {
-        "EDGEGW_MQTT_HOST": broker.host,
-        "EDGEGW_MQTT_PORT": str(broker.port),
-        "EDGEGW_MQTT_USERNAME": stage,
-        "EDGEGW_MQTT_PASSWORD": broker.passwords[stage],
-        "EDGEGW_GATEWAY_ID": GATEWAY,
-        "EDGEGW_HEALTH_INTERVAL_S": "5",
-    }
-
-
 def measure(directory: Path, idle_s: float) -> dict[str, dict[str, float]]:
     broker = MosquittoBroker(directory / "broker")
     broker.start()
@@ -116,7 +105,7 @@ def measure(directory: Path, idle_s: float) -> dict[str, dict[str, float]]:
             "telemetry-recorder": {"EDGEGW_INFLUX_URL": victoria.url},
         }
         for stage, extra in stages.items():
-            env = {**stage_env(broker, stage), **extra}
+            env = {**broker.env_for(stage, GATEWAY), "EDGEGW_HEALTH_INTERVAL_S": "5", **extra}
             processes[stage] = StageProcess(stage, env, directory)
         time.sleep(idle_s)
         dead = {name: p.output()[-1500:] for name, p in processes.items() if p.poll() is not None}
