@@ -12,7 +12,8 @@ The same-run baseline is the RSS of a bare interpreter (`import asyncio`), of
 one that imports only what every stage needs (aiomqtt, pydantic, pydantic-
 settings) and of that plus each heavy library a stage needs (numpy, cv2,
 onnxruntime, LiteRT), so the figures compare across machines and each stage's
-floor is on record next to it.
+floor is on record next to it: `stack_floor_mb` sums each stage's floor (its
+libraries imported, nothing run), `stack_vs_floor` is the stack over it.
 
     python -m tests.bench.memory_bench [--idle-s 30]
 """
@@ -60,6 +61,16 @@ BASELINES: dict[str, str] = {
     "python_stage_floor_cv2": f"{STAGE_FLOOR}; import cv2",
     "python_stage_floor_onnxruntime": f"{STAGE_FLOOR}; import onnxruntime",
     "python_stage_floor_litert_cv2": f"{STAGE_FLOOR}; import cv2, ai_edge_litert.interpreter",
+}
+
+
+# Each stage's floor: the baseline that imports the libraries it cannot run
+# without (its models' runtimes, OpenCV for video, NumPy for sound).
+STAGE_FLOORS: dict[str, str] = {
+    "audio-capture": "python_stage_floor_numpy",
+    "camera-capture": "python_stage_floor_cv2",
+    "object-detector": "python_stage_floor_litert_cv2",
+    "audio-classifier": "python_stage_floor_onnxruntime",
 }
 
 
@@ -125,6 +136,10 @@ def measure(directory: Path, idle_s: float) -> dict[str, dict[str, float]]:
         broker.stop()
 
 
+def floor_of(stage: str, baselines: dict[str, float]) -> float:
+    return baselines[STAGE_FLOORS.get(stage, "python_stage_floor")]
+
+
 def report(stages: dict[str, dict[str, float]], idle_s: float) -> dict[str, Any]:
     baselines = {name: baseline_mb(code) for name, code in BASELINES.items()}
     floor = baselines["python_stage_floor"]
@@ -143,10 +158,16 @@ def report(stages: dict[str, dict[str, float]], idle_s: float) -> dict[str, Any]
             "goal_mb": goal,
             "meets_goal": None if goal is None else memory["rss_mb"] <= goal,
             "above_baseline_mb": round(memory["rss_mb"] - floor, 1),
+            "floor_mb": floor_of(name, baselines),
+            "above_floor_mb": round(memory["rss_mb"] - floor_of(name, baselines), 1),
         }
     result["stages"] = details
     result["baseline_mb"] = baselines
     result["stack_vs_baseline"] = round(stack / (floor * len(stages)), 2)
+    # What the same stages weigh with nothing but their libraries imported.
+    stack_floor = round(sum(floor_of(name, baselines) for name in stages), 1)
+    result["stack_floor_mb"] = stack_floor
+    result["stack_vs_floor"] = round(stack / stack_floor, 3)
     result["goals_met"] = result["stack_meets_goal"] and all(
         d["meets_goal"] is not False for d in details.values()
     )
