@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.deploy import AnalyticState, DeployRequest, DeploySpec, LifecycleRequest
-from tests.harness.probe import Probe, Seen
+from tests.harness.probe import MakeProbe, Probe, Seen
 
 OPERATOR_SOURCE = "operator"
+
+
+def watch_states(probe: MakeProbe, root: str) -> Probe:
+    """An operator's client that sees every analytic's retained state."""
+    observer = probe("operator")
+    observer.subscribe(f"{root}/deploy/state/#")
+    return observer
 
 
 def deploy(observer: Probe, root: str, **spec: Any) -> int | None:

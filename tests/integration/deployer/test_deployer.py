@@ -27,6 +27,7 @@ from tests.integration.deployer.helpers import (
     states,
     wait_online,
     wait_state,
+    watch_states,
 )
 from tools.local_registry import LocalRegistry
 
@@ -46,8 +47,7 @@ def test_deploy_pulls_starts_with_limits_publishes_then_remove_clears_it(
     images: dict[str, dict[str, Any]],
 ) -> None:
     drop_local(engine, registry, "hello")
-    observer = probe("operator")
-    observer.subscribe(f"{root}/deploy/state/#")
+    observer = watch_states(probe, root)
     observer.subscribe(f"{root}/analytic/+/output")
     deployer()
     wait_online(observer, root)
@@ -122,8 +122,7 @@ def test_deploy_pulls_starts_with_limits_publishes_then_remove_clears_it(
 def test_bad_reference_foreign_registry_and_limits_above_ceilings_fail_naming_why(
     deployer: StartDeployer, probe: MakeProbe, root: str
 ) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/deploy/state/#")
+    observer = watch_states(probe, root)
     deployer(EDGEGW_MAX_MEMORY_MB="128")
     wait_online(observer, root)
     deploy(observer, root, analytic="ghost", image="edgegw-analytics/no-such-image:1")
@@ -147,8 +146,7 @@ def test_bad_reference_foreign_registry_and_limits_above_ceilings_fail_naming_wh
 def test_a_container_that_exits_fails_with_code_and_log_tail_a_memory_hog_as_oom_killed(
     deployer: StartDeployer, probe: MakeProbe, root: str
 ) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/deploy/state/#")
+    observer = watch_states(probe, root)
     deployer()
     wait_online(observer, root)
     deploy(observer, root, analytic="crasher", image="edgegw-analytics/crash:1", max_restarts=1)
@@ -180,8 +178,7 @@ def test_deployer_killed_and_restarted_finds_its_analytic_and_starts_nothing_twi
     gateway_id: str,
     analytics_network: AnalyticsNetwork,
 ) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/deploy/state/#")
+    observer = watch_states(probe, root)
     first = deployer()
     wait_online(observer, root)
     deploy(observer, root, analytic="steady", image="edgegw-analytics/hello:1", topics=OUTPUT_TOPIC)
@@ -230,8 +227,7 @@ def test_registry_down_during_a_pull_is_retried_with_backoff_until_it_returns(
     images: dict[str, dict[str, Any]],
 ) -> None:
     drop_local(engine, registry, "solo")
-    observer = probe("operator")
-    observer.subscribe(f"{root}/deploy/state/#")
+    observer = watch_states(probe, root)
     deployer(EDGEGW_PROGRESS_INTERVAL_S="0.005")
     wait_online(observer, root)
     registry.stop()
@@ -275,8 +271,7 @@ def test_a_pull_over_the_image_disk_budget_is_refused_before_it_starts(
     broker: MosquittoBroker,
 ) -> None:
     drop_local(engine, registry, "solo")
-    observer = probe("operator")
-    observer.subscribe(f"{root}/deploy/state/#")
+    observer = watch_states(probe, root)
     # The engine is shared (other images come and go): a budget below what
     # any engine here holds; the arithmetic itself is unit-tested.
     deployer(EDGEGW_IMAGE_DISK_BUDGET_MB="1")
@@ -296,8 +291,7 @@ def test_deployer_killed_mid_pull_resumes_it_after_restart(
     registry: LocalRegistry,
 ) -> None:
     drop_local(engine, registry, "solo")
-    observer = probe("operator")
-    observer.subscribe(f"{root}/deploy/state/#")
+    observer = watch_states(probe, root)
     first = deployer()
     wait_online(observer, root)
     registry.stop()  # the pull cannot finish: it is still on when the deployer dies
@@ -327,8 +321,7 @@ def test_an_analytic_pinned_by_digest_is_removed_when_its_lifetime_ends(
 ) -> None:
     drop_local(engine, registry, "hello")
     digest = images["edgegw-analytics/hello:2"]["digest"]
-    observer = probe("operator")
-    observer.subscribe(f"{root}/deploy/state/#")
+    observer = watch_states(probe, root)
     deployer()
     wait_online(observer, root)
     pinned = f"edgegw-analytics/hello@{digest}"
