@@ -4,7 +4,7 @@
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends mosquitto \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends mosquitto mosquitto-clients \
  && rm -rf /var/lib/apt/lists/* \
  && ln -s "$(dpkg -L mosquitto | grep '/mosquitto_dynamic_security.so$')" /usr/lib/mosquitto_dynamic_security.so \
  && test -e /usr/lib/mosquitto_dynamic_security.so
