@@ -13,6 +13,10 @@ Identities of a stage (all with the stage's role):
 - `<stage>.<k>`, k = 1..REPLICAS[stage]: further replicas (`EDGEGW_REPLICA=k`);
 - `<identity>.aux`: a side connection (the alert-forwarder's receipt reader,
   the `edgegw health` probe), same password.
+
+Besides them: the operator, `dynsec-admin` (the control topic only) and
+`broker-probe`, the broker container's healthcheck (compose), which may
+subscribe to one `$SYS` topic by its exact name and do nothing else.
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ AUX_SUFFIX: Final = ".aux"
 ADMIN: Final = "dynsec-admin"
 ADMIN_ROLE: Final = "dynsec-admin"
 CONTROL_TOPIC: Final = "$CONTROL/dynamic-security/v1"
+# The broker's own healthcheck: `mosquitto_sub -t '$SYS/broker/uptime' -C 1`
+# inside the broker container (compose/docker-compose.yml). Mosquitto keeps
+# that topic retained and refreshes it every sys_interval (10 s).
+PROBE: Final = "broker-probe"
+PROBE_ROLE: Final = "broker-probe"
+PROBE_TOPIC: Final = "$SYS/broker/uptime"
 # Same as Mosquitto's own (password_mosq.h): SALT_LEN 12, PW_DEFAULT_ITERATIONS 101.
 SALT_BYTES: Final = 12
 ITERATIONS: Final = 101
@@ -55,6 +65,7 @@ def identities() -> dict[str, str]:
     found = {identity: stage for stage in STAGES for identity in stage_identities(stage)}
     found[OPERATOR] = OPERATOR
     found[ADMIN] = ADMIN_ROLE
+    found[PROBE] = PROBE_ROLE
     return found
 
 
@@ -108,6 +119,18 @@ def admin_role() -> dict[str, Any]:
     }
 
 
+def probe_role() -> dict[str, Any]:
+    """Subscribe to PROBE_TOPIC by its literal name (no wildcard filter) and
+    receive it: no publishing, no other topic."""
+    return {
+        "rolename": PROBE_ROLE,
+        "acls": [
+            _acl("subscribeLiteral", PROBE_TOPIC),
+            _acl("publishClientReceive", PROBE_TOPIC),
+        ],
+    }
+
+
 def _acl(acltype: str, topic: str) -> dict[str, Any]:
     return {"acltype": acltype, "topic": topic, "priority": 0, "allow": True}
 
@@ -139,7 +162,8 @@ def config(grants_of: Mapping[str, Grants], passwords: Mapping[str, str]) -> dic
         ],
         "clients": clients,
         "groups": [],
-        "roles": [role(name, grants) for name, grants in grants_of.items()] + [admin_role()],
+        "roles": [role(name, grants) for name, grants in grants_of.items()]
+        + [admin_role(), probe_role()],
     }
 
 

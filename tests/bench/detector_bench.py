@@ -68,6 +68,15 @@ def read_video(count: int) -> list[Frame]:
     return frames
 
 
+def jpeg_frames(frames: list[Frame]) -> list[tuple[bytes, int, int]]:
+    """What the bench offers: each frame at most WIDTH wide, JPEG quality 80."""
+    jpegs = []
+    for frame in frames:
+        small = resize_to_fit(frame, WIDTH, WIDTH)
+        jpegs.append((encode_jpeg(small, 80), small.shape[1], small.shape[0]))
+    return jpegs
+
+
 def bare_fps(detector: SSDDetector, frames: list[Frame], seconds: float = 4.0) -> float:
     inputs = [detector.preprocess(f) for f in frames[:20]]
     model = detector._model  # noqa: SLF001 - the interpreter itself, nothing around it
@@ -101,6 +110,16 @@ def phase(
     return detections, events, next_seq
 
 
+def wait_online(observer: Probe, since: float, timeout_s: float) -> None:
+    """Until a detector (re)started at `since` says `online`."""
+    observer.wait_for(
+        lambda m: (
+            m.topic == f"{ROOT}/status/object-detector" and m.payload == b"online" and m.at >= since
+        ),
+        timeout_s=timeout_s,
+    )
+
+
 def two_replicas_fps(
     broker: MosquittoBroker,
     directory: str,
@@ -119,14 +138,7 @@ def two_replicas_fps(
     started = time.time()
     second = StageProcess("object-detector", env, Path(directory))
     try:
-        observer.wait_for(
-            lambda m: (
-                m.topic == f"{ROOT}/status/object-detector"
-                and m.payload == b"online"
-                and m.at >= started
-            ),
-            timeout_s=30,
-        )
+        wait_online(observer, started, timeout_s=30)
         both, _, _ = phase(observer, camera, jpegs, 4 * detector_fps, first_seq)
         return len(both) / (PHASE_S - WARMUP_S)
     finally:
@@ -143,10 +155,7 @@ def ms(values: list[float], fraction: float) -> float | None:
 
 
 def pipeline(detector_fps: float, frames: list[Frame]) -> dict[str, Any]:
-    jpegs = []
-    for frame in frames:
-        small = resize_to_fit(frame, WIDTH, WIDTH)
-        jpegs.append((encode_jpeg(small, 80), small.shape[1], small.shape[0]))
+    jpegs = jpeg_frames(frames)
     with tempfile.TemporaryDirectory() as directory:
         broker = MosquittoBroker(Path(directory))
         broker.start()

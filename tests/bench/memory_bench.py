@@ -25,8 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -74,6 +75,23 @@ STAGE_FLOORS: dict[str, str] = {
 }
 
 
+class RunningStage(Protocol):
+    """What measure() needs of a started stage: StageProcess, or a container
+    (tests/bench/container_overhead.py)."""
+
+    @property
+    def pid(self) -> int: ...
+    def poll(self) -> int | None: ...
+    def output(self) -> str: ...
+    def terminate(self) -> None: ...
+    def wait(self, timeout_s: float) -> int: ...
+    def stop(self) -> None: ...
+
+
+StartStage = Callable[[str, dict[str, str], Path], RunningStage]
+ReadMemory = Callable[[RunningStage], dict[str, float]]
+
+
 def proc_kb(pid: int, file: str, field: str) -> int:
     for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -100,13 +118,24 @@ def baseline_mb(code: str) -> float:
     return round(int(done.stdout.split()[-1]) / 1024, 1)
 
 
-def measure(directory: Path, idle_s: float) -> dict[str, dict[str, float]]:
+def process_memory(stage: RunningStage) -> dict[str, float]:
+    return memory_of(stage.pid)
+
+
+def measure(
+    directory: Path,
+    idle_s: float,
+    start: StartStage = StageProcess,
+    read: ReadMemory = process_memory,
+) -> dict[str, dict[str, float]]:
+    """Every stage started with `start` (a bare process by default), its
+    memory after `idle_s` as `read` finds it."""
     broker = MosquittoBroker(directory / "broker")
     broker.start()
     cloud = DemoCloud(directory / "cloud", GATEWAY)
     (directory / "victoria").mkdir()
     victoria = VictoriaMetrics(directory / "victoria")
-    processes: dict[str, StageProcess] = {}
+    processes: dict[str, RunningStage] = {}
     try:
         victoria.start()
         stages = {
@@ -117,12 +146,12 @@ def measure(directory: Path, idle_s: float) -> dict[str, dict[str, float]]:
         }
         for stage, extra in stages.items():
             env = {**broker.env_for(stage, GATEWAY), "EDGEGW_HEALTH_INTERVAL_S": "5", **extra}
-            processes[stage] = StageProcess(stage, env, directory)
+            processes[stage] = start(stage, env, directory)
         time.sleep(idle_s)
         dead = {name: p.output()[-1500:] for name, p in processes.items() if p.poll() is not None}
         if dead:
             raise RuntimeError(f"stages exited before the measurement: {dead}")
-        return {name: memory_of(p.pid) for name, p in processes.items()}
+        return {name: read(p) for name, p in processes.items()}
     finally:
         for process in processes.values():
             process.terminate()

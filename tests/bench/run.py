@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "web": ["tests.bench.web_bench"],
     "seed004": ["tests.bench.seed004_bench"],
     "deploy": ["tests.bench.deploy_bench"],
+    "container_overhead": ["tests.bench.container_overhead"],
 }
 
 

@@ -13,6 +13,9 @@ import orjson
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tools.compose_check import expected_services  # noqa: E402
 
 
 # A first build installs every wheel into the image: minutes, not the
@@ -33,3 +36,16 @@ def test_the_compose_stack_comes_up_and_turns_video_and_sound_into_alerts() -> N
     assert report["missing"] == []
     seen = report["first_seen_s"]
     assert {"alert:object", "alert:sound", "gas_average", "tsdb_points"} <= seen.keys()
+    # Every container's healthcheck passed, limits and log rotation applied.
+    services = expected_services()
+    assert {"broker", "tsdb", "object-detector", "cloud-bridge"} <= set(services)
+    assert sorted(report["healthy_s"]) == services
+    assert sorted(report["containers"]) == services
+    for service, applied in report["containers"].items():
+        assert applied["cpus"] > 0 and applied["memory_mb"] > 0, service
+        assert applied["log_driver"] == "json-file", service
+        assert applied["log_options"] == {"max-size": "10m", "max-file": "3"}, service
+    assert report["containers"]["object-detector"]["memory_mb"] == 512
+    # A stopped stage fails its probe; the same probe passed while it ran.
+    probe = report["stopped_stage_probe"]
+    assert (probe["running_exit"], probe["stopped_exit"]) == (0, 1)

@@ -3,11 +3,13 @@ registry, and a client id that belongs to one identity."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 
 import pytest
 
-from broker.dynsec import ADMIN, CONTROL_TOPIC
+from broker.dynsec import ADMIN, CONTROL_TOPIC, PROBE, PROBE_TOPIC
 from schemas.topics import OPERATOR, REGISTRY, STAGES, USERS, AnyTopicSpec
 from tests.harness.broker import MosquittoBroker
 from tests.harness.probe import ConnectRefused, MakeProbe, Probe
@@ -15,6 +17,12 @@ from tests.harness.stage_process import StartStage
 from tests.integration.gas_helpers import reading
 
 NOT_AUTHORIZED = 135
+
+
+def mosquitto_sub_binary() -> str:
+    found = shutil.which("mosquitto_sub")
+    assert found, "mosquitto_sub (Debian's mosquitto-clients) is part of the test environment"
+    return found
 
 
 def test_anonymous_and_wrong_password_are_refused(broker: MosquittoBroker) -> None:
@@ -191,3 +199,26 @@ def test_an_identity_made_at_run_time_is_bound_and_revocable(broker: MosquittoBr
     analytic.close()
     with pytest.raises(ConnectRefused):
         Probe(broker, username, password)
+
+
+def test_the_broker_probe_reads_the_uptime_and_nothing_else(
+    broker: MosquittoBroker, probe: MakeProbe, root: str
+) -> None:
+    """compose's broker healthcheck, as it runs there (mosquitto_sub -W)."""
+    password = broker.passwords[PROBE]
+    sub = [mosquitto_sub_binary(), "-h", broker.host, "-p", str(broker.port), "-u", PROBE]
+    sub += ["-P", password, "-i", PROBE, "-C", "1", "-W", "5", "-t"]
+    done = subprocess.run([*sub, PROBE_TOPIC], capture_output=True, text=True, timeout=15)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[0]) >= 0  # "<n> seconds"
+    # The control: no other topic, not even another $SYS one, and no publishing.
+    # (A refused subscription still exits 0: the healthcheck greps the answer.)
+    denied = subprocess.run(
+        [*sub, "$SYS/broker/version"], capture_output=True, text=True, timeout=15
+    )
+    assert (denied.stdout, denied.stderr.strip()) == ("", "All subscription requests were denied.")
+    client = Probe(broker, PROBE, password, client_id=PROBE)
+    client.subscribe(f"{root}/#")
+    assert getattr(client.last_subscribe_codes[0], "is_failure", False)
+    assert client.publish(f"{root}/status/gas-average", b"online") == NOT_AUTHORIZED
+    client.close()

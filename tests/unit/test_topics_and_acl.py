@@ -97,7 +97,7 @@ def _config() -> dict[str, Any]:
 
 def test_each_role_carries_exactly_the_acl_grants() -> None:
     roles = {role["rolename"]: role["acls"] for role in _config()["roles"]}
-    assert set(roles) == {*USERS, dynsec.ADMIN_ROLE}
+    assert set(roles) == {*USERS, dynsec.ADMIN_ROLE, dynsec.PROBE_ROLE}
     for user in USERS:
         carried: dict[str, set[str]] = {}
         for acl in roles[user]:
@@ -112,6 +112,11 @@ def test_each_role_carries_exactly_the_acl_grants() -> None:
         assert patterns == readable | shared | ({"#"} if user == OPERATOR else set()), user
     admin_topics = {acl["topic"] for acl in roles[dynsec.ADMIN_ROLE]}
     assert admin_topics == {dynsec.CONTROL_TOPIC, dynsec.CONTROL_TOPIC + "/response"}
+    # The broker's healthcheck: one $SYS topic, by its literal name, read only.
+    assert {(acl["acltype"], acl["topic"]) for acl in roles[dynsec.PROBE_ROLE]} == {
+        ("subscribeLiteral", "$SYS/broker/uptime"),
+        ("publishClientReceive", "$SYS/broker/uptime"),
+    }
 
 
 def test_default_access_is_deny_and_stage_identities_are_bound() -> None:
@@ -130,6 +135,8 @@ def test_default_access_is_deny_and_stage_identities_are_bound() -> None:
     assert [f"{OBJECT_DETECTOR}.{k}" in clients for k in (1, 2, 3, 4)] == [True] * 4
     assert clients[f"{ALERT_FORWARDER}.aux"]["clientid"] == f"{ALERT_FORWARDER}.aux"
     assert clients[dynsec.ADMIN]["clientid"] == dynsec.ADMIN
+    assert clients[dynsec.PROBE]["clientid"] == dynsec.PROBE
+    assert clients[dynsec.PROBE]["roles"] == [{"rolename": dynsec.PROBE_ROLE}]
     assert "clientid" not in clients[OPERATOR]  # the administrator's CLI: random ids
     # Every client id is bound to at most one identity.
     bound = [c["clientid"] for c in clients.values() if "clientid" in c]
