@@ -11,8 +11,9 @@ connections under random ids.
 Identities of a stage (all with the stage's role):
 - `<stage>`: the stage itself (`EDGEGW_REPLICA` unset);
 - `<stage>.<k>`, k = 1..REPLICAS[stage]: further replicas (`EDGEGW_REPLICA=k`);
-- `<identity>.aux`: a side connection (the alert-forwarder's receipt reader,
-  the `edgegw health` probe), same password.
+- `<identity>.<side>`, side in SIDE_CONNECTIONS: a side connection with its
+  own bound client id, same password (`aux`: the alert-forwarder's receipt
+  reader; `health`: the `edgegw health` probe of a container).
 
 Besides them: the operator, `dynsec-admin` (the control topic only) and
 `broker-probe`, the broker container's healthcheck (compose), which may
@@ -27,16 +28,16 @@ import secrets
 from collections.abc import Mapping
 from typing import Any, Final
 
-from schemas.topics import OBJECT_DETECTOR, OPERATOR, STAGES
+from schemas.topics import OBJECT_DETECTOR, OPERATOR, SIDE_CONNECTIONS, STAGES
 
 # Replica identities provisioned per replicable stage (beyond the stage's own).
 REPLICAS: Final[Mapping[str, int]] = {OBJECT_DETECTOR: 4}
-# Every stage may open a side connection with its own bound client id: the
-# alert-forwarder's receipt reader (services/alert_forwarder/confirmation.py)
+# Every stage may open side connections, each with its own bound client id:
+# the alert-forwarder's receipt reader (services/alert_forwarder/confirmation.py)
 # and `edgegw health <stage>`, a container's probe, which logs in as the stage
 # while the stage itself holds the stage's client id.
 AUXILIARY: Final = frozenset(STAGES)
-AUX_SUFFIX: Final = ".aux"
+SIDE_SUFFIXES: Final = tuple(f".{side}" for side in SIDE_CONNECTIONS)
 
 ADMIN: Final = "dynsec-admin"
 ADMIN_ROLE: Final = "dynsec-admin"
@@ -70,8 +71,17 @@ def identities() -> dict[str, str]:
 
 
 def password_owner(username: str) -> str:
-    """Whose secret a username logs in with (an `.aux` identity: its owner's)."""
-    return username.removesuffix(AUX_SUFFIX)
+    """Whose secret a username logs in with (a side identity: its owner's)."""
+    for suffix in SIDE_SUFFIXES:
+        if username.endswith(suffix):
+            return username.removesuffix(suffix)
+    return username
+
+
+def side_identities(username: str, role_name: str) -> list[str]:
+    """`username` and, for a stage's role, its side connections' identities."""
+    sides = SIDE_SUFFIXES if role_name in AUXILIARY else ()
+    return [username, *(username + suffix for suffix in sides)]
 
 
 def hash_password(password: str, salt: bytes | None = None) -> dict[str, Any]:
@@ -151,8 +161,9 @@ def config(grants_of: Mapping[str, Grants], passwords: Mapping[str, str]) -> dic
     for username, role_name in identities().items():
         password = passwords[username]
         clients.append(client(username, role_name, password, bound=username != OPERATOR))
-        if role_name in AUXILIARY:
-            clients.append(client(username + AUX_SUFFIX, role_name, password))
+        clients += [
+            client(side, role_name, password) for side in side_identities(username, role_name)[1:]
+        ]
     return {
         "defaultACLAccess": [
             {"acltype": "publishClientSend", "allow": False},
@@ -170,7 +181,7 @@ def config(grants_of: Mapping[str, Grants], passwords: Mapping[str, str]) -> dic
 def create_client_commands(username: str, password: str, role_name: str) -> dict[str, Any]:
     """`$CONTROL/dynamic-security/v1` commands that add a bound identity with
     `role_name` at run time (the harness does; the deployer will)."""
-    names = [username] + ([username + AUX_SUFFIX] if role_name in AUXILIARY else [])
+    names = side_identities(username, role_name)
     return {
         "commands": [
             {
@@ -188,5 +199,5 @@ def create_client_commands(username: str, password: str, role_name: str) -> dict
 def delete_client_commands(username: str, role_name: str) -> dict[str, Any]:
     """Commands that revoke an identity made by `create_client_commands`; the
     plugin also disconnects it (clients.c: mosquitto_kick_client_by_username)."""
-    names = [username] + ([username + AUX_SUFFIX] if role_name in AUXILIARY else [])
+    names = side_identities(username, role_name)
     return {"commands": [{"command": "deleteClient", "username": name} for name in names]}

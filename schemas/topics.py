@@ -73,6 +73,11 @@ STAGES: Final = (
     METRICS_EXPORTER,
     WEB,
 )
+# A stage's side connections, each its own identity `<identity>.<side>` with
+# the stage's role and password and a bound client id of its own: the
+# alert-forwarder's receipt reader (`aux`) and the `edgegw health` probe of a
+# container (`health`), which runs beside the stage and its `aux` connection.
+SIDE_CONNECTIONS: Final = ("aux", "health")
 # Deployed analytics are not a broker user of their own: the deployer creates a
 # dynamic-security identity per analytic (its declared topics only).
 USERS: Final = (*STAGES, OPERATOR)

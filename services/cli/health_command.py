@@ -100,8 +100,11 @@ async def read_health(
         except TimeoutError:
             pass  # a missing retained message is an answer too
 
-    # As the stage's side connection: the stage itself holds its bound client id.
-    await with_door(settings, settings.root, prepare, body, connect_timeout_s=wait_s, user=stage)
+    # As the stage's `health` side connection: the stage holds its own bound
+    # client id, and the alert-forwarder's receipt reader the `aux` one.
+    await with_door(
+        settings, settings.root, prepare, body, connect_timeout_s=wait_s, user=stage, side="health"
+    )
     return (status[-1] if status else None), (health[-1] if health else None)
 
 

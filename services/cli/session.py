@@ -36,10 +36,11 @@ async def with_door(
     body: Callable[[MqttDoor], Awaitable[T]],
     connect_timeout_s: float = 10.0,
     user: str = OPERATOR,
+    side: str = "aux",
 ) -> T:
     """Connect as the operator (or as `user`'s side connection), run `body`,
     disconnect. `prepare` subscribes."""
-    door = MqttDoor(settings, user, announce=False, root=root)
+    door = MqttDoor(settings, user, announce=False, root=root, side=side)
     prepare(door)
     async with asyncio.TaskGroup() as tasks:
         runner = tasks.create_task(door.run())

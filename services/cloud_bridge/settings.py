@@ -28,7 +28,7 @@ class CloudSettings(StageSettings):
     keepalive_s: int = Field(default=15, ge=2, le=3600)
     reconnect_max_s: float = Field(default=5.0, gt=0)
 
-    def mqtt_client_id(self, stage: str, *, auxiliary: bool = False) -> str:
+    def mqtt_client_id(self, stage: str, *, side: str = "") -> str:
         # One cloud broker serves many gateways, none of which it binds here.
         return f"{self.mqtt_identity(stage)}-{self.gateway_id}-{self.instance}"
 

@@ -83,6 +83,7 @@ class MqttDoor:
         *,
         announce: bool = True,
         root: str | None = None,
+        side: str = "aux",
     ) -> None:
         self.settings = settings
         self.user = user
@@ -93,11 +94,13 @@ class MqttDoor:
         self.reconnects = 0
         self._announce = announce
         # A stage's client id is bound to its identity by the broker (a side
-        # connection has its own `.aux` one); the operator's is not: random.
+        # connection, `announce` off, has its own `.<side>` one); the
+        # operator's is not: random.
         bound = user in STAGES
-        self._identity = settings.mqtt_identity(user, auxiliary=bound and not announce)
+        own_side = "" if announce else side
+        self._identity = settings.mqtt_identity(user, side=own_side if bound else "")
         self._client_id = (
-            settings.mqtt_client_id(user, auxiliary=not announce)
+            settings.mqtt_client_id(user, side=own_side)
             if bound
             else f"{self._identity}-{uuid.uuid4().hex[:10]}"
         )

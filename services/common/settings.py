@@ -156,16 +156,17 @@ class StageSettings(BaseSettings):
         """The `config` fields of these settings, as that model."""
         return config.model_validate(self.model_dump(include=set(config.model_fields)))
 
-    def mqtt_identity(self, stage: str, *, auxiliary: bool = False) -> str:
-        """The username this stage logs in with: its own identity, or the
-        `.aux` one of a side connection (see broker/dynsec.py)."""
+    def mqtt_identity(self, stage: str, *, side: str = "") -> str:
+        """The username this stage logs in with: its own identity, or
+        `<identity>.<side>` for a side connection (SIDE_CONNECTIONS,
+        broker/dynsec.py)."""
         identity = self.mqtt_username or (f"{stage}.{self.replica}" if self.replica else stage)
-        return f"{identity}.aux" if auxiliary else identity
+        return f"{identity}.{side}" if side else identity
 
-    def mqtt_client_id(self, stage: str, *, auxiliary: bool = False) -> str:
+    def mqtt_client_id(self, stage: str, *, side: str = "") -> str:
         """The client id: the identity itself, which the gateway broker binds
         to it, so no other credential can take this stage's session over."""
-        return self.mqtt_identity(stage, auxiliary=auxiliary)
+        return self.mqtt_identity(stage, side=side)
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -34,7 +34,7 @@ def test_a_stage_presents_its_identity_as_username_and_client_id() -> None:
     assert replica.instance == "2"  # not the default "0" another replica says
     named = StageSettings(mqtt_password="x", mqtt_username="gas-average.site1")
     assert named.mqtt_client_id("gas-average") == "gas-average.site1"
-    assert named.mqtt_client_id("gas-average", auxiliary=True) == "gas-average.site1.aux"
+    assert named.mqtt_client_id("gas-average", side="aux") == "gas-average.site1.aux"
     # The cloud broker binds nothing of ours and serves many gateways.
     cloud = CloudSettings(mqtt_password="x", mqtt_username="edge", gateway_id="gw", instance="0")
     assert cloud.mqtt_client_id("cloud-bridge") == "edge-gw-0"
@@ -88,6 +88,9 @@ async def test_doors_use_bound_ids_except_the_operator() -> None:
     assert MqttDoor(settings, "gas-average").client_id == "gas-average"
     side = MqttDoor(settings, "alert-forwarder", announce=False)
     assert (side.identity, side.client_id) == ("alert-forwarder.aux", "alert-forwarder.aux")
+    # The health probe runs beside the stage and its receipt reader: a third id.
+    probe = MqttDoor(settings, "alert-forwarder", announce=False, side="health")
+    assert (probe.identity, probe.client_id) == ("alert-forwarder.health",) * 2
     first = MqttDoor(settings, "operator", announce=False)
     second = MqttDoor(settings, "operator", announce=False)
     assert first.identity == "operator" and first.client_id != second.client_id

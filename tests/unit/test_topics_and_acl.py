@@ -134,6 +134,10 @@ def test_default_access_is_deny_and_stage_identities_are_bound() -> None:
         assert clients[stage]["roles"] == [{"rolename": stage}]
     assert [f"{OBJECT_DETECTOR}.{k}" in clients for k in (1, 2, 3, 4)] == [True] * 4
     assert clients[f"{ALERT_FORWARDER}.aux"]["clientid"] == f"{ALERT_FORWARDER}.aux"
+    for stage in STAGES:  # the health probe's own identity, beside the stage's
+        assert clients[f"{stage}.health"]["clientid"] == f"{stage}.health"
+        assert clients[f"{stage}.health"]["roles"] == [{"rolename": stage}]
+    assert dynsec.password_owner(f"{OBJECT_DETECTOR}.2.health") == f"{OBJECT_DETECTOR}.2"
     assert clients[dynsec.ADMIN]["clientid"] == dynsec.ADMIN
     assert clients[dynsec.PROBE]["clientid"] == dynsec.PROBE
     assert clients[dynsec.PROBE]["roles"] == [{"rolename": dynsec.PROBE_ROLE}]
