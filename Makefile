@@ -41,8 +41,11 @@ unit: setup assets
 integration: setup
 	$(PY) -m pytest tests/integration -q
 
+# The slow suites (image builds, compose and swarm stacks: `-m slow`) run beside
+# the unit tests, then the integration and end-to-end tests run alone: many of
+# them measure rates and deadlines on this machine's cores (tools/run_tests.sh).
 test: setup assets lint docker-engine k8s-validate
-	$(PY) -m pytest -q
+	PY=$(PY) bash tools/run_tests.sh
 
 # deploy/k8s rendered by `kubectl kustomize` (Debian's kubernetes-client) and
 # every object checked against the Kubernetes OpenAPI schema, offline.

@@ -20,6 +20,7 @@ from tools.compose_check import expected_services  # noqa: E402
 
 # A first build installs every wheel into the image: minutes, not the
 # suite's 120 s default.
+@pytest.mark.slow
 @pytest.mark.timeout(1300)
 def test_the_compose_stack_comes_up_and_turns_video_and_sound_into_alerts() -> None:
     done = subprocess.run(

@@ -30,7 +30,7 @@ from tests.integration.deployer.helpers import (
 from tools.analytic_images import STAGE_REPOSITORY, build_and_push_stage
 from tools.local_registry import LocalRegistry
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(300)]
 
 Choice = tuple[str, float, str]  # level, cost_kbps, hosted
 

@@ -15,7 +15,7 @@ import pytest
 from tools import seed004_data
 from tools.seed004_live import LiveOptions, live_type, run_live
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(600)]
 
 # In the seed's format (type, arrival minute, lifetime). Two images per kind:
 # audio1 -> audio0, audio2 -> audio1, yolo1 -> yolo0. Slot 1 (minute 5)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make test`'s pytest runs: the slow suites (`-m slow`: image builds, the
+# compose and swarm stacks, the offline build; mostly waiting on the Docker
+# engine) beside the unit tests, which assert no timings; then the other
+# integration and end-to-end tests alone, since many of them measure rates and
+# deadlines on this machine's cores. Every run's output is printed; the exit
+# status fails if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+slow_log=$(mktemp -t edgegw-slow-XXXXXX.log)
+start=$SECONDS
+
+"$PY" -m pytest -q -m slow -p no:cacheprovider --basetemp=/tmp/edgegw-pytest-slow \
+    >"$slow_log" 2>&1 &
+slow_pid=$!
+"$PY" -m pytest -q tests/unit --basetemp=/tmp/edgegw-pytest-unit
+unit=$?
+echo "== unit tests: exit $unit after $((SECONDS - start)) s; waiting for the slow suites"
+wait "$slow_pid"
+slow=$?
+echo "== slow suites (-m slow): exit $slow after $((SECONDS - start)) s"
+cat "$slow_log"
+rm -f "$slow_log"
+
+"$PY" -m pytest -q -m "not slow" tests/integration tests/e2e --basetemp=/tmp/edgegw-pytest-rest
+rest=$?
+echo "== unit $unit, slow $slow, integration and e2e $rest; $((SECONDS - start)) s in all"
+exit $((unit || slow || rest))
