@@ -7,14 +7,13 @@ Stateless across frames: any number of replicas, on any node. What it keeps
 per camera is only what prices its QoS levels.
 
 The MQTT handler only checks the frame's properties and drops it in the
-camera's one-slot mailbox (latest wins). Then a pipeline of three workers, so
-the model runs at its own speed on one core while the other does the rest:
-- prepare: takes the newest frame just before the model is free, decodes and
-  resizes it in a thread, and leaves it in a one-frame hand-off;
-- infer: runs the model on the prepared frame in another thread;
-- publish: crops (with snapshots on), builds and publishes the message and
-  prices the levels, with one inferred frame waiting at most, so a slow
-  publisher holds the model back rather than building a backlog.
+camera's one-slot mailbox (latest wins, cameras in turn). `DetectionPipeline`
+then decodes and resizes the next frame in one thread while the model runs on
+the current one in another, so the model runs at its own speed on one core
+while the other does the rest; each result comes back to the event loop,
+which crops (with snapshots on), publishes and prices the levels, with one
+inferred frame waiting at most, so a slow publisher holds the model back
+rather than building a backlog.
 """
 
 from __future__ import annotations
@@ -26,8 +25,6 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 from pydantic import ValidationError
 
@@ -57,7 +54,6 @@ from services.common.door import (
     Received,
     describe_validation_error,
 )
-from services.common.pacing import wait_set
 from services.common.periodic_summary import Tally, publish_summaries
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
@@ -75,14 +71,20 @@ from services.object_detector.levels import (
     repricing_needed,
 )
 from services.object_detector.mailbox import LatestFrames, PendingFrame, TooManyCameras
-from services.object_detector.pipeline_pace import PreparePace
+from services.object_detector.pipeline import (
+    DetectionPipeline,
+    FrameRejected,
+    Inferred,
+    Prepared,
+    Rejected,
+)
 from services.object_detector.settings import (
     DetectorConfig,
     ObjectDetectorSettings,
     effective_config,
 )
 from services.object_detector.snapshots import crop_snapshot
-from services.object_detector.ssd import Frame, SSDDetector, load_detector
+from services.object_detector.ssd import SSDDetector, load_detector
 
 log = logging.getLogger(__name__)
 # Inferred frames waiting for the publisher: one, so a publisher that falls
@@ -90,6 +92,7 @@ log = logging.getLogger(__name__)
 RESULTS_WAITING = 1
 CROPS = {"objects": {"__all__": {"crop"}}}
 IDLE_CHECK_S = 0.5
+THREAD_CHECK_S = 0.1  # while stopping: how often to look whether the threads ended
 
 
 def parse_frame_properties(properties: dict[str, str]) -> tuple[int, float, int, int]:
@@ -101,23 +104,6 @@ def parse_frame_properties(properties: dict[str, str]) -> tuple[int, float, int,
     return meta.seq, meta.capture_ts, meta.width, meta.height
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A frame decoded and resized for the model, waiting in the one-slot hand-off."""
-
-    pending: PendingFrame
-    frame: Frame
-    tensor: npt.NDArray[np.generic]
-    config: DetectorConfig
-
-
-@dataclass(frozen=True)
-class Inferred:
-    prepared: Prepared
-    found: list[Detection]
-    inference_ms: float
-
-
 @dataclass
 class CameraState:
     last_frame: float = field(default_factory=time.monotonic)
@@ -125,6 +111,7 @@ class CameraState:
     published_levels: list[QosLevel] | None = None
     priced_at: float = 0.0  # monotonic
     frames_at_pricing: int = 0
+    frames_processed: int = 0
 
 
 class DetectorStage:
@@ -146,13 +133,9 @@ class DetectorStage:
         self.config = RuntimeConfig(door, DetectorConfig, settings.startup_config())
         self.config.on_change(self._reconfigure)
         self._mailbox = LatestFrames(settings.max_cameras)
-        # The hand-off between preparing and inference: one frame at most.
-        self._slot: Prepared | None = None
-        self._slot_free = asyncio.Event()
-        self._slot_free.set()
-        self._slot_full = asyncio.Event()
-        self._pace = PreparePace()
-        self._results: asyncio.Queue[Inferred] = asyncio.Queue(maxsize=RESULTS_WAITING)
+        self._pipeline = DetectionPipeline(
+            self._mailbox, self._prepare, self._infer, results_waiting=RESULTS_WAITING
+        )
         self._cameras: dict[str, CameraState] = {}
         params = {"camera": settings.camera} if settings.camera else {}
         door.subscribe(FRAME, self.on_frame, share_group=settings.share_group or None, **params)
@@ -222,78 +205,56 @@ class DetectorStage:
             state = self._cameras[camera] = CameraState()
         return state
 
-    # -- the pipeline: prepare (decode, resize) | infer | publish ----------------
+    # -- the pipeline's two threads: prepare (decode, resize) | infer -------------
 
     def _prepare(self, pending: PendingFrame) -> Prepared:
-        """Blocking, beside the inference thread: decode and resize."""
+        """Blocking, in the decode thread: decode and resize."""
         try:
             frame = decode_jpeg(pending.raw)
         except CorruptJpegError as error:
-            raise InvalidMessage(str(error)) from None
+            raise FrameRejected(str(error)) from None
         height, width = frame.shape[:2]
         if (width, height) != (pending.width, pending.height):
-            raise InvalidMessage(
+            raise FrameRejected(
                 f"properties say {pending.width}x{pending.height}, the JPEG is {width}x{height}"
             )
         config = self.config_of(pending.camera)
         return Prepared(pending, frame, self._detector.preprocess(frame), config)
 
-    async def prepare_frames(self, stop: asyncio.Event) -> None:
-        """Take the latest frame just in time: when the slot is free and the
-        model is about `prepare_ms` from done, so the frame decoded now is the
-        newest there is when the model wants it (latest wins, still)."""
-        while not stop.is_set():
-            if not await wait_set(self._slot_free, IDLE_CHECK_S):
-                continue
-            lead_s = self._pace.wait_before_prepare_s(time.monotonic())
-            if lead_s > 0:
-                await wait_set(stop, lead_s)
-            pending = await self._mailbox.take(IDLE_CHECK_S)
-            if pending is None:
-                continue
-            started = time.perf_counter()
-            try:
-                prepared = await asyncio.to_thread(self._prepare, pending)
-            except InvalidMessage as error:
-                await self._door.dead_letter(pending.topic, pending.raw, str(error))
-                continue
-            self._pace.prepared(time.perf_counter() - started)
-            self._slot = prepared
-            self._slot_free.clear()
-            self._slot_full.set()
+    def _infer(self, prepared: Prepared) -> list[Detection]:
+        """Blocking, in the model thread."""
+        pending = prepared.pending
+        return self._detector.infer(
+            prepared.tensor, pending.width, pending.height, prepared.config.detection_min_score
+        )
 
-    async def infer_frames(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            if not await wait_set(self._slot_full, IDLE_CHECK_S) or self._slot is None:
-                continue
-            prepared, self._slot = self._slot, None
-            self._slot_full.clear()
-            self._slot_free.set()  # the next frame is decoded while this one runs
-            pending, config = prepared.pending, prepared.config
-            started = time.perf_counter()
-            self._pace.inference_started(time.monotonic())
-            found = await asyncio.to_thread(
-                self._detector.infer,
-                prepared.tensor,
-                pending.width,
-                pending.height,
-                config.detection_min_score,
-            )
-            inference_s = time.perf_counter() - started
-            self._pace.inferred(inference_s)
-            # Bounded: a publisher that falls behind holds the model back.
-            await self._results.put(Inferred(prepared, found, inference_s * 1000))
+    # -- back on the event loop: crops, publishing, levels ----------------------
 
     async def publish_results(self, stop: asyncio.Event) -> None:
-        while not (stop.is_set() and self._results.empty()):
-            try:
-                inferred = await asyncio.wait_for(self._results.get(), IDLE_CHECK_S)
-            except TimeoutError:
-                self._forget_silent_cameras()
-                continue
-            found = await asyncio.to_thread(self._with_crops, inferred)
-            await self._publish(inferred.prepared.pending, found)
-            self._forget_silent_cameras()
+        self._pipeline.start()
+        try:
+            while not stop.is_set():
+                await self._handle(await self._pipeline.next_result(IDLE_CHECK_S))
+            # Stopping: the frame in hand is still detected and published.
+            self._pipeline.stop()
+            while self._pipeline.running:
+                await self._handle(await self._pipeline.next_result(THREAD_CHECK_S))
+            await self._handle(await self._pipeline.next_result(THREAD_CHECK_S))
+        finally:
+            self._pipeline.abandon()
+
+    async def _handle(self, result: Inferred | Rejected | None) -> None:
+        if isinstance(result, Rejected):
+            await self._door.dead_letter(result.pending.topic, result.pending.raw, result.reason)
+        elif isinstance(result, Inferred):
+            snapshots = result.prepared.config.snapshots and result.found
+            # Crops encode JPEGs: off the event loop, when there are any.
+            if snapshots:
+                found = await asyncio.to_thread(self._with_crops, result)
+            else:
+                found = self._with_crops(result)
+            await self._publish(result.prepared.pending, found)
+        self._forget_silent_cameras()
 
     def _with_crops(self, inferred: Inferred) -> FrameDetections:
         """Blocking: the message, with each object's crop when snapshots are on
@@ -331,6 +292,10 @@ class DetectorStage:
         metrics.count("frames_processed")
         metrics.gauge("inference_ms", found.inference_ms)
         metrics.gauge("frames_dropped_total", self._mailbox.dropped)
+        state.frames_processed += 1
+        metrics.gauge(f"frames_processed.{pending.camera}", state.frames_processed)
+        dropped = self._mailbox.dropped_by_camera[pending.camera]
+        metrics.gauge(f"frames_dropped.{pending.camera}", dropped)
         # Priced as the detections object-tracker publishes from these (the
         # same objects, a track id more each), at the knob's result rate.
         root = self._door.root
@@ -386,6 +351,9 @@ class DetectorStage:
         for camera, state in list(self._cameras.items()):
             if now - state.last_frame >= limit:
                 del self._cameras[camera]
+                self._mailbox.forget(camera)
+                for gauge in ("frames_processed", "frames_dropped"):
+                    self._door.metrics.gauges.pop(f"{gauge}.{camera}", None)
 
 
 async def run(settings: ObjectDetectorSettings, stop: asyncio.Event | None = None) -> None:
@@ -401,6 +369,6 @@ async def run(settings: ObjectDetectorSettings, stop: asyncio.Event | None = Non
     )
     await serve(
         door,
-        [stage.prepare_frames, stage.infer_frames, stage.publish_results, summaries],
+        [stage.publish_results, summaries],
         stop=stop,
     )
