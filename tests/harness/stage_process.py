@@ -36,6 +36,12 @@ class StageProcess:
     def pid(self) -> int:
         return self._process.pid
 
+    def pin(self, cpus: set[int]) -> None:
+        """Run every thread of the stage on `cpus` only (threads it starts
+        later inherit it): replicas on cores of their own, as on nodes."""
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            os.sched_setaffinity(int(task.name), cpus)
+
     def terminate(self) -> None:
         self._process.send_signal(signal.SIGTERM)
 

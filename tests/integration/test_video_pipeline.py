@@ -4,6 +4,7 @@ object-tracker as real processes, on the real model and real video
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from typing import Any
@@ -164,9 +165,15 @@ def test_two_detectors_split_frames_exactly_once_and_process_more(
     observer = probe("operator")
     observer.subscribe(f"{root}/#", qos=0)
     env = {"EDGEGW_THREADS": "1", "EDGEGW_LABELS": "[]"}
-    stage("object-detector", EDGEGW_INSTANCE="a", **env)
+    first = stage("object-detector", EDGEGW_INSTANCE="a", **env)
     second = stage("object-detector", EDGEGW_INSTANCE="b", **env)
     wait_online(observer, root, "object-detector", count=2)
+    # A replica per core, as replicas on nodes of their own: one detector (a
+    # decode and a model thread) would otherwise take both cores of a small
+    # machine by itself, and two could not do more than one.
+    assert (os.cpu_count() or 1) >= 2, "scaling across replicas needs two cores"
+    first.pin({0})
+    second.pin({1})
     camera = probe("camera-capture")
     topic = f"{root}/camera/door/frame"
     frames = vtest_jpegs(40, max_width=384)
