@@ -220,6 +220,8 @@ def wait_ready(node_id: str, timeout_s: float = 60.0) -> None:
 
 def up(node: Node, registry_ports: Sequence[int], timeout_s: float = 60.0) -> str:
     """The whole node, joined: its swarm node id. Undo with `down` (also on failure)."""
+    if swarm.docker("info", "--format", "{{.Swarm.ControlAvailable}}").strip() != "true":
+        raise RuntimeError("this engine is no swarm manager: `make swarm` first")
     make_network(node)
     start_engine(node, timeout_s)
     for port in registry_ports:

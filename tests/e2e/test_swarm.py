@@ -332,6 +332,12 @@ def test_a_second_node_in_its_own_network_namespace_runs_a_detector_replica(
             ),
         }
         assert placement[slot] == node.name
+        # Every stage swarm put on node2 reaches the broker over the overlay.
+        online = {
+            m.topic.rsplit("/", 1)[1]
+            for m in gateway.received(lambda m: m.payload == b"online" and "/status/" in m.topic)
+        }
+        assert set(timings["two_nodes"]["tasks_on_node2"]) <= online, online
         assert {str(s) for s in placement} <= set(timings["two_nodes"]["frames_in_30s_by_slot"])
         assert timings["two_nodes"]["frames_processed_twice"] == 0
         gateway.wait_for(_under("alert", scaled_at), 1, 120)
