@@ -369,6 +369,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     if args.command == "forward":
         asyncio.run(forward(node.netns, args.port))
     elif args.command == "up":
+        if node.netns.exists():
+            raise SystemExit(f"{node.name} is up already (`make swarm-node-down` removes it)")
         try:
             node_id = up(node, args.registry_port or [5000])
         except BaseException:
