@@ -7,7 +7,7 @@ EXTRAS := video,audio,telemetry,deploy,ops,web,dev
 SOURCES := schemas services profiling broker tests tools
 REGISTRY_PORT ?= 5000
 
-.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine k8s-validate swarm swarm-down fleet-sim experiment-seed004 experiment-seed004-live registry images offline-bundle
+.PHONY: setup system-deps venv assets models demo test unit integration lint bench clean compose compose-env compose-check docker-engine k8s-validate swarm swarm-down swarm-node swarm-node-down fleet-sim experiment-seed004 experiment-seed004-live registry images offline-bundle
 
 setup: system-deps venv
 
@@ -63,6 +63,15 @@ swarm: assets docker-engine registry
 
 swarm-down:
 	$(PY) -m tools.swarm --stack $(SWARM_STACK) down
+
+# A second swarm node on this machine (after `make swarm`): a dockerd in its own
+# network namespace (veth 10.231.0.1 <-> 10.231.0.2) joined as a worker, the
+# registry forwarded to its 127.0.0.1:$(REGISTRY_PORT). README, Docker swarm.
+swarm-node:
+	$(PY) -m tools.swarm_node up --registry-port $(REGISTRY_PORT)
+
+swarm-node-down:
+	$(PY) -m tools.swarm_node down
 
 # 50 gateway bridges into one TLS cloud broker: alerts, config push, fairness (JSON).
 fleet-sim: setup

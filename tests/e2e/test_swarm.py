@@ -242,3 +242,123 @@ def test_the_swarm_stack_scales_the_detector_survives_a_kill_and_leaves_nothing(
         registry.stop()
         cloud.stop()
         print(orjson.dumps({"swarm_test_timings": timings}).decode())
+
+
+def _node_tasks(service: str) -> dict[int, str]:
+    """Slot -> node of the service's running tasks."""
+    return {
+        int(t["Name"].rsplit(".", 1)[1]): t["Node"]
+        for t in swarm.tasks(service)
+        if t["DesiredState"] == "Running" and t["CurrentState"].startswith("Running")
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3000)
+def test_a_second_node_in_its_own_network_namespace_runs_a_detector_replica(
+    tmp_path: Path,
+) -> None:
+    """tools/swarm_node.py: a second dockerd in a network namespace joins as a
+    worker, pulls 127.0.0.1:<port>/... through its forwarder, and a detector
+    replica placed there detects frames over the overlay; alerts keep flowing."""
+    from tools import swarm_node
+
+    stack = "edgegw-swarm-node-test"
+    detector = f"{stack}_object-detector"
+    timings: dict[str, Any] = {}
+    registry = LocalRegistry(tmp_path / "registry")
+    registry.start()
+    initialised = swarm.ensure_swarm()
+    swarm.label_gateway_node()
+    node = swarm_node.Node()
+    watch: GatewayWatch | None = None
+    try:
+        started = time.monotonic()
+        node_id = swarm_node.up(node, [registry.port])
+        timings["node_up_s"] = round(time.monotonic() - started, 1)
+        nodes = swarm.docker("node", "ls", "--format", "{{.Hostname}} {{.Status}}").split("\n")
+        assert f"{node.name} Ready" in nodes, nodes
+        started = time.monotonic()
+        swarm.build_and_push(registry.address, TAG)
+        timings["build_and_push_s"] = round(time.monotonic() - started, 1)
+        passwords = swarm.write_secrets(tmp_path / "secrets")
+        broker_port = free_port()
+        extra = {"EDGEGW_BROKER_PORT": str(broker_port), "EDGEGW_WEB_PORT": str(free_port())}
+        env = swarm.deploy_env(registry.address, TAG, tmp_path / "secrets", extra)
+        started = time.monotonic()
+        swarm.deploy(stack, swarm.stack_files(cloud=False, publish=True), env)
+        gateway = watch = GatewayWatch(broker_port, passwords["operator"], timeout_s=300)
+        gateway.wait_for(_alert_of("object"), 1, 300)
+        timings["object_alert_s"] = round(time.monotonic() - started, 1)
+
+        # Two replicas: swarm spreads them, one on each node.
+        scaled_at = time.time()
+        swarm.docker("service", "scale", "-d", f"{detector}=2")
+
+        def on_node2() -> list[int]:
+            return [slot for slot, at in _node_tasks(detector).items() if at == node.name]
+
+        timings["replica_on_node2_running_s"] = _await(
+            "a replica on node2", lambda: bool(on_node2()), 240, 1
+        )
+        (slot,) = on_node2()
+
+        def detecting() -> bool:
+            return str(slot) in {f["instance"] for f in _frames(gateway, scaled_at)}
+
+        timings["node2_replica_detecting_s"] = _await("node2 replica detects", detecting, 120)
+        window_at = time.time()
+        time.sleep(30)
+        frames = _frames(gateway, window_at)
+        by_frame = Counter((f["camera"], f["seq"]) for f in frames)
+        placement = _node_tasks(detector)
+        alerts = gateway.received(_alert_of("object"))
+        timings["two_nodes"] = {
+            "detector_slot_by_node": {str(s): at for s, at in sorted(placement.items())},
+            "frames_in_30s_by_slot": dict(sorted(Counter(f["instance"] for f in frames).items())),
+            "frames_processed_twice": sum(1 for n in by_frame.values() if n > 1),
+            "object_alerts_since_scale": len([m for m in alerts if m.at >= scaled_at]),
+            "tasks_on_node2": sorted(
+                name.rsplit(".", 1)[0].removeprefix(f"{stack}_")
+                for name in swarm.docker(
+                    "node",
+                    "ps",
+                    node_id,
+                    "--filter",
+                    "desired-state=running",
+                    "--format",
+                    "{{.Name}}",
+                ).split()
+            ),
+        }
+        assert placement[slot] == node.name
+        # Every stage swarm put on node2 reaches the broker over the overlay.
+        online = {
+            m.topic.rsplit("/", 1)[1]
+            for m in gateway.received(lambda m: m.payload == b"online" and "/status/" in m.topic)
+        }
+        assert set(timings["two_nodes"]["tasks_on_node2"]) <= online, online
+        assert {str(s) for s in placement} <= set(timings["two_nodes"]["frames_in_30s_by_slot"])
+        assert timings["two_nodes"]["frames_processed_twice"] == 0
+        gateway.wait_for(_under("alert", scaled_at), 1, 120)
+        # The node's engine runs the replica (not the main engine).
+        running = node.docker(
+            "ps", "--filter", f"label=com.docker.swarm.service.name={detector}", "-q"
+        ).split()
+        assert len(running) == 1, running
+        watch.close()
+        watch = None
+    finally:
+        if watch is not None:
+            watch.close()
+        swarm.remove(stack, volumes=True)
+        left = swarm_node.down(node)
+        timings["node_left"] = left
+        for name in swarm.IMAGES:
+            swarm.docker("image", "rm", f"{registry.address}/{name}:{TAG}", check=False)
+        swarm.label_gateway_node(add=False)
+        if initialised:
+            swarm.docker("swarm", "leave", "--force", check=False)
+        registry.stop()
+        print(orjson.dumps({"swarm_node_test_timings": timings}).decode())
+    assert not any(left.values()), left
