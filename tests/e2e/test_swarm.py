@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,29 @@ ROOT = "edgegw/gw1"
 DETECTOR = f"{STACK}_object-detector"
 # Every stage of stack.yml and cloud.yml (the deployer is not in the stack).
 RUNNING = sorted(set(STAGES) - {"deployer"})
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """The stack's images, built and pushed once for this module's tests."""
+
+    registry: LocalRegistry
+    images: dict[str, str]
+    build_and_push_s: float
+
+
+@pytest.fixture(scope="module")
+def pushed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pushed]:
+    registry = LocalRegistry(tmp_path_factory.mktemp("registry"))
+    registry.start()
+    try:
+        started = time.monotonic()
+        images = swarm.build_and_push(registry.address, TAG)
+        yield Pushed(registry, images, round(time.monotonic() - started, 1))
+    finally:
+        for name in swarm.IMAGES:
+            swarm.docker("image", "rm", f"{registry.address}/{name}:{TAG}", check=False)
+        registry.stop()
 
 
 class GatewayWatch(PahoCollector):
@@ -100,11 +124,10 @@ def _task_slot(container: str) -> int:
 @pytest.mark.slow
 @pytest.mark.timeout(3000)
 def test_the_swarm_stack_scales_the_detector_survives_a_kill_and_leaves_nothing(
-    tmp_path: Path,
+    tmp_path: Path, pushed: Pushed
 ) -> None:
     timings: dict[str, Any] = {}
-    registry = LocalRegistry(tmp_path / "registry")
-    registry.start()
+    registry, images = pushed.registry, pushed.images
     cloud, cloud_env = start_cloud(tmp_path)
     cloud_secrets = Path(cloud_env["EDGEGW_CLOUD_SECRETS"])
     (cloud_secrets / "password").write_text(cloud_env["EDGEGW_CLOUD_PASSWORD"])
@@ -113,9 +136,7 @@ def test_the_swarm_stack_scales_the_detector_survives_a_kill_and_leaves_nothing(
     watch: GatewayWatch | None = None
     upstairs: CloudProbe | None = None
     try:
-        started = time.monotonic()
-        images = swarm.build_and_push(registry.address, TAG)
-        timings["build_and_push_s"] = round(time.monotonic() - started, 1)
+        timings["build_and_push_s"] = pushed.build_and_push_s
         passwords = swarm.write_secrets(tmp_path / "secrets")
         broker_port = free_port()
         env = swarm.deploy_env(
@@ -234,12 +255,9 @@ def test_the_swarm_stack_scales_the_detector_survives_a_kill_and_leaves_nothing(
         if upstairs is not None:
             upstairs.close()
         swarm.remove(STACK, volumes=True)
-        for name in swarm.IMAGES:
-            swarm.docker("image", "rm", f"{registry.address}/{name}:{TAG}", check=False)
         swarm.label_gateway_node(add=False)
         if initialised:
             swarm.docker("swarm", "leave", "--force", check=False)
-        registry.stop()
         cloud.stop()
         print(orjson.dumps({"swarm_test_timings": timings}).decode())
 
@@ -256,7 +274,7 @@ def _node_tasks(service: str) -> dict[int, str]:
 @pytest.mark.slow
 @pytest.mark.timeout(3000)
 def test_a_second_node_in_its_own_network_namespace_runs_a_detector_replica(
-    tmp_path: Path,
+    tmp_path: Path, pushed: Pushed
 ) -> None:
     """tools/swarm_node.py: a second dockerd in a network namespace joins as a
     worker, pulls 127.0.0.1:<port>/... through its forwarder, and a detector
@@ -266,8 +284,7 @@ def test_a_second_node_in_its_own_network_namespace_runs_a_detector_replica(
     stack = "edgegw-swarm-node-test"
     detector = f"{stack}_object-detector"
     timings: dict[str, Any] = {}
-    registry = LocalRegistry(tmp_path / "registry")
-    registry.start()
+    registry = pushed.registry
     initialised = swarm.ensure_swarm()
     swarm.label_gateway_node()
     node = swarm_node.Node()
@@ -278,9 +295,6 @@ def test_a_second_node_in_its_own_network_namespace_runs_a_detector_replica(
         timings["node_up_s"] = round(time.monotonic() - started, 1)
         nodes = swarm.docker("node", "ls", "--format", "{{.Hostname}} {{.Status}}").split("\n")
         assert f"{node.name} Ready" in nodes, nodes
-        started = time.monotonic()
-        swarm.build_and_push(registry.address, TAG)
-        timings["build_and_push_s"] = round(time.monotonic() - started, 1)
         passwords = swarm.write_secrets(tmp_path / "secrets")
         broker_port = free_port()
         extra = {"EDGEGW_BROKER_PORT": str(broker_port), "EDGEGW_WEB_PORT": str(free_port())}
@@ -354,11 +368,8 @@ def test_a_second_node_in_its_own_network_namespace_runs_a_detector_replica(
         swarm.remove(stack, volumes=True)
         left = swarm_node.down(node)
         timings["node_left"] = left
-        for name in swarm.IMAGES:
-            swarm.docker("image", "rm", f"{registry.address}/{name}:{TAG}", check=False)
         swarm.label_gateway_node(add=False)
         if initialised:
             swarm.docker("swarm", "leave", "--force", check=False)
-        registry.stop()
         print(orjson.dumps({"swarm_node_test_timings": timings}).decode())
     assert not any(left.values()), left

@@ -12,7 +12,12 @@ import numpy as np
 from services.media.jpeg_frame import encode_jpeg
 from tests.harness.probe import MakeProbe
 from tests.harness.stage_process import StartStage
-from tests.integration.video_helpers import frame_properties, rss_mib, vtest_jpegs, wait_online
+from tests.integration.video_helpers import (
+    frame_properties,
+    rss_mib,
+    vtest_jpegs,
+    watched_detector,
+)
 
 
 def jpeg_bomb(width: int, height: int) -> bytes:
@@ -25,10 +30,7 @@ def jpeg_bomb(width: int, height: int) -> bytes:
 def test_a_jpeg_claiming_16000x16000_is_a_dead_letter_and_memory_stays_bounded(
     stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/#", qos=1)
-    detector = stage("object-detector", EDGEGW_THREADS="1")
-    wait_online(observer, root, "object-detector")
+    observer, detector = watched_detector(stage, probe, root)
     camera = probe("camera-capture")
     topic = f"{root}/camera/bomb/frame"
     ((jpeg, width, height),) = vtest_jpegs(1, max_width=320)

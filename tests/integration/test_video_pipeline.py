@@ -10,7 +10,7 @@ from collections import defaultdict
 from typing import Any
 
 from tests.harness.probe import MakeProbe, Probe, Seen
-from tests.harness.stage_process import StartStage
+from tests.harness.stage_process import StageProcess, StartStage
 from tests.integration.video_helpers import (
     VIDEO,
     latency_s,
@@ -19,6 +19,7 @@ from tests.integration.video_helpers import (
     rss_mib,
     vtest_jpegs,
     wait_online,
+    watched_detector,
 )
 
 # Established by looking at vtest.avi frames 0-149 (tests/unit/test_tracker.py):
@@ -44,20 +45,30 @@ def test_replayed_video_gives_person_events_with_stable_ids(
     assert detector.poll() is None and tracker.poll() is None
 
 
+def three_replicas_and_a_tracker(
+    stage: StartStage, probe: MakeProbe, root: str, prefix: str
+) -> tuple[Probe, list[StageProcess]]:
+    """Detector replicas <prefix>1..3 (one thread each) and one tracker, all
+    online, and an operator watching the whole tree."""
+    observer = probe("operator")
+    observer.subscribe(f"{root}/#", qos=1)
+    replicas = [
+        stage("object-detector", EDGEGW_THREADS="1", EDGEGW_INSTANCE=f"{prefix}{k}")
+        for k in (1, 2, 3)
+    ]
+    stage("object-tracker", EDGEGW_CAMERA_SILENT_AFTER_S="2")
+    wait_online(observer, root, "object-detector", count=3)
+    wait_online(observer, root, "object-tracker")
+    return observer, replicas
+
+
 def test_three_detector_replicas_and_one_tracker_keep_one_id_per_person(
     stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
     """Each replica gets a third of the frames; the tracker sees them all, in
     order, so a person walking through is still one event with one id (a
     tracker per replica would see each person in every third frame only)."""
-    observer = probe("operator")
-    observer.subscribe(f"{root}/#", qos=1)
-    replicas = [
-        stage("object-detector", EDGEGW_THREADS="1", EDGEGW_INSTANCE=f"r{k}") for k in (1, 2, 3)
-    ]
-    stage("object-tracker", EDGEGW_CAMERA_SILENT_AFTER_S="2")
-    wait_online(observer, root, "object-detector", count=3)
-    wait_online(observer, root, "object-tracker")
+    observer, replicas = three_replicas_and_a_tracker(stage, probe, root, "r")
     replay_150_frames(stage, observer, root)
     by_id = check_person_events(observer, root)
     feed = observer.received(lambda m: m.topic == f"{root}/detections/lobby/frame")
@@ -70,14 +81,7 @@ def test_three_detector_replicas_and_one_tracker_keep_one_id_per_person(
 def test_a_replica_killed_mid_track_leaves_the_events_going_with_the_same_id(
     stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/#", qos=1)
-    replicas = [
-        stage("object-detector", EDGEGW_THREADS="1", EDGEGW_INSTANCE=f"k{k}") for k in (1, 2, 3)
-    ]
-    stage("object-tracker", EDGEGW_CAMERA_SILENT_AFTER_S="2")
-    wait_online(observer, root, "object-detector", count=3)
-    wait_online(observer, root, "object-tracker")
+    observer, replicas = three_replicas_and_a_tracker(stage, probe, root, "k")
     events_topic = f"{root}/event/lobby"
     start_camera(stage)
     # People are in view and tracked: kill one replica without a goodbye.
@@ -291,10 +295,7 @@ def test_overload_keeps_latency_flat_counts_drops_and_bounds_memory(
 def test_corrupt_jpeg_and_wrong_properties_are_dead_letters(
     stage: StartStage, probe: MakeProbe, root: str
 ) -> None:
-    observer = probe("operator")
-    observer.subscribe(f"{root}/#", qos=1)
-    detector = stage("object-detector", EDGEGW_THREADS="1")
-    wait_online(observer, root, "object-detector")
+    observer, detector = watched_detector(stage, probe, root)
     camera = probe("camera-capture")
     topic = f"{root}/camera/bad/frame"
     ((jpeg, width, height),) = vtest_jpegs(1, max_width=320)

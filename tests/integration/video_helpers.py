@@ -13,7 +13,8 @@ import pytest
 
 from services.media.jpeg_frame import encode_jpeg, resize_to_fit
 from tests.harness.assets import VIDEO as VIDEO  # re-exported: the video tests import it here
-from tests.harness.probe import Probe, Seen
+from tests.harness.probe import MakeProbe, Probe, Seen
+from tests.harness.stage_process import StageProcess, StartStage
 
 
 def vtest_jpegs(count: int, max_width: int, quality: int = 70) -> list[tuple[bytes, int, int]]:
@@ -90,3 +91,12 @@ def wait_online(observer: Probe, root: str, stage: str, count: int = 1) -> None:
         count=count,
         timeout_s=30,
     )
+
+
+def watched_detector(stage: StartStage, probe: MakeProbe, root: str) -> tuple[Probe, StageProcess]:
+    """An operator watching the whole tree, and one detector (one thread) online."""
+    observer = probe("operator")
+    observer.subscribe(f"{root}/#", qos=1)
+    detector = stage("object-detector", EDGEGW_THREADS="1")
+    wait_online(observer, root, "object-detector")
+    return observer, detector
