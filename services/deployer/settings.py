@@ -82,7 +82,7 @@ class DeployerSettings(StageSettings, Ceilings):
         default=False, description="slots at a fixed period, as seed 004's, empty ones too"
     )
     download_slot_gather_s: float = Field(
-        default=0.05, ge=0, le=60, description="a slot opens this long after a request waits"
+        default=0.02, ge=0, le=60, description="a slot opens this long after a request waits"
     )
     exact_time_limit_s: float = Field(
         default=1.0, gt=0, le=600, description="HiGHS's limit for the exact planner"
