@@ -20,7 +20,7 @@ the same stage as a bare process, in one run (seed 000's headline measure).
 The image is built first (tools/compose.sh build object-detector: the layer
 cache makes it quick once built).
 
-    python -m tests.bench.container_overhead [--rounds 3] [--idle-s 30]
+    python -m tests.bench.container_overhead [--rounds 6] [--idle-s 30]
 """
 
 from __future__ import annotations
@@ -298,7 +298,7 @@ def memory_compared(directory: Path, idle_s: float, containers: Containers) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--idle-s", type=float, default=30.0)
     parser.add_argument("--no-build", action="store_true", help="use the image as it is")
     args = parser.parse_args()
