@@ -18,8 +18,11 @@ in one run (this machine is shared: only same-run ratios mean anything):
 - overload_2x: offered at 2x bare_fps; p99_ratio = its capture -> detections
   p99 over the unloaded p99 (goal <= 1.2).
 - two_replicas_vs_one: two detector processes of one thread each on the
-  shared subscription, offered 4x bare_fps, over one (goal >= 1.7; both
-  share this machine's cores with the broker and the offering probe).
+  shared subscription, offered 4x bare_fps, each pinned to a core of its own
+  (as replicas on nodes of their own), over one replica pinned alike (goal
+  >= 1.7; both share this machine's cores with the broker and the offering
+  probe). Unpinned, one replica's decode thread already takes the other core:
+  two_replicas_unpinned_vs_one is the two unpinned over the pipeline's fps.
 - two_bare_processes_vs_one: two processes running the bare interpreter loop
   at once, over bare_fps: the ceiling this machine gives two replicas (its
   2 cores also run the broker and the offering probe in the replica phase).
@@ -44,6 +47,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +231,16 @@ def wait_online(observer: Probe, since: float, timeout_s: float) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Replicas:
+    """fps of two replicas on the machine's cores as the kernel spreads them,
+    then of two and of one pinned to a core each (as on nodes of their own)."""
+
+    two_unpinned: float
+    two_pinned: float
+    one_pinned: float
+
+
 def two_replicas_fps(
     broker: MosquittoBroker,
     directory: str,
@@ -235,22 +249,28 @@ def two_replicas_fps(
     jpegs: list[tuple[bytes, int, int]],
     detector_fps: float,
     first_seq: int,
-) -> float:
+    first: StageProcess,
+) -> Replicas:
     """A second one-thread replica beside the first, offered 4x bare_fps."""
     env = {
         **broker.env_for("object-detector", GATEWAY, instance="b"),
         "EDGEGW_THREADS": str(THREADS),
         "EDGEGW_INSTANCE": "b",
     }
+    measured_s = PHASE_S - WARMUP_S
     started = time.time()
     second = StageProcess("object-detector", env, Path(directory))
     try:
         wait_online(observer, started, timeout_s=30)
-        both, _, _ = phase(observer, camera, jpegs, 4 * detector_fps, first_seq)
-        return len(both) / (PHASE_S - WARMUP_S)
+        both, _, seq = phase(observer, camera, jpegs, 4 * detector_fps, first_seq)
+        first.pin({0})
+        second.pin({1})
+        pinned, _, seq = phase(observer, camera, jpegs, 4 * detector_fps, seq)
     finally:
         second.terminate()
         second.wait(15)
+    alone, _, _ = phase(observer, camera, jpegs, 4 * detector_fps, seq)
+    return Replicas(len(both) / measured_s, len(pinned) / measured_s, len(alone) / measured_s)
 
 
 def latencies(messages: list[Seen], field: str) -> list[float]:
@@ -300,12 +320,14 @@ def pipeline(
             bare_after = bare_now()
             bare_pipeline = (bare_before + bare_between) / 2
             bare_cameras = (bare_between + bare_after) / 2
-            two_fps = two_replicas_fps(
-                broker, directory, observer, camera, jpegs, detector_fps, seq
+            replicas = two_replicas_fps(
+                broker, directory, observer, camera, jpegs, detector_fps, seq, process
             )
             return {
-                "two_replicas_fps": round(two_fps, 2),
-                "two_replicas_vs_one": round(two_fps / processed_fps, 3),
+                "two_replicas_fps": round(replicas.two_pinned, 2),
+                "one_replica_pinned_fps": round(replicas.one_pinned, 2),
+                "two_replicas_vs_one": round(replicas.two_pinned / replicas.one_pinned, 3),
+                "two_replicas_unpinned_vs_one": round(replicas.two_unpinned / processed_fps, 3),
                 "four_cameras_vs_bare": round(cameras["aggregate_fps"] / bare_cameras, 3),
                 "bare_fps_around": {
                     "pipeline": round(bare_pipeline, 2),
