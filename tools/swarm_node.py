@@ -231,6 +231,16 @@ def up(node: Node, registry_ports: Sequence[int], timeout_s: float = 60.0) -> st
     return node_id
 
 
+def cut_off(node: Node, *, connected: bool = False) -> None:
+    """The node's link down, as a node that lost its power or its network
+    would look to the manager (its engine and containers go on, unreachable);
+    `connected=True` brings it back."""
+    run("ip", "link", "set", node.host_if, "up" if connected else "down")
+    if connected:  # the link's routes went with it
+        route = [f"{node.node_addr}/32", "dev", node.host_if, "src", manager_address()]
+        run("ip", "route", "replace", *route)
+
+
 def _stop_pid(pidfile: Path, timeout_s: float = 30.0) -> None:
     with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
         pid = int(pidfile.read_text())

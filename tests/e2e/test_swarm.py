@@ -271,6 +271,21 @@ def _node_tasks(service: str) -> dict[int, str]:
     }
 
 
+def _node_state(node_id: str) -> str:
+    return swarm.docker("node", "inspect", "--format", "{{.Status.State}}", node_id).strip()
+
+
+def _running_elsewhere(service: str, node: str, slot: int) -> bool:
+    """A task of `service` (of `slot`, if not 0) runs on a node other than `node`."""
+    return any(
+        t["Node"] != node
+        and t["DesiredState"] == "Running"
+        and t["CurrentState"].startswith("Running")
+        and (not slot or t["Name"].rsplit(".", 1)[1] == str(slot))
+        for t in swarm.tasks(service)
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(3000)
 def test_a_second_node_in_its_own_network_namespace_runs_a_detector_replica(
@@ -360,6 +375,75 @@ def test_a_second_node_in_its_own_network_namespace_runs_a_detector_replica(
             "ps", "--filter", f"label=com.docker.swarm.service.name={detector}", "-q"
         ).split()
         assert len(running) == 1, running
+
+        # node2 fails: its link goes down (power or network lost). The manager
+        # marks it down and starts its tasks on the manager; detection and
+        # alerts go on. Then it comes back, and swarm stops its stale tasks.
+        node2_ran: list[str] = timings["two_nodes"]["tasks_on_node2"]
+        # Slot `slot` of the detector, any task of every other service node2 ran.
+        wanted = {
+            f"{stack}_{name}": slot if f"{stack}_{name}" == detector else 0 for name in node2_ran
+        }
+        started = time.monotonic()
+        swarm_node.cut_off(node)
+        timings["node2_down_s"] = _await("node2 down", lambda: _node_state(node_id) == "down", 120)
+        down_at = time.time()
+
+        def all_back_on_manager() -> bool:
+            return all(_running_elsewhere(name, node.name, k) for name, k in wanted.items())
+
+        timings["node2_tasks_on_manager_s"] = _await(
+            "node2's tasks running on the manager", all_back_on_manager, 180, 1
+        )
+
+        def slot_detecting_again() -> bool:
+            return str(slot) in {f["instance"] for f in _frames(gateway, down_at)}
+
+        _await("the slot detecting again", slot_detecting_again, 120)
+        timings["slot_detecting_again_after_cut_s"] = round(time.monotonic() - started, 1)
+        gateway.wait_for(lambda m: _alert_of("object")(m) and m.at >= down_at, 1, 120)
+        timings["object_alert_after_cut_s"] = round(time.monotonic() - started, 1)
+
+        def online_again() -> set[str]:
+            return {
+                m.topic.rsplit("/", 1)[1]
+                for m in gateway.received(
+                    lambda m: m.payload == b"online" and "/status/" in m.topic and m.at >= down_at
+                )
+            }
+
+        _await("node2's stages online again", lambda: set(node2_ran) <= online_again(), 120)
+        timings["online_again_after_cut"] = sorted(online_again())
+
+        swarm_node.cut_off(node, connected=True)
+        started = time.monotonic()
+        timings["node2_ready_again_s"] = _await(
+            "node2 ready again", lambda: _node_state(node_id) == "ready", 120
+        )
+
+        def stale_tasks_stopped() -> bool:
+            return not node.docker("ps", "-q", check=False).split()
+
+        _await("node2's stale containers stopped", stale_tasks_stopped, 120, 1)
+        timings["node2_stale_stopped_s"] = round(time.monotonic() - started, 1)
+        # Both slots detect again, from the manager, and no frame twice.
+        window_at = time.time()
+        time.sleep(10)
+        frames = _frames(gateway, window_at)
+        timings["after_return"] = {
+            "detector_slot_by_node": {
+                str(s): at for s, at in sorted(_node_tasks(detector).items())
+            },
+            "frames_in_10s_by_slot": dict(sorted(Counter(f["instance"] for f in frames).items())),
+            "frames_processed_twice": sum(
+                1 for n in Counter((f["camera"], f["seq"]) for f in frames).values() if n > 1
+            ),
+        }
+        assert set(timings["after_return"]["detector_slot_by_node"].values()) == {
+            swarm.docker("info", "--format", "{{.Name}}").strip()
+        }
+        assert set(timings["after_return"]["frames_in_10s_by_slot"]) == {"1", "2"}
+        assert timings["after_return"]["frames_processed_twice"] == 0
         watch.close()
         watch = None
     finally:
