@@ -97,9 +97,11 @@ def new_id() -> str:
 
 class Model(BaseModel):
     """Base of every nested model: frozen, unknown fields are an error, and so
-    are NaN and the infinities (as JSON tokens, as strings, or 1e999)."""
+    are NaN and the infinities (as JSON tokens, as strings, or 1e999). Each
+    model's validator is built when first used: a stage imports the whole
+    topic registry but uses a few of its models (README, Memory)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, defer_build=True)
 
 
 class Envelope(Model):
