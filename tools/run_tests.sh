@@ -3,9 +3,9 @@
 # compose and swarm stacks, the offline build; mostly waiting on the Docker
 # engine) in two groups beside the unit tests, which assert no timings (the
 # two swarm tests, and the rest: one after the other they took 727 s, the
-# longest part of the run); then the other integration
-# and end-to-end tests alone, since many of them measure rates and deadlines
-# on this machine's cores. Every run's output is printed; the exit status
+# longest part of the run); then the other integration and end-to-end tests
+# alone, since many of them measure rates and deadlines on this machine's
+# cores. Every run's output is printed; the exit status
 # fails if any failed. The slow groups share the engine: each uses its own
 # registry port, image tags, stack or project name and network namespace.
 set -uo pipefail

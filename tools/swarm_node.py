@@ -191,6 +191,14 @@ def manager_address() -> str:
     return swarm.docker("info", "--format", "{{.Swarm.NodeAddr}}").strip()
 
 
+def route_from_manager(node: Node) -> str:
+    """The host's route to the node, sent from the address the manager
+    advertises (join() says why); that address."""
+    manager = manager_address()
+    run("ip", "route", "replace", f"{node.node_addr}/32", "dev", node.host_if, "src", manager)
+    return manager
+
+
 def join(node: Node) -> str:
     """Join the node's engine to this engine's swarm as a worker; its node id.
 
@@ -199,9 +207,7 @@ def join(node: Node) -> str:
     the kernel's VXLAN drops a packet whose outer source differs from the
     static entry of its inner source MAC ("don't migrate static entries";
     with the veth's own 10.231.0.1 as source, nothing came back to the node)."""
-    manager = manager_address()
-    route = [f"{node.node_addr}/32", "dev", node.host_if, "src", manager]
-    run("ip", "route", "replace", *route)
+    manager = route_from_manager(node)
     token = swarm.docker("swarm", "join-token", "-q", "worker").strip()
     join_args = ["--token", token, "--advertise-addr", node.node_addr, f"{manager}:2377"]
     node.docker("swarm", "join", *join_args)
@@ -237,8 +243,7 @@ def cut_off(node: Node, *, connected: bool = False) -> None:
     `connected=True` brings it back."""
     run("ip", "link", "set", node.host_if, "up" if connected else "down")
     if connected:  # the link's routes went with it
-        route = [f"{node.node_addr}/32", "dev", node.host_if, "src", manager_address()]
-        run("ip", "route", "replace", *route)
+        route_from_manager(node)
 
 
 def _stop_pid(pidfile: Path, timeout_s: float = 30.0) -> None:

@@ -101,6 +101,10 @@ def _frames(watch: GatewayWatch, since: float) -> list[dict[str, Any]]:
     return [m.json() for m in frames if "/detections/" in m.topic]
 
 
+def _processed_twice(frames: list[dict[str, Any]]) -> int:
+    return sum(1 for n in Counter((f["camera"], f["seq"]) for f in frames).values() if n > 1)
+
+
 def _ids(messages: list[Seen]) -> list[str]:
     return [str(m.json()["id"]) for m in messages]
 
@@ -185,13 +189,12 @@ def test_the_swarm_stack_scales_the_detector_survives_a_kill_and_leaves_nothing(
         )
         time.sleep(30)
         frames = _frames(gateway, scaled_at)
-        by_frame = Counter((f["camera"], f["seq"]) for f in frames)
         events = [m.json() for m in gateway.received(_under("event", scaled_at))]
         new_events = Counter(e["event_id"] for e in events if e["type"] == "new")
         timings["three_replicas"] = {
             "frames": len(frames),
             "frames_by_replica": dict(Counter(f["instance"] for f in frames)),
-            "frames_processed_twice": sum(1 for n in by_frame.values() if n > 1),
+            "frames_processed_twice": _processed_twice(frames),
             "new_events": len(new_events),
             "duplicate_new_events": sum(1 for n in new_events.values() if n > 1),
         }
@@ -262,13 +265,17 @@ def test_the_swarm_stack_scales_the_detector_survives_a_kill_and_leaves_nothing(
         print(orjson.dumps({"swarm_test_timings": timings}).decode())
 
 
-def _node_tasks(service: str) -> dict[int, str]:
-    """Slot -> node of the service's running tasks."""
-    return {
-        int(t["Name"].rsplit(".", 1)[1]): t["Node"]
+def _running_tasks(service: str) -> list[dict[str, str]]:
+    return [
+        t
         for t in swarm.tasks(service)
         if t["DesiredState"] == "Running" and t["CurrentState"].startswith("Running")
-    }
+    ]
+
+
+def _node_tasks(service: str) -> dict[int, str]:
+    """Slot -> node of the service's running tasks."""
+    return {int(t["Name"].rsplit(".", 1)[1]): t["Node"] for t in _running_tasks(service)}
 
 
 def _node_state(node_id: str) -> str:
@@ -278,11 +285,8 @@ def _node_state(node_id: str) -> str:
 def _running_elsewhere(service: str, node: str, slot: int) -> bool:
     """A task of `service` (of `slot`, if not 0) runs on a node other than `node`."""
     return any(
-        t["Node"] != node
-        and t["DesiredState"] == "Running"
-        and t["CurrentState"].startswith("Running")
-        and (not slot or t["Name"].rsplit(".", 1)[1] == str(slot))
-        for t in swarm.tasks(service)
+        t["Node"] != node and (not slot or t["Name"].rsplit(".", 1)[1] == str(slot))
+        for t in _running_tasks(service)
     )
 
 
@@ -339,13 +343,12 @@ def test_a_second_node_in_its_own_network_namespace_runs_a_detector_replica(
         window_at = time.time()
         time.sleep(30)
         frames = _frames(gateway, window_at)
-        by_frame = Counter((f["camera"], f["seq"]) for f in frames)
         placement = _node_tasks(detector)
         alerts = gateway.received(_alert_of("object"))
         timings["two_nodes"] = {
             "detector_slot_by_node": {str(s): at for s, at in sorted(placement.items())},
             "frames_in_30s_by_slot": dict(sorted(Counter(f["instance"] for f in frames).items())),
-            "frames_processed_twice": sum(1 for n in by_frame.values() if n > 1),
+            "frames_processed_twice": _processed_twice(frames),
             "object_alerts_since_scale": len([m for m in alerts if m.at >= scaled_at]),
             "tasks_on_node2": sorted(
                 name.rsplit(".", 1)[0].removeprefix(f"{stack}_")
@@ -435,9 +438,7 @@ def test_a_second_node_in_its_own_network_namespace_runs_a_detector_replica(
                 str(s): at for s, at in sorted(_node_tasks(detector).items())
             },
             "frames_in_10s_by_slot": dict(sorted(Counter(f["instance"] for f in frames).items())),
-            "frames_processed_twice": sum(
-                1 for n in Counter((f["camera"], f["seq"]) for f in frames).values() if n > 1
-            ),
+            "frames_processed_twice": _processed_twice(frames),
         }
         assert set(timings["after_return"]["detector_slot_by_node"].values()) == {
             swarm.docker("info", "--format", "{{.Name}}").strip()
