@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import Counter
 
 import numpy as np
@@ -200,3 +201,120 @@ def test_stopping_finishes_the_frame_in_hand_and_ends_both_threads() -> None:
     results, running = asyncio.run(scenario())
     assert len(results) == 1 and isinstance(results[0], Inferred)
     assert not running
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def frames_every(box: LatestFrames, clock: Clock, interval: float, count: int) -> PendingFrame:
+    """`count` frames of camera "a", `interval` apart; the last one (not taken)."""
+    for seq in range(1, count + 1):
+        if seq > 1:
+            clock.now += interval
+        box.put(pending("a", seq))
+    last = box.take_nowait()
+    assert last is not None and last.seq == count
+    return last
+
+
+def test_a_frame_half_an_interval_old_waits_for_the_next_and_no_longer() -> None:
+    clock = Clock()
+    box = LatestFrames(max_cameras=4, clock=clock)
+    frame = frames_every(box, clock, interval=0.04, count=5)
+    assert frame.arrived == clock.now
+    # Younger than half an interval: taken as it is.
+    assert box.fresh_wait_s(frame, clock.now + 0.019) == 0.0
+    # Older: the rest of the interval, and a quarter of one for the jitter.
+    assert box.fresh_wait_s(frame, clock.now + 0.03) == pytest.approx(0.04 - 0.03 + 0.01)
+    # The next frame is overdue: no use waiting for it.
+    assert box.fresh_wait_s(frame, clock.now + 0.041) == 0.0
+
+
+def test_a_camera_pause_does_not_stretch_its_interval() -> None:
+    clock = Clock()
+    box = LatestFrames(max_cameras=4, clock=clock)
+    frames_every(box, clock, interval=0.02, count=10)
+    clock.now += 30.0  # silent for half a minute, then its usual rate again
+    box.put(pending("a", 11))
+    frame = box.take_nowait()
+    assert frame is not None
+    assert box.fresh_wait_s(frame, clock.now + 0.015) == pytest.approx(0.005 + 0.005)
+
+
+def test_the_newer_frame_replaces_the_taken_one_which_counts_as_dropped() -> None:
+    clock = Clock()
+    box = LatestFrames(max_cameras=4, clock=clock)
+    old = frames_every(box, clock, interval=0.04, count=3)  # seqs 1 and 2 replaced
+    box.put(pending("a", 4))
+    newer = box.take_newer(old, WAIT_S)
+    assert newer is not None and newer.seq == 4
+    assert newer.replaced == [1, 2, 3], "the tracker is told of every frame skipped"
+    assert box.dropped == 3 and box.dropped_by_camera["a"] == 3 and box.fresher == 1
+    assert len(box) == 0
+
+
+def test_no_newer_frame_or_another_camera_waiting_keeps_the_taken_one() -> None:
+    clock = Clock()
+    box = LatestFrames(max_cameras=4, clock=clock)
+    old = frames_every(box, clock, interval=0.04, count=2)
+    assert box.take_newer(old, 0.0) is None
+    box.put(pending("b", 1))  # another camera is due: no waiting while it waits
+    assert box.take_newer(old, WAIT_S) is None
+    assert box.fresher == 0 and box.dropped == 1 and len(box) == 1
+
+
+def test_arrivals_stay_bounded_over_many_cameras() -> None:
+    box = LatestFrames(max_cameras=2)
+    for number in range(100):
+        box.put(pending(f"cam{number}", 1))
+        box.take_nowait()
+    assert len(box._arrivals) <= 4 * 2  # noqa: SLF001 - the bound is the point
+
+
+class WaitingBox(LatestFrames):
+    """Says when the decode thread starts waiting for a newer frame."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(max_cameras=1, clock=clock)
+        self.waiting = threading.Event()
+
+    def take_newer(self, frame: PendingFrame, timeout_s: float) -> PendingFrame | None:
+        self.waiting.set()
+        return super().take_newer(frame, WAIT_S)
+
+
+def test_with_fresh_frames_the_decode_thread_waits_for_the_newer_frame() -> None:
+    """A frame already 0.6 of its camera's interval old when taken: the
+    decode thread waits for the next one and the model detects that one."""
+    clock = Clock()
+    box = WaitingBox(clock)
+    interval = 1000.0  # the test's own clock: arrivals long ago, in intervals
+    clock.now = time.monotonic() - 0.6 * interval - 2 * interval
+    frames_arrived = [pending("a", seq) for seq in (1, 2, 3)]
+    for frame in frames_arrived:
+        box.put(frame)
+        clock.now += interval
+    clock.now = time.monotonic()
+
+    async def scenario() -> list[Inferred | Rejected]:
+        pipeline = DetectionPipeline(box, prepare, lambda _: [], fresh_frames=True)
+        pipeline.start()
+        try:
+            await asyncio.to_thread(box.waiting.wait, WAIT_S)
+            box.put(pending("a", 4))
+            return await collect(pipeline, 1)
+        finally:
+            pipeline.abandon()
+
+    results = asyncio.run(scenario())
+    assert [
+        (r.prepared.pending.seq, r.prepared.pending.replaced)
+        for r in results
+        if isinstance(r, Inferred)
+    ] == [(4, [1, 2, 3])]
+    assert box.fresher == 1 and box.dropped == 3
