@@ -8,14 +8,6 @@ has waited longest, a replaced frame going to the back), so under overload
 every camera gets its fair share whatever its frame rate. Bounded: at most
 one frame per camera, at most `max_cameras`.
 
-Fresh frames (optional, `fresh_frames`): latest wins gives the model the
-newest frame when it is free, which has then waited anything from 0 to one
-frame interval of its camera. With `fresh_wait_s` and `take_newer` the decode
-thread, holding a frame that has waited more than half an interval, waits up
-to the rest of that interval for the camera's next one, while no other camera
-has a frame waiting: under overload no frame waits more than half an interval,
-for up to (1/2)^2 / 2 of an interval of idle model per frame.
-
 Thread-safe: the event loop puts, the detector's decode thread takes.
 """
 
@@ -23,22 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MAX_REPLACED_KEPT = 256  # per camera between two takes; more are left to the window
 SERVED_KEPT_PER_SLOT = 4  # turns remembered: a few times the cameras that can wait
-# Fresh frames: a frame this far into its camera's frame interval waits for the next.
-FRESH_AFTER = 0.5
-# ... and waits this much of an interval past the next frame's due time (jitter).
-FRESH_TOLERANCE = 0.25
-INTERVAL_SMOOTHING = 0.1
-# A gap this many intervals long is a pause of the camera, not its rate.
-PAUSE_INTERVALS = 4.0
-# The longest a decode thread waits for a newer frame, whatever the camera's rate.
-MAX_FRESH_WAIT_S = 0.1
 
 
 @dataclass
@@ -52,7 +33,6 @@ class PendingFrame:
     height: int
     # Seqs of this camera this one replaced unstarted (set when taken).
     replaced: list[int] = field(default_factory=list)
-    arrived: float = 0.0  # the mailbox's clock (time.monotonic) when put
 
 
 class TooManyCameras(Exception):
@@ -60,11 +40,10 @@ class TooManyCameras(Exception):
 
 
 class LatestFrames:
-    def __init__(self, max_cameras: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, max_cameras: int) -> None:
         if max_cameras < 1:
             raise ValueError(f"max_cameras must be >= 1, got {max_cameras}")
         self._max_cameras = max_cameras
-        self._clock = clock  # arrival times (tests pass their own)
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         # dict keeps insertion order: among cameras served equally long ago,
@@ -78,9 +57,6 @@ class LatestFrames:
         # camera -> seqs replaced since its last frame was taken: told to the
         # tracker with the next result, so it does not wait for them.
         self._replaced: dict[str, list[int]] = {}
-        # camera -> (its last frame's arrival, smoothed interval between frames)
-        self._arrivals: dict[str, tuple[float, float | None]] = {}
-        self.fresher = 0  # frames a newer one of their camera replaced after a wait
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -92,59 +68,12 @@ class LatestFrames:
             replaced = old is not None
             if not replaced and len(self._slots) >= self._max_cameras:
                 raise TooManyCameras(f"more than {self._max_cameras} cameras waiting")
-            frame.arrived = self._clock()
-            self._note_arrival(frame.camera, frame.arrived)
             if old is not None:
                 self._count_drop(frame.camera, [old.seq])
             # Re-inserted at the end: a replaced camera waits behind the others.
             self._slots[frame.camera] = frame
             self._ready.notify()
             return replaced
-
-    def _note_arrival(self, camera: str, now: float) -> None:
-        last, interval = self._arrivals.get(camera, (None, None))
-        if last is None and len(self._arrivals) >= SERVED_KEPT_PER_SLOT * self._max_cameras:
-            # Bounded: the camera heard from longest ago is forgotten.
-            del self._arrivals[min(self._arrivals, key=lambda c: self._arrivals[c][0])]
-        if last is not None:
-            gap = now - last
-            if interval is None:
-                interval = gap
-            elif gap <= PAUSE_INTERVALS * interval:
-                interval += INTERVAL_SMOOTHING * (gap - interval)
-        self._arrivals[camera] = (now, interval)
-
-    def fresh_wait_s(self, frame: PendingFrame, now: float) -> float:
-        """How long to wait for `frame`'s camera's next frame: the rest of the
-        interval (and FRESH_TOLERANCE of one) if `frame` has waited more than
-        FRESH_AFTER of it and the next one is not overdue; 0 (take this one)
-        otherwise."""
-        with self._lock:
-            _, interval = self._arrivals.get(frame.camera, (None, None))
-        if interval is None or interval <= 0:
-            return 0.0
-        age = now - frame.arrived
-        if not FRESH_AFTER * interval <= age < interval:
-            return 0.0
-        return min(interval - age + FRESH_TOLERANCE * interval, MAX_FRESH_WAIT_S)
-
-    def take_newer(self, frame: PendingFrame, timeout_s: float) -> PendingFrame | None:
-        """The next frame of `frame`'s camera if it comes within `timeout_s`
-        and no other camera's frame comes first; `frame`, taken before, then
-        counts as dropped (its seqs travel with the newer one). None: keep
-        `frame`."""
-        deadline = time.monotonic() + timeout_s
-        with self._lock:
-            while not self._slots and (remaining := deadline - time.monotonic()) > 0:
-                self._ready.wait(remaining)
-            newer = self._slots.get(frame.camera)
-            if newer is None:
-                return None
-            del self._slots[frame.camera]
-            self._count_drop(frame.camera, [*frame.replaced, frame.seq])
-            newer.replaced = self._replaced.pop(frame.camera, [])
-            self.fresher += 1
-            return newer
 
     def count_dropped(self, frame: PendingFrame) -> None:
         """`frame` was taken but will not be detected (a newer one of its
@@ -164,7 +93,6 @@ class LatestFrames:
             if camera not in self._slots:
                 self._served.pop(camera, None)
                 self._replaced.pop(camera, None)
-                self._arrivals.pop(camera, None)
                 self.dropped_by_camera.pop(camera, None)
 
     def take_nowait(self) -> PendingFrame | None:

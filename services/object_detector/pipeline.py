@@ -2,9 +2,7 @@
 while the other core does the rest:
 
 - the decode thread takes the newest frame from the mailbox (latest wins,
-  cameras in turn) just before the model is free (`PreparePace`), with
-  `fresh_frames` waits for a newer one if that one is already half a frame
-  interval old (`LatestFrames.take_newer`), decodes,
+  cameras in turn) just before the model is free (`PreparePace`), decodes,
   resizes and shapes it for the model and leaves it in the one-slot hand-off;
 - the model thread takes the prepared frame and runs the model on it, and
   nothing else: between two inferences there is no hop through the event loop;
@@ -78,13 +76,10 @@ class DetectionPipeline:
         prepare: Callable[[PendingFrame], Prepared],
         infer: Callable[[Prepared], list[Detection]],
         results_waiting: int = 1,
-        *,
-        fresh_frames: bool = False,
     ) -> None:
         self._mailbox = mailbox
         self._prepare = prepare
         self._infer = infer
-        self._fresh_frames = fresh_frames
         self._handoff: Handoff[Prepared] = Handoff()
         self._pace = PreparePace()
         self._room = threading.Semaphore(results_waiting)
@@ -163,8 +158,6 @@ class DetectionPipeline:
                 pending = self._mailbox.take_blocking(THREAD_IDLE_S)
                 if pending is None:
                     continue
-                if self._fresh_frames:
-                    pending = self._fresher(pending)
                 started = time.perf_counter()
                 try:
                     prepared = self._prepare(pending)
@@ -182,12 +175,6 @@ class DetectionPipeline:
             self._deliver(_Crashed(error))
         finally:
             self._handoff.close()  # the model finishes what is in it, then ends
-
-    def _fresher(self, pending: PendingFrame) -> PendingFrame:
-        wait_s = self._mailbox.fresh_wait_s(pending, time.monotonic())
-        if wait_s <= 0:
-            return pending
-        return self._mailbox.take_newer(pending, wait_s) or pending
 
     def _run_model(self) -> None:
         try:

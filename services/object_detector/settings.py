@@ -83,12 +83,6 @@ class ObjectDetectorSettings(StageSettings, DetectorConfig):
         default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="only this camera"
     )
     max_cameras: int = Field(default=64, ge=1, le=10_000)
-    fresh_frames: bool = Field(
-        default=False,
-        description="under overload, wait for a camera's next frame when the newest has "
-        "waited half a frame interval: overload latency down by up to half an interval, "
-        "throughput down by up to 1/8 of an interval per frame (false: latest wins)",
-    )
     camera_silent_after_s: float = Field(
         default=10.0, gt=0, description="a camera this quiet is forgotten (its costs measured anew)"
     )

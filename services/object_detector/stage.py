@@ -134,11 +134,7 @@ class DetectorStage:
         self.config.on_change(self._reconfigure)
         self._mailbox = LatestFrames(settings.max_cameras)
         self._pipeline = DetectionPipeline(
-            self._mailbox,
-            self._prepare,
-            self._infer,
-            results_waiting=RESULTS_WAITING,
-            fresh_frames=settings.fresh_frames,
+            self._mailbox, self._prepare, self._infer, results_waiting=RESULTS_WAITING
         )
         self._cameras: dict[str, CameraState] = {}
         params = {"camera": settings.camera} if settings.camera else {}
@@ -296,8 +292,6 @@ class DetectorStage:
         metrics.count("frames_processed")
         metrics.gauge("inference_ms", found.inference_ms)
         metrics.gauge("frames_dropped_total", self._mailbox.dropped)
-        if self._settings.fresh_frames:
-            metrics.gauge("frames_waited_for_fresher_total", self._mailbox.fresher)
         state.frames_processed += 1
         metrics.gauge(f"frames_processed.{pending.camera}", state.frames_processed)
         dropped = self._mailbox.dropped_by_camera[pending.camera]

@@ -24,11 +24,6 @@ in one run (this machine is shared: only same-run ratios mean anything):
   newest frame, when the model is free, has waited up to one offer period,
   so (unloaded p50 + 1 / (2 bare_fps)) / unloaded p50.
   pipeline_fps counts the overload phases' detections.
-- overload_2x_fresh: the unloaded / overload_2x rounds again with a detector
-  started with `fresh_frames` (it waits for a camera's next frame when the
-  newest has waited half an offer period): its p99_ratio, and its
-  pipeline_vs_bare (overloaded detections over bare fps around them), the
-  throughput that waiting costs.
 - two_replicas_vs_one: two detector processes of one thread each on the
   shared subscription, offered 4x bare_fps, each pinned to a core of its own
   (as replicas on nodes of their own), over one replica pinned alike, in the
@@ -254,7 +249,6 @@ class Replicas:
     two_unpinned: float
     two_pinned: float
     one_pinned: float
-    next_seq: int
 
 
 def two_replicas_fps(
@@ -291,12 +285,11 @@ def two_replicas_fps(
     finally:
         second.terminate()
         second.wait(15)
-    alone_again, _, seq = phase(observer, camera, jpegs, offered, seq)
+    alone_again, _, _ = phase(observer, camera, jpegs, offered, seq)
     return Replicas(
         len(both) / measured_s,
         (len(pinned) + len(pinned_again)) / (2 * measured_s),
         (len(alone) + len(alone_again)) / (2 * measured_s),
-        seq,
     )
 
 
@@ -327,46 +320,6 @@ def latency_rounds(
         overloaded += busy_s
         inference_ms += [float(m.json()["inference_ms"]) for m in busy]
     return Latencies(unloaded, overloaded, inference_ms, by_round, seq)
-
-
-def fresh_frames_rounds(
-    broker: MosquittoBroker,
-    directory: str,
-    observer: Probe,
-    camera: Probe,
-    jpegs: list[tuple[bytes, int, int]],
-    detector_fps: float,
-    seq: int,
-    bare_now: Callable[[], float],
-) -> dict[str, Any]:
-    """The latency rounds with a detector that waits for fresh frames."""
-    env = {
-        **broker.env_for("object-detector", GATEWAY),
-        "EDGEGW_THREADS": str(THREADS),
-        "EDGEGW_FRESH_FRAMES": "true",
-    }
-    started = time.time()
-    fresh = StageProcess("object-detector", env, Path(directory))
-    try:
-        wait_online(observer, started, timeout_s=30)
-        bare_before = bare_now()
-        rounds = latency_rounds(observer, camera, jpegs, detector_fps, seq)
-        bare_after = bare_now()
-    finally:
-        fresh.terminate()
-        fresh.wait(15)
-    processed_fps = len(rounds.inference_ms) / (LATENCY_ROUNDS * (PHASE_S - WARMUP_S))
-    base_p99 = percentile(rounds.unloaded, 0.99)
-    over_p99 = percentile(rounds.overloaded, 0.99)
-    return {
-        "unloaded_p99_ms": round(base_p99 * 1000, 1),
-        "overloaded_p50_ms": ms(rounds.overloaded, 0.5),
-        "overloaded_p99_ms": round(over_p99 * 1000, 1),
-        "p99_ratio": round(over_p99 / base_p99, 3),
-        "p99_ratio_by_round": rounds.ratio_by_round,
-        "pipeline_fps": round(processed_fps, 2),
-        "pipeline_vs_bare": round(processed_fps / ((bare_before + bare_after) / 2), 3),
-    }
 
 
 def latencies(messages: list[Seen], field: str) -> list[float]:
@@ -420,18 +373,6 @@ def pipeline(
             replicas = two_replicas_fps(
                 broker, directory, observer, camera, jpegs, detector_fps, seq, process
             )
-            process.terminate()
-            process.wait(15)
-            fresh = fresh_frames_rounds(
-                broker,
-                directory,
-                observer,
-                camera,
-                jpegs,
-                detector_fps,
-                replicas.next_seq,
-                bare_now,
-            )
             return {
                 "two_replicas_fps": round(replicas.two_pinned, 2),
                 "one_replica_pinned_fps": round(replicas.one_pinned, 2),
@@ -464,7 +405,6 @@ def pipeline(
                     "detections_p50_ms": round(base_p50 * 1000, 1),
                     "detections_p99_ms": round(base_p99 * 1000, 1),
                 },
-                "overload_2x_fresh": fresh,
                 "overload_2x": {
                     "offered_fps": round(2 * detector_fps, 1),
                     "samples": len(rounds.overloaded),
@@ -555,7 +495,6 @@ def main() -> None:
         "fair_share_worst": "<= 0.15",
         "unaccounted": 0,
         "p99_ratio": "<= 1.2",
-        "overload_2x_fresh.p99_ratio": "<= 1.2 (fresh_frames; its pipeline_vs_bare is the cost)",
         "events_missed": 0,
     }
     sys.stdout.write(orjson.dumps({"detector": result}).decode() + "\n")
