@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from profiling.cli import profile_main, write_table
 from profiling.video_detector import profile_detector
@@ -61,7 +62,9 @@ from profiling.video_pipeline import (
     run_pipeline,
 )
 from services.camera_capture.settings import CameraCaptureSettings
-from services.media.jpeg_frame import Frame, decode_jpeg, encode_jpeg, fit_size, resize_to_fit
+from services.media.jpeg_decode import RgbFrame, decode_jpeg
+from services.media.jpeg_encode import encode_jpeg, resize_to_fit
+from services.media.jpeg_frame import Frame, fit_size
 from services.media.video_profile import (
     VIDEO_PROFILE_PATH,
     CameraProfiledLevel,
@@ -83,9 +86,14 @@ class Encoded:
     size: tuple[int, int]
 
 
+def as_captured(frame: RgbFrame) -> Frame:
+    """An RGB frame in camera-capture's order, OpenCV's BGR, for its encoder."""
+    return np.asarray(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), dtype=np.uint8)
+
+
 def profile_camera(
     detector: SSDDetector,
-    frames: Sequence[Frame],
+    frames: Sequence[RgbFrame],
     reference: list[FrameDetections],
     source_fps: float,
     grid: CameraCaptureSettings,
@@ -101,7 +109,8 @@ def profile_camera(
         for quality in sorted(set(grid.level_qualities)):
             sizes, decoded = [], []
             for frame in frames:
-                jpeg = encode_jpeg(resize_to_fit(frame, max_width, max_height), quality)
+                small = as_captured(resize_to_fit(frame, max_width, max_height))
+                jpeg = encode_jpeg(small, quality)
                 sizes.append(len(jpeg))
                 decoded.append(decode_jpeg(jpeg))
             cache[(max_width, quality)] = Encoded(

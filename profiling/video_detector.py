@@ -17,7 +17,7 @@ from profiling.video_pipeline import (
 from schemas.topic_spec import publish_bytes
 from schemas.topics import DETECTIONS, EVENT, OBJECT_DETECTOR, SNAPSHOT
 from schemas.video import Box, DetectedObject, Detections
-from services.media.jpeg_frame import Frame, decode_jpeg
+from services.media.jpeg_decode import RgbFrame, decode_jpeg
 from services.media.video_profile import DetectorCosts, DetectorProfiledLevel
 from services.object_detector.levels import DetectorUtilityShares
 from services.object_detector.snapshots import crop_snapshot
@@ -62,7 +62,7 @@ def detections_bytes(per_frame: Sequence[FrameDetections], size: tuple[int, int]
 
 def profile_detector(
     detector: SSDDetector,
-    frames: Sequence[Frame],
+    frames: Sequence[RgbFrame],
     reference: list[FrameDetections],
     source_fps: float,
 ) -> tuple[list[DetectorProfiledLevel], DetectorCosts]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from services.media.jpeg_frame import Frame
+from services.media.jpeg_decode import RgbFrame
 from services.object_detector.ssd import Detection, DetectionBox, SSDDetector
 from services.object_tracker.events import ObjectEventBuilder, TrackedObjectChange
 from services.object_tracker.settings import ObjectTrackerSettings, TrackerConfig
@@ -37,18 +37,19 @@ class Run:
     events: list[TrackedObjectChange]
 
 
-def read_frames(video: Path, start: int, count: int) -> list[Frame]:
+def read_frames(video: Path, start: int, count: int) -> list[RgbFrame]:
+    """`count` frames from `start` in RGB, the detector's order (OpenCV reads BGR)."""
     capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
         raise SystemExit(f"cannot open {video}: run `make assets`")
     try:
         capture.set(cv2.CAP_PROP_POS_FRAMES, start)
-        frames: list[Frame] = []
+        frames: list[RgbFrame] = []
         while len(frames) < count:
             ok, frame = capture.read()
             if not ok:
                 break
-            frames.append(np.asarray(frame, dtype=np.uint8))
+            frames.append(np.asarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), dtype=np.uint8))
     finally:
         capture.release()
     if not frames:
@@ -79,7 +80,7 @@ def to_pixels(detections: Sequence[Detection], width: int, height: int) -> list[
 
 
 def detect_all(
-    detector: SSDDetector, frames: Sequence[Frame], min_score: float
+    detector: SSDDetector, frames: Sequence[RgbFrame], min_score: float
 ) -> list[FrameDetections]:
     out = []
     for frame in frames:

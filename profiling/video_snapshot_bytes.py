@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 
 from schemas.video import Detection
-from services.media.jpeg_frame import decode_jpeg, encode_jpeg
+from services.media.jpeg_decode import decode_jpeg
+from services.media.jpeg_encode import encode_jpeg
 from services.object_detector.settings import DetectorConfig, ObjectDetectorSettings
 from services.object_detector.snapshots import crop_snapshot
 from services.object_detector.ssd import load_detector

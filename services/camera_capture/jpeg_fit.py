@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from services.media.jpeg_frame import Frame, encode_jpeg, resize_to_fit
+from services.media.jpeg_encode import encode_jpeg, resize_to_fit
+from services.media.jpeg_frame import Frame
 
 MIN_QUALITY = 30
 QUALITY_STEP = 10

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 
 from schemas.analytics import CameraKnobParams
 from schemas.qos import MAX_LEVELS, QosLevel
-from services.media.jpeg_frame import Frame, encode_jpeg, fit_size, resize_to_fit
+from services.media.jpeg_encode import encode_jpeg, resize_to_fit
+from services.media.jpeg_frame import Frame, fit_size
 from services.media.video_profile import VideoProfile
 
 log = logging.getLogger(__name__)

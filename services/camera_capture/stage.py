@@ -45,13 +45,13 @@ from services.common.door import (
 from services.common.pacing import wait_set
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
+from services.media.jpeg_encode import resize_to_fit
 from services.media.jpeg_frame import (
     MAX_FRAME_HEIGHT,
     MAX_FRAME_WIDTH,
     Frame,
     FrameMeta,
     fit_size,
-    resize_to_fit,
 )
 from services.media.video_profile import VideoProfile, load_video_profile
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 from schemas.envelope import Model
 from services.cloud_bridge.spool import MessageClass
-from services.common.settings import STAGE_SETTINGS_CONFIG, StageSettings
+from services.common.settings import STAGE_SETTINGS_CONFIG, SettingsConfigDict, StageSettings
 
 
 class CloudSettings(StageSettings):
@@ -22,7 +21,9 @@ class CloudSettings(StageSettings):
     copied from the gateway side), so the cloud sees `edgegw/<gateway_id>/…`.
     """
 
-    model_config = SettingsConfigDict(env_prefix="EDGEGW_CLOUD_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="EDGEGW_CLOUD_", extra="ignore", frozen=True, validate_default=True
+    )
 
     mqtt_port: int = Field(default=8883, ge=1, le=65535)
     keepalive_s: int = Field(default=15, ge=2, le=3600)

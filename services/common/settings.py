@@ -1,81 +1,136 @@
-"""Settings every stage shares, read from EDGEGW_* environment variables."""
+"""Settings every stage shares, read from EDGEGW_* environment variables.
+
+A settings model reads its fields from the environment when it is built:
+`EDGEGW_<FIELD>` (any case), a list, dict, tuple or model field as JSON,
+keyword arguments winning over the environment, and each secret from the
+file its `<VARIABLE>_FILE` names. This is the part of pydantic-settings the
+stages use, in one module: the package itself imports every provider it has
+(AWS, Azure, GCP, CLI, YAML, TOML, dotenv) and with them argparse, email and
+importlib.metadata, 3.9 MB of RSS in each of the stack's eleven processes
+(README, "Memory").
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import socket
 import sys
+import types
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    SettingsError,
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from schemas.topics import gateway_root
 
 ENV_PREFIX = "EDGEGW_"
+# `<VARIABLE>_FILE` names a file holding a secret setting's value.
+SECRET_FILE_SUFFIX = "_FILE"
+# Field types whose variable holds JSON (pydantic-settings' "complex" fields).
+_JSON_ORIGINS = frozenset({list, dict, tuple, set, frozenset})
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+class SettingsError(ValueError):
+    """A variable that cannot be read at all: JSON that does not parse, a
+    secret file that cannot be read, a secret given twice."""
+
+
+class SettingsConfigDict(ConfigDict, total=False):
+    env_prefix: str  # the variables' prefix, e.g. "EDGEGW_"
+
+
 # A stage's settings class that also extends its runtime config (a frozen,
 # extra="forbid" Model) sets this again: pydantic merges the bases' configs
 # left to right, so the config model's `extra="forbid"` would otherwise win.
-STAGE_SETTINGS_CONFIG = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
-ConfigT = TypeVar("ConfigT", bound=BaseModel)
-# `<VARIABLE>_FILE` names a file holding a secret setting's value.
-SECRET_FILE_SUFFIX = "_FILE"
+# Defaults are validated like values from the environment.
+STAGE_SETTINGS_CONFIG = SettingsConfigDict(
+    env_prefix=ENV_PREFIX, extra="ignore", frozen=True, validate_default=True
+)
 
 
-class SecretFileSource(PydanticBaseSettingsSource):
+def _holds_json(annotation: Any) -> bool:
+    """A list, dict, tuple, set or model field (or an optional one): its
+    variable holds JSON."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return any(_holds_json(arg) for arg in get_args(annotation) if arg is not type(None))
+    if origin in _JSON_ORIGINS:
+        return True
+    if not isinstance(annotation, type):
+        return False
+    is_model = issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation)
+    return is_model or issubclass(annotation, tuple(_JSON_ORIGINS))
+
+
+def _secret_from_file(variable: str, environ: Mapping[str, str]) -> str | None:
     """Every secret (SecretStr) setting may instead come from a file named by
     `<its variable>_FILE`, e.g. EDGEGW_MQTT_PASSWORD_FILE=/run/secrets/mqtt_password
     or EDGEGW_CLOUD_MQTT_PASSWORD_FILE: swarm and Kubernetes hand secrets over as
     files, which, unlike the environment, `docker inspect` does not show. One
     trailing line break is not part of the value; setting both is an error."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # __call__ reads every field at once
-
-    def __call__(self) -> dict[str, Any]:
-        prefix = str(self.config.get("env_prefix", ""))
-        found: dict[str, Any] = {}
-        for name, field in self.settings_cls.model_fields.items():
-            variable = f"{prefix}{name}".upper()
-            path = os.environ.get(variable + SECRET_FILE_SUFFIX)
-            if field.annotation is not SecretStr or path is None:
-                continue
-            if variable in os.environ:
-                raise SettingsError(f"{variable} and {variable}{SECRET_FILE_SUFFIX} are both set")
-            try:
-                text = Path(path).read_text()
-            except (OSError, UnicodeDecodeError) as error:
-                raise SettingsError(f"{variable}{SECRET_FILE_SUFFIX}: {error}") from None
-            found[name] = text.removesuffix("\n").removesuffix("\r")
-        return found
+    path = environ.get(variable + SECRET_FILE_SUFFIX)
+    if path is None:
+        return None
+    if variable in environ:
+        raise SettingsError(f"{variable} and {variable}{SECRET_FILE_SUFFIX} are both set")
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise SettingsError(f"{variable}{SECRET_FILE_SUFFIX}: {error}") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
-class StageSettings(BaseSettings):
+def _from_variable(variable: str, field: FieldInfo, raw: str) -> Any:
+    if not _holds_json(field.annotation):
+        return raw
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise SettingsError(f"{variable} is not valid JSON: {error}") from None
+
+
+def environment_values(
+    model: type[BaseModel], environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The fields of `model` that its variables set: `<prefix><FIELD>` in
+    any case, a secret also from `<prefix><FIELD>_FILE`."""
+    environ = os.environ if environ is None else environ
+    prefix = str(model.model_config.get("env_prefix", ""))
+    by_lower_name = {name.lower(): value for name, value in environ.items()}
+    found: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        variable = f"{prefix}{name}".upper()
+        secret = _secret_from_file(variable, environ) if field.annotation is SecretStr else None
+        raw = by_lower_name.get(variable.lower()) if secret is None else secret
+        if raw is not None:
+            found[name] = _from_variable(variable, field, raw)
+    return found
+
+
+class StageSettings(BaseModel):
     """Start-up settings extend the runtime config: a stage's settings class
     inherits its config model, so each knob field is defined once and read
     from `EDGEGW_<FIELD>`; `runtime_part()` is the config in force at start-up."""
 
     model_config = STAGE_SETTINGS_CONFIG
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        secret_files = SecretFileSource(settings_cls)
-        return init_settings, env_settings, secret_files, dotenv_settings, file_secret_settings
+    def __init__(self, **values: Any) -> None:
+        """The fields in `values`, the others from the environment."""
+        super().__init__(**{**environment_values(type(self)), **values})
 
     mqtt_host: str = Field(default="localhost", min_length=1)
     mqtt_port: int = Field(default=1883, ge=1, le=65535)
@@ -169,7 +224,7 @@ class StageSettings(BaseSettings):
         return self.mqtt_identity(stage, side=side)
 
 
-SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+SettingsT = TypeVar("SettingsT", bound=StageSettings)
 
 
 def load_settings(model: type[SettingsT]) -> SettingsT:

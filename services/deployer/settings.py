@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import SettingsConfigDict
 
 from schemas.envelope import Model
-from services.common.settings import ENV_PREFIX, StageSettings
+from services.common.settings import STAGE_SETTINGS_CONFIG, StageSettings
 from services.deployer.download_planner import DEFAULT_TARGET_FRACTION, DEFAULT_TRIGGER_FRACTION
 
 
@@ -29,7 +28,7 @@ class DeployerSettings(StageSettings, Ceilings):
     definition each), read from EDGEGW_MAX_* like every other setting."""
 
     # The settings' own config, not the ceilings' extra="forbid".
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = STAGE_SETTINGS_CONFIG
 
     docker_url: str = Field(default="unix:///var/run/docker.sock", min_length=1)
     engine_timeout_s: float = Field(default=30.0, gt=0, description="one Docker API call")

@@ -1,10 +1,15 @@
 """The JPEG frame on `camera/<cam>/frame`: its metadata as MQTT 5 user properties,
-JPEG encode and decode, and the frame size knob that sets a camera's upload cost.
+the checks of its bytes that need no pixel decoded, and the frame size knob that
+sets a camera's upload cost.
 
 `MAX_FRAME_WIDTH` x `MAX_FRAME_HEIGHT` is the largest frame camera-capture
 sends (its size knobs stop there); a receiver reads a JPEG's dimensions from
 its header (`jpeg_dimensions`, no pixels decoded) and refuses anything larger
-before decoding, so a few hundred bytes cannot claim gigabytes of pixels."""
+before decoding, so a few hundred bytes cannot claim gigabytes of pixels.
+
+The pixels themselves are in two modules of their own, one per image library,
+so that no stage loads a library it does not use: `jpeg_encode` (OpenCV, BGR:
+camera-capture) and `jpeg_decode` (simplejpeg, RGB: object-detector)."""
 
 from __future__ import annotations
 
@@ -12,13 +17,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from schemas.envelope import MAX_INT, MAX_TIMESTAMP
 from schemas.video import FRAME_PROPERTIES, MAX_SIDE
 
+# H x W x 3 pixels, in the order of the library that made them: BGR in
+# camera-capture (OpenCV), RGB in object-detector (simplejpeg, `jpeg_decode.RgbFrame`).
 Frame = npt.NDArray[np.uint8]
 
 MAX_FRAME_WIDTH = 7680
@@ -106,25 +112,6 @@ def fit_size(width: int, height: int, max_width: int, max_height: int) -> tuple[
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def resize_to_fit(frame: Frame, max_width: int, max_height: int) -> Frame:
-    height, width = frame.shape[:2]
-    new_width, new_height = fit_size(width, height, max_width, max_height)
-    if (new_width, new_height) == (width, height):
-        return frame
-    # INTER_AREA: the right filter for shrinking (no aliasing).
-    resized = cv2.resize(frame, (new_width, new_height), interpolation=cv2.INTER_AREA)
-    return np.asarray(resized, dtype=np.uint8)
-
-
-def encode_jpeg(frame: Frame, quality: int) -> bytes:
-    if not 1 <= quality <= 100:
-        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
-    ok, buffer = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError(f"cannot encode a frame of shape {frame.shape} as JPEG")
-    return bytes(buffer.tobytes())
-
-
 def jpeg_dimensions(data: bytes) -> tuple[int, int]:
     """(width, height) from a JPEG's start-of-frame header, without decoding.
 
@@ -180,20 +167,16 @@ def check_jpeg_size(
     return width, height
 
 
-def decode_jpeg(data: bytes) -> Frame:
-    """JPEG bytes -> BGR frame; raises CorruptJpegError for anything else.
+def check_jpeg_complete(data: bytes) -> None:
+    """CorruptJpegError unless `data` starts like a JPEG and ends with its
+    end-of-image marker.
 
     libjpeg decodes a truncated file without complaint (the missing rows come
-    out grey), so the end-of-image marker is checked first: a frame cut short
-    on the wire is rejected, not passed on half grey. The header's dimensions
-    are checked before any pixel is decoded (OversizeJpegError).
+    out grey), so a frame cut short on the wire is refused here, before a
+    decoder sees it, not passed on half grey. The marker may be followed by a
+    little padding, hence the look at the last bytes rather than the very last two.
     """
     if len(data) < 4 or not data.startswith(_JPEG_START):
         raise CorruptJpegError(f"not a JPEG: {len(data)} bytes starting {data[:4].hex()}")
     if _JPEG_END not in data[-16:]:
         raise CorruptJpegError(f"truncated JPEG: no end-of-image marker in {len(data)} bytes")
-    check_jpeg_size(data)
-    frame = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if frame is None:
-        raise CorruptJpegError(f"undecodable JPEG of {len(data)} bytes")
-    return np.asarray(frame, dtype=np.uint8)

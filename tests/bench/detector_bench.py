@@ -66,7 +66,9 @@ import orjson
 
 from services.camera_capture.motion import MotionGate
 from services.inference import load_model
-from services.media.jpeg_frame import Frame, decode_jpeg, encode_jpeg, resize_to_fit
+from services.media.jpeg_decode import decode_jpeg
+from services.media.jpeg_encode import encode_jpeg, resize_to_fit
+from services.media.jpeg_frame import Frame
 from services.object_detector.settings import MODELS
 from services.object_detector.ssd import DetectionBox, SSDDetector, load_labels
 from services.object_tracker.events import ObjectEventBuilder

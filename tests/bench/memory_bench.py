@@ -52,7 +52,7 @@ GOALS_MB: dict[str, float] = {
     "audio-capture": CAPTURE_GOAL_MB,
 }
 # `import pydantic` alone is lazy: the baseline loads BaseModel, as every stage does.
-STAGE_FLOOR = "import asyncio, aiomqtt, pydantic_settings; from pydantic import BaseModel"
+STAGE_FLOOR = "import asyncio, aiomqtt, orjson; from pydantic import BaseModel"
 BASELINES: dict[str, str] = {
     "python_asyncio": "import asyncio",
     "python_aiomqtt_pydantic": "import asyncio, aiomqtt; from pydantic import BaseModel",
@@ -62,15 +62,17 @@ BASELINES: dict[str, str] = {
     "python_stage_floor_cv2": f"{STAGE_FLOOR}; import cv2",
     "python_stage_floor_onnxruntime": f"{STAGE_FLOOR}; import onnxruntime",
     "python_stage_floor_litert_cv2": f"{STAGE_FLOOR}; import cv2, ai_edge_litert.interpreter",
+    "python_stage_floor_litert_pil": f"{STAGE_FLOOR}; import PIL.Image, ai_edge_litert.interpreter",
 }
 
 
 # Each stage's floor: the baseline that imports the libraries it cannot run
-# without (its models' runtimes, OpenCV for video, NumPy for sound).
+# without (its models' runtimes, OpenCV for video capture, Pillow for the
+# detector's JPEGs, NumPy for sound).
 STAGE_FLOORS: dict[str, str] = {
     "audio-capture": "python_stage_floor_numpy",
     "camera-capture": "python_stage_floor_cv2",
-    "object-detector": "python_stage_floor_litert_cv2",
+    "object-detector": "python_stage_floor_litert_pil",
     "audio-classifier": "python_stage_floor_onnxruntime",
 }
 

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from services.media.jpeg_frame import encode_jpeg
+from services.media.jpeg_encode import encode_jpeg
 from tests.harness.probe import MakeProbe
 from tests.harness.stage_process import StartStage
 from tests.integration.video_helpers import (

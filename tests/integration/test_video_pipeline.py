@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from tests.harness.probe import MakeProbe, Probe, Seen
 from tests.harness.stage_process import StageProcess, StartStage
 from tests.integration.video_helpers import (
     VIDEO,
+    frame_properties,
     latency_s,
     offer_frames,
     percentile,
@@ -323,4 +325,29 @@ def test_corrupt_jpeg_and_wrong_properties_are_dead_letters(
     camera.publish(topic, jpeg, qos=0, user_properties={**good, "seq": "2"})
     found = observer.wait_for(lambda m: m.topic == f"{root}/detections/bad/frame")
     assert [m.json()["seq"] for m in found] == [2]
+    assert detector.poll() is None
+
+
+def test_the_detector_process_never_maps_opencv(
+    stage: StartStage, probe: MakeProbe, root: str
+) -> None:
+    """object-detector decodes and crops with simplejpeg and resizes with
+    Pillow: OpenCV (about 16 MB a replica) is not in its address space, even
+    after frames with crops."""
+    observer, detector = watched_detector(stage, probe, root)
+    camera = probe("camera-capture")
+    topic = f"{root}/camera/maps/frame"
+    for seq, (jpeg, width, height) in enumerate(vtest_jpegs(3, max_width=384)):
+        camera.publish(topic, jpeg, qos=0, user_properties=frame_properties(seq, width, height))
+        time.sleep(0.2)  # one at a time: latest-wins would merge them
+    cropped = observer.wait_for(
+        lambda m: (
+            m.topic == f"{root}/detections/maps/frame"
+            and any(found.get("crop") for found in m.json()["objects"])
+        )
+    )
+    mapped = Path(f"/proc/{detector.pid}/maps").read_text()
+    print(f"{len(cropped)} frames with crops; RSS {rss_mib(detector.pid):.0f} MiB")
+    assert "/simplejpeg" in mapped  # what decoded them: the reading sees the libraries
+    assert "cv2" not in mapped and "opencv" not in mapped.lower()
     assert detector.poll() is None

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.media.jpeg_frame import encode_jpeg, resize_to_fit
+from services.media.jpeg_encode import encode_jpeg, resize_to_fit
 from tests.harness.assets import VIDEO as VIDEO  # re-exported: the video tests import it here
 from tests.harness.probe import MakeProbe, Probe, Seen
 from tests.harness.stage_process import StageProcess, StartStage

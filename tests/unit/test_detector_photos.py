@@ -31,9 +31,10 @@ def asset(path: Path) -> Path:
 
 
 def read_photo(name: str) -> npt.NDArray[np.uint8]:
+    """The photo as RGB, the order the detector takes (decode_jpeg's)."""
     frame = cv2.imread(str(asset(MEDIA / name)))
     assert frame is not None, f"cannot decode {name}"
-    return np.asarray(frame, dtype=np.uint8)
+    return np.asarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), dtype=np.uint8)
 
 
 @pytest.fixture(scope="module")

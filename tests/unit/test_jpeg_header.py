@@ -11,14 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.media.jpeg_decode import decode_jpeg
+from services.media.jpeg_encode import encode_jpeg
 from services.media.jpeg_frame import (
     MAX_FRAME_HEIGHT,
     MAX_FRAME_WIDTH,
     CorruptJpegError,
     OversizeJpegError,
     check_jpeg_size,
-    decode_jpeg,
-    encode_jpeg,
     jpeg_dimensions,
 )
 

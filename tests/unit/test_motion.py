@@ -11,13 +11,9 @@ import numpy.typing as npt
 import pytest
 
 from services.camera_capture.motion import MotionGate, MotionSettings
-from services.media.jpeg_frame import (
-    CorruptJpegError,
-    decode_jpeg,
-    encode_jpeg,
-    fit_size,
-    resize_to_fit,
-)
+from services.media.jpeg_decode import decode_jpeg
+from services.media.jpeg_encode import encode_jpeg, resize_to_fit
+from services.media.jpeg_frame import CorruptJpegError, fit_size
 from tests.harness.assets import MEDIA, require
 
 
@@ -110,7 +106,7 @@ def test_jpeg_round_trip_and_quality_sets_size() -> None:
     assert frame.shape == (212, 320, 3)
     small, large = encode_jpeg(frame, 30), encode_jpeg(frame, 90)
     assert len(small) < len(large)
-    decoded = decode_jpeg(large)
+    decoded = decode_jpeg(large)[:, :, ::-1]  # decoded RGB; the camera's frame is BGR
     assert decoded.shape == frame.shape
     assert float(np.mean(np.abs(decoded.astype(int) - frame.astype(int)))) < 5
 

@@ -18,11 +18,11 @@ from services.camera_capture.jpeg_fit import MIN_QUALITY, JpegFitter
 from services.camera_capture.settings import CaptureConfig
 from services.camera_capture.stage import frame_bounds
 from services.common.packet_size import max_payload_bytes, publish_packet_bytes
+from services.media.jpeg_encode import encode_jpeg
 from services.media.jpeg_frame import (
     MAX_FRAME_HEIGHT,
     MAX_FRAME_WIDTH,
     Frame,
-    encode_jpeg,
     jpeg_dimensions,
 )
 

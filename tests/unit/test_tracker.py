@@ -163,9 +163,10 @@ def test_real_video_gives_stable_person_tracks() -> None:
         for frame_number in range(150):
             ok, frame = capture.read()
             assert ok, f"vtest.avi ended at frame {frame_number}"
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)  # the detector's order
             people = [
                 d
-                for d in detector.detect(np.asarray(frame, np.uint8), min_score=0.5)
+                for d in detector.detect(np.asarray(rgb, np.uint8), min_score=0.5)
                 if d.label == "person"
             ]
             for track in tracker.update(people, ts=frame_number / 10).active:
